@@ -1,0 +1,87 @@
+"""Builds the objects of one run from its resolved config: data module, network, Lightning module, trainer.
+
+``train.py`` and ``evaluate.py`` share these builders, so a checkpoint's saved config rebuilds exactly the run
+that wrote it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from cfnsr.data.datamodule import RavdessDataModule
+from cfnsr.data.folds import Split, make_split
+from cfnsr.data.preprocess import PreprocessSettings
+from cfnsr.models.build import build_model, load_backbone_weights, load_kinetics_resnext
+from cfnsr.models.init_runs import find_unimodal_checkpoints
+from cfnsr.module import EmotionModule
+
+
+def preprocess_settings(cfg: DictConfig) -> PreprocessSettings:
+    """The cache-shaping subset of ``cfg.preprocess`` (``workers``/``force`` are run options, not settings)."""
+    names = {f.name for f in dataclasses.fields(PreprocessSettings)}
+    return PreprocessSettings(**{k: v for k, v in cfg.preprocess.items() if k in names})
+
+
+def clip_shapes(cfg: DictConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Per-clip input shapes: video (3, T, S, S) and audio (n_mfcc, L), L = 1 + samples // hop (librosa, centred)."""
+    p = preprocess_settings(cfg)
+    samples = int(p.audio_duration * p.sample_rate)
+    return (3, p.frames, p.size, p.size), (p.n_mfcc, 1 + samples // p.hop_length)
+
+
+def fold_split(cfg: DictConfig) -> Split:
+    return make_split(cfg.folds.test_actors, cfg.fold, cfg.protocol.name, val_actors=cfg.folds.get("val_actors"))
+
+
+def build_datamodule(cfg: DictConfig) -> RavdessDataModule:
+    d = cfg.data
+    return RavdessDataModule(
+        root=d.root,
+        cache_dir=d.cache_dir,
+        settings=preprocess_settings(cfg),
+        split=fold_split(cfg),
+        batch_size=d.batch_size,
+        eval_batch_size=d.eval_batch_size,
+        num_workers=d.num_workers,
+        pin_memory=d.pin_memory,
+        in_memory=d.in_memory,
+        seed=cfg.seed,
+        generate=dict(d.generate) if d.get("generate") else None,
+        preprocess_workers=cfg.preprocess.workers,
+        preprocess_force=cfg.preprocess.force,
+    )
+
+
+def build_module(cfg: DictConfig, results_dir: str | Path | None, load_init: bool = True) -> EmotionModule:
+    """The network (backbone + fusion, optionally initialised from stage-1 checkpoints) in its training module."""
+    model = build_model(cfg.backbone, cfg.fusion, cfg.data.num_classes)
+    init = cfg.model.init
+    if load_init:
+        video, audio = init.video, init.audio
+        if init.get("from_runs"):
+            found = find_unimodal_checkpoints(init.from_runs, fold=cfg.fold, seed=cfg.seed)
+            video, audio = video or found.get("video"), audio or found.get("audio")
+        if init.get("kinetics"):
+            load_kinetics_resnext(model.video, init.kinetics)
+        if video or audio:
+            load_backbone_weights(model, video=video, audio=audio)
+    return EmotionModule(
+        model=model,
+        optimizer=instantiate(cfg.optimizer),
+        augment=instantiate(cfg.augment),
+        num_classes=cfg.data.num_classes,
+        seed=cfg.seed,
+        results_dir=results_dir,
+        compile=cfg.model.compile,
+        channels_last=cfg.model.channels_last,
+    )
+
+
+def build_trainer(cfg: DictConfig, output_dir: Path, callbacks: list[Any], loggers: list[Any] | bool) -> pl.Trainer:
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, default_root_dir=str(output_dir))

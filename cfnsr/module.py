@@ -1,0 +1,146 @@
+"""The LightningModule: one training/evaluation loop for every fusion strategy.
+
+Nothing here is model-specific: the fusion model computes its own loss (``model.loss``), so late fusion with
+per-stream losses or the multiplicative combination loss need no branch here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassRecall,
+)
+
+from cfnsr.data.augment import ClipAugment
+
+
+def _metrics(num_classes: int) -> MetricCollection:
+    # average= is spelled out: MulticlassAccuracy alone defaults to macro, which is UAR, not the paper's accuracy.
+    return MetricCollection({
+        "war": MulticlassAccuracy(num_classes, average="micro"),
+        "uar": MulticlassRecall(num_classes, average="macro"),
+        "f1": MulticlassF1Score(num_classes, average="macro"),
+    })
+
+
+class EmotionModule(pl.LightningModule):
+    """Trains ``model`` with its own loss; reports WAR (micro accuracy), UAR (macro recall), macro-F1, confusion.
+
+    Args:
+        model: a ``FusionModel``: ``model(video (B,3,T,H,W), audio (B,n_mfcc,L)) -> FusionOutput``.
+        optimizer: factory ``params -> torch.optim.Optimizer`` (a Hydra ``_partial_`` target).
+        augment: uint8 clips -> normalised float clips, random only in train mode.
+        seed: the global RNG is reseeded from (seed, epoch, rank) at each epoch start, so dropout and augmentation
+            draws of an epoch do not depend on whether the run was resumed.
+        results_dir: where rank 0 writes ``test_<tag>.json`` (metrics + confusion) after each test run; files
+            survive process boundaries (ddp_spawn, ddp) where module attributes would not.
+        compile: run the forward through ``torch.compile``; the uncompiled module stays the registered child, so
+            checkpoints keep their plain keys.
+        channels_last: use the channels_last_3d memory format for the video input and the network.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
+        augment: ClipAugment,
+        num_classes: int,
+        seed: int = 0,
+        results_dir: str | os.PathLike | None = None,
+        compile: bool = False,
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.augment = augment
+        self.optimizer_factory = optimizer
+        self.num_classes = num_classes
+        self.seed = seed
+        self.results_dir = Path(results_dir) if results_dir is not None else None
+        self.channels_last = channels_last
+        self.test_tag = "test"
+        self.run_config: dict[str, Any] | None = None  # saved into every checkpoint, see on_save_checkpoint
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last_3d)
+        # Bypass nn.Module registration: the compiled wrapper must not add "_orig_mod." keys to the state dict.
+        object.__setattr__(self, "_forward", torch.compile(self.model) if compile else self.model)
+        self.train_war = MulticlassAccuracy(num_classes, average="micro")
+        self.val_metrics = _metrics(num_classes)
+        self.test_metrics = _metrics(num_classes)
+        self.test_confusion = MulticlassConfusionMatrix(num_classes)
+
+    # ---------------------------------------------------------------- data on the device
+    def on_after_batch_transfer(self, batch: dict[str, Tensor], dataloader_idx: int) -> dict[str, Tensor]:
+        video = self.augment(batch["video"])
+        if self.channels_last:
+            video = video.contiguous(memory_format=torch.channels_last_3d)
+        return {**batch, "video": video, "audio": batch["audio"].float()}
+
+    def forward(self, video: Tensor, audio: Tensor):
+        return self._forward(video, audio)
+
+    # ---------------------------------------------------------------- training
+    def on_train_epoch_start(self) -> None:
+        torch.manual_seed(self.seed * 1_000_003 + self.current_epoch * 1009 + self.global_rank)
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        out = self(batch["video"], batch["audio"])
+        loss = self.model.loss(out, batch["label"])
+        self.train_war(out.logits.detach(), batch["label"])
+        bs = batch["label"].numel()
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
+        self.log("train/war", self.train_war, on_step=False, on_epoch=True, prog_bar=True, batch_size=bs)
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        out = self(batch["video"], batch["audio"])
+        bs = batch["label"].numel()
+        self.log("val/loss", self.model.loss(out, batch["label"]), on_epoch=True, batch_size=bs, sync_dist=True)
+        self.val_metrics.update(out.logits, batch["label"])
+
+    def on_validation_epoch_end(self) -> None:
+        values = self.val_metrics.compute()  # all-gathered over ranks by torchmetrics
+        self.log_dict({f"val/{k}": v for k, v in values.items()}, prog_bar=True, sync_dist=False)
+        self.val_metrics.reset()
+
+    # ---------------------------------------------------------------- testing
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        out = self(batch["video"], batch["audio"])
+        self.test_metrics.update(out.logits, batch["label"])
+        self.test_confusion.update(out.logits, batch["label"])
+
+    def on_test_epoch_end(self) -> None:
+        values = {k: float(v) for k, v in self.test_metrics.compute().items()}
+        confusion = self.test_confusion.compute().long()
+        self.log_dict({f"{self.test_tag}/{k}": v for k, v in values.items()})
+        self.test_metrics.reset()
+        self.test_confusion.reset()
+        if self.trainer.is_global_zero and self.results_dir is not None:
+            result = {**values, "n": int(confusion.sum()), "confusion": confusion.tolist(),
+                      "epoch": int(self.current_epoch)}
+            self.results_dir.mkdir(parents=True, exist_ok=True)
+            path = self.results_dir / f"{self.test_tag}.json"
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(json.dumps(result))
+            os.replace(tmp, path)
+
+    # ---------------------------------------------------------------- optimisation and checkpoints
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_factory(self.parameters())
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Plain Python types only, so the checkpoint loads with torch.load(weights_only=True).
+        if self.run_config is not None:
+            checkpoint["cfnsr_config"] = self.run_config

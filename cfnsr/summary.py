@@ -1,0 +1,38 @@
+"""Human-readable summaries of run records for the terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _pct(x: float | None) -> str:
+    return "   n/a" if x is None else f"{100 * x:6.2f}"
+
+
+def format_run_summary(record: dict[str, Any], run_dir: str | Path) -> str:
+    """Test metrics of a finished run, labelled with the protocol, and where its files went."""
+    run_dir = Path(run_dir)
+    lines = [
+        "",
+        f"== {record['fusion']} | backbone={record['backbone']} | data={record['dataset']} | fold {record['fold']} "
+        f"(test actors {record['test_actors']}) | seed {record['seed']} | protocol={record['protocol']}",
+        f"   params {record['params']:,}" + (f" | {record['gflops']:.3f} GFLOPs/clip" if record.get("gflops") else ""),
+        f"   {'':44s}   WAR    UAR     F1    n",
+    ]
+    rows = (("test", f"test @ {record['selection']}"), ("test_last", "test @ last epoch"))
+    lines[-1] = f"   {'':44s}   WAR    UAR     F1    n"
+    for key, label in rows:
+        res = record.get(key)
+        if res:
+            lines.append(f"   {label:44s} {_pct(res['war'])} {_pct(res['uar'])} {_pct(res['f1'])} {res['n']:4d}")
+    if record.get("best_epoch") is not None:
+        lines.append(f"   selected epoch: {record['best_epoch']} of {record.get('epochs')}")
+    lines += [
+        f"   checkpoints: {record.get('best_ckpt')} (selected), {record.get('last_ckpt')} (last)"
+        if record.get("last_ckpt") else f"   checkpoint:  {record.get('best_ckpt')}",
+        f"   metrics:     {run_dir / 'metrics.json'}; per-epoch logs: {run_dir / 'csv' / 'metrics.csv'}",
+        f"   config:      {run_dir / 'config.yaml'}",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,127 @@
+"""One training job: fit on a fold, test the selected and the last-epoch weights, write ``metrics.json``."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
+
+from cfnsr.complexity import count_params, gflops_per_clip
+from cfnsr.experiment import build_datamodule, build_module, build_trainer, clip_shapes, fold_split
+from cfnsr.run_record import read_record, write_record
+from cfnsr.summary import format_run_summary
+
+_EPOCH_IN_NAME = re.compile(r"best-e(\d+)")
+
+
+def run_metadata(cfg: DictConfig, params: int, gflops: float | None) -> dict[str, Any]:
+    """The descriptive fields of a run record (everything but the results)."""
+    split = fold_split(cfg)
+    return {
+        "experiment": cfg.experiment_name,
+        "dataset": cfg.data.name,
+        "backbone": cfg.backbone.name,
+        "fusion": cfg.fusion.name,
+        "fusion_stage": cfg.fusion.stage,
+        "protocol": cfg.protocol.name,
+        "selection": cfg.protocol.selection,
+        "folds": cfg.folds.name,
+        "fold": cfg.fold,
+        "test_actors": list(split.test_actors),
+        "val_actors": list(split.val_actors),
+        "seed": cfg.seed,
+        "params": params,
+        "gflops": gflops,
+        "paper": OmegaConf.to_container(cfg.fusion.paper) if cfg.fusion.get("paper") else None,
+    }
+
+
+def _loggers(cfg: DictConfig) -> list[Any]:
+    return [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None and "_target_" in c]
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run the job described by ``cfg`` and return its record (also written to ``<output_dir>/metrics.json``)."""
+    pl.seed_everything(cfg.seed, workers=True)
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+
+    datamodule = build_datamodule(cfg)
+    module = build_module(cfg, results_dir=out / "test_results")
+    module.run_config = OmegaConf.to_container(cfg, resolve=True)
+    gflops = gflops_per_clip(module.model, *clip_shapes(cfg)) if cfg.complexity else None
+    meta = run_metadata(cfg, count_params(module.model), gflops)
+
+    checkpoint = ModelCheckpoint(
+        dirpath=out / "checkpoints", filename="best-e{epoch:03d}", auto_insert_metric_name=False,
+        monitor="val/war", mode="max", save_last=True,
+    )
+    loggers = _loggers(cfg)
+    trainer = build_trainer(cfg, out, [checkpoint, TQDMProgressBar(refresh_rate=10)], loggers or False)
+    for lg in loggers:
+        lg.log_hyperparams({**meta, "config": module.run_config})
+
+    record: dict[str, Any] = {"status": "running", "error": None, "run_dir": str(out.resolve()), **meta}
+    if trainer.is_global_zero:
+        write_record(out, record)
+    started = time.time()
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        record["epochs"] = trainer.current_epoch
+        record["best_ckpt"] = checkpoint.best_model_path or None
+        record["last_ckpt"] = checkpoint.last_model_path or None
+        m = _EPOCH_IN_NAME.search(Path(checkpoint.best_model_path).name) if checkpoint.best_model_path else None
+        record["best_epoch"] = int(m.group(1)) if m else None
+        if cfg.test_after_fit:
+            for tag, ckpt in (("test", checkpoint.best_model_path), ("test_last", checkpoint.last_model_path)):
+                module.test_tag = tag
+                trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=False, verbose=False)
+                record[tag] = _read_test_result(out / "test_results" / f"{tag}.json")
+        record["status"] = "finished"
+    except BaseException as exc:
+        record["status"] = "failed"
+        record["error"] = f"{type(exc).__name__}: {exc}"
+        if trainer.is_global_zero:
+            write_record(out, record)
+            (out / "error.txt").write_text(traceback.format_exc())
+        raise
+    finally:
+        record["train_seconds"] = round(time.time() - started, 1)
+        _finish_loggers(loggers, record)
+    if trainer.is_global_zero:
+        write_record(out, record)
+        print(format_run_summary(read_record(out), out))
+    return record
+
+
+def _read_test_result(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def _finish_loggers(loggers: list[Any], record: dict[str, Any]) -> None:
+    for lg in loggers:
+        if type(lg).__name__ == "WandbLogger":
+            import wandb
+
+            if record.get("status") == "finished" and wandb.run is not None:
+                for tag in ("test", "test_last"):
+                    res = record.get(tag) or {}
+                    for key in ("war", "uar", "f1"):
+                        if key in res:
+                            wandb.run.summary[f"{tag}/{key}"] = res[key]
+                if record.get("test"):
+                    wandb.run.summary["params"] = record["params"]
+                    wandb.log({"test/confusion": wandb.Table(
+                        columns=["true", "pred", "count"],
+                        data=[[i, j, c] for i, row in enumerate(record["test"]["confusion"])
+                              for j, c in enumerate(row)])})
+            wandb.finish()  # one wandb run per job, also inside a multirun

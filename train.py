@@ -1,0 +1,16 @@
+"""Train one fusion strategy on one fold: ``python train.py [fusion=cfnsr] [fold=1] [...]`` (see README)."""
+
+import hydra
+from omegaconf import DictConfig
+
+from cfnsr.train import train
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    record = train(cfg)
+    return (record.get("test") or {}).get("war")  # a sweeper's objective
+
+
+if __name__ == "__main__":
+    main()
