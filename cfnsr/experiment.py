@@ -65,10 +65,13 @@ def build_module(cfg: DictConfig, results_dir: str | Path | None, load_init: boo
     if load_init:
         video, audio = init.video, init.audio
         if init.get("from_runs"):
-            found = find_unimodal_checkpoints(init.from_runs, fold=cfg.fold, seed=cfg.seed)
+            found = find_unimodal_checkpoints(init.from_runs, fold=cfg.fold, seed=cfg.seed,
+                                              dataset=cfg.data.name, backbone=cfg.backbone.name)
             video, audio = video or found.get("video"), audio or found.get("audio")
         if init.get("kinetics"):
             load_kinetics_resnext(model.video, init.kinetics)
+        video = video if "video" in model.modalities else None  # e.g. from_runs found both for a unimodal run
+        audio = audio if "audio" in model.modalities else None
         if video or audio:
             load_backbone_weights(model, video=video, audio=audio)
     return EmotionModule(

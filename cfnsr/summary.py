@@ -21,7 +21,6 @@ def format_run_summary(record: dict[str, Any], run_dir: str | Path) -> str:
         f"   {'':44s}   WAR    UAR     F1    n",
     ]
     rows = (("test", f"test @ {record['selection']}"), ("test_last", "test @ last epoch"))
-    lines[-1] = f"   {'':44s}   WAR    UAR     F1    n"
     for key, label in rows:
         res = record.get(key)
         if res:

@@ -79,11 +79,15 @@ def main_table(group: GroupTable) -> str:
     return _table(header, rows)
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _row_cells(r: FusionRow) -> list[str]:
     return [
         r.model,
         r.stage,
-        f"{r.n_runs} ({len(r.folds)} folds × {len(r.seeds)} seeds)",
+        f"{r.n_runs} ({_plural(len(r.folds), 'fold')} × {_plural(len(r.seeds), 'seed')})",
         fmt_mean_std(r.war_mean, r.war_std, r.n_runs),
         fmt_mean_std(r.uar_mean, r.uar_std, r.n_runs),
         fmt_mean_std(r.f1_mean, r.f1_std, r.n_runs),

@@ -73,7 +73,7 @@ def paired_comparison(a: Mapping[int, float], b: Mapping[int, float]) -> dict[st
             if n_nonzero < n:
                 notes.append(f"Wilcoxon drops the {n - n_nonzero} zero difference(s)")
             if len({abs(d) for d in diffs if d != 0}) < n_nonzero:
-                notes.append("tied |differences|: the 'exact' Wilcoxon p is approximate")
+                notes.append("tied absolute differences: the 'exact' Wilcoxon p is approximate")
     out["note"] = "; ".join(notes)
     return out
 

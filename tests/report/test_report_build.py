@@ -1,0 +1,177 @@
+"""Aggregation, ordering, skipping, mixing, duplicates and the protocol gap, against hand-computed numbers."""
+
+from __future__ import annotations
+
+import os
+import statistics
+from pathlib import Path
+
+import pytest
+from report_fixtures import CORRECT, N_TEST, make_record
+
+from cfnsr.report import ReportError, build_report, collect_runs, format_markdown
+from cfnsr.run_record import write_record
+
+
+def pct(correct: int) -> float:
+    return 100.0 * correct / N_TEST
+
+
+def wars(fusion: str) -> list[float]:
+    return [pct(c) for (f, _, _), c in CORRECT.items() if f == fusion]
+
+
+def test_table_numbers_match_hand_computation(sweep: Path) -> None:
+    runs, _ = collect_runs([sweep])
+    report = build_report(runs)
+    (group,) = report.groups
+    cfnsr = group.row("cfnsr")
+    assert cfnsr.n_runs == 6 and cfnsr.folds == [1, 2, 3] and cfnsr.seeds == [1, 2]
+    assert cfnsr.war_mean == pytest.approx(statistics.mean(wars("cfnsr")))
+    assert cfnsr.war_std == pytest.approx(statistics.stdev(wars("cfnsr")))  # sample std, ddof=1
+    # per-fold WAR = mean over the two seeds: (180+184)/2, (170+172)/2, (190+186)/2 clips of 240
+    assert cfnsr.per_fold_war == pytest.approx({1: 182 / 2.4, 2: 171 / 2.4, 3: 188 / 2.4})
+    assert cfnsr.uar_mean == pytest.approx(statistics.mean(wars("cfnsr")) - 1.0)
+    assert cfnsr.f1_mean == pytest.approx(statistics.mean(wars("cfnsr")) - 2.0)
+    assert cfnsr.last_war_mean == pytest.approx(statistics.mean(wars("cfnsr")) - 5.0)  # 12 clips = 5 points
+    assert cfnsr.params == [26_301_417] and cfnsr.paper_accuracy == 75.76 and cfnsr.paper_params == "26.30M"
+    assert cfnsr.confusion.sum() == 6 * N_TEST and cfnsr.confusion.trace() == sum(
+        c for (f, _, _), c in CORRECT.items() if f == "cfnsr"
+    )
+    msaf = group.row("msaf")
+    assert msaf.war_mean == pytest.approx(statistics.mean(wars("msaf")))
+    assert msaf.war_std == pytest.approx(statistics.stdev(wars("msaf")))
+    assert msaf.per_fold_war == pytest.approx({1: pct(176), 2: pct(168), 3: pct(185)})
+    # The markdown shows % with 2 decimals, per-fold in fold order, and the WAR label from `selection`.
+    md = format_markdown(report)
+    assert f"{statistics.mean(wars('cfnsr')):.2f} ± {statistics.stdev(wars('cfnsr')):.2f}" in md
+    assert "1: 75.83, 2: 71.25, 3: 78.33" in md
+    assert "WAR (%), best test epoch (paper protocol): mean ± std" in md
+    assert "| CFN-SR | Model | 6 (3 folds × 2 seeds) |" in md
+
+
+def test_rows_follow_paper_order_then_alphabetical(write_run) -> None:
+    for fusion in ["zeta_custom", "cfnsr", "alpha_custom", "msaf", "averaging", "video_only", "audio_only", "mmtm"]:
+        write_run(fusion, 1, 1, 150)
+    runs, _ = collect_runs([write_run(fusion="mcbp", fold=1, seed=1, correct=150).parents[1]])
+    report = build_report(runs)
+    order = [r.fusion for r in report.groups[0].rows]
+    assert order == [
+        "video_only", "audio_only", "averaging", "mcbp", "mmtm", "msaf", "cfnsr", "alpha_custom", "zeta_custom",
+    ]  # fmt: skip
+    models = [r.model for r in report.groups[0].rows]
+    assert models[:2] == ["3D ResNeXt-50 (video only)", "1D CNN (audio only)"] and models[6] == "CFN-SR"
+    # A single run per fusion has no sample std: shown with its n instead of a made-up number.
+    assert "62.50 (n=1)" in format_markdown(report)
+
+
+def test_skipped_runs_are_listed_with_reasons(sweep: Path) -> None:
+    (sweep / "garbage").mkdir()
+    (sweep / "garbage" / "metrics.json").write_text("{not json")
+    incomplete = make_record("msaf", 5, 1, 100)
+    del incomplete["test"]
+    write_record(sweep / "incomplete", incomplete)
+    runs, skipped = collect_runs([sweep])
+    assert len(runs) == len(CORRECT)
+    reasons = {s.path.parent.name: s.reason for s in skipped}
+    assert reasons["failed"] == "failed: CUDA out of memory"
+    assert reasons["running"].startswith("running")
+    assert reasons["garbage"].startswith("unreadable")
+    assert reasons["incomplete"] == "incomplete record: missing test"
+    md = format_markdown(build_report(runs, skipped=skipped))
+    assert "## Skipped runs (4)" in md
+    assert "failed: CUDA out of memory" in md and "running / unfinished" in md
+
+
+@pytest.mark.parametrize(("field", "other"), [("protocol", "clean"), ("dataset", "ravdess"), ("backbone", "paper")])
+def test_mixing_groups_raises_naming_values_and_runs(write_run, field: str, other: str) -> None:
+    a = write_run("cfnsr", 1, 1, 180)
+    b = write_run("cfnsr", 2, 1, 180, **{field: other})
+    runs, _ = collect_runs([a.parents[1]])
+    with pytest.raises(ReportError) as err:
+        build_report(runs)
+    msg = str(err.value)
+    default = {"protocol": "paper", "dataset": "synthetic", "backbone": "tiny"}[field]
+    assert f"different {field} values" in msg
+    assert repr(default) in msg and repr(other) in msg
+    assert str(a.parent) in msg and str(b.parent) in msg
+    assert "--split" in msg
+    # With split there is one table per group instead.
+    report = build_report(runs, split=True)
+    assert sorted(getattr(g, field) for g in report.groups) == sorted([default, other])
+
+
+def test_split_gives_tables_and_protocol_gap(write_run) -> None:
+    # paper protocol: best test epoch; clean: best val epoch. last epoch = 12 clips (5 points) under each run.
+    paper = {("cfnsr", 1): 190, ("cfnsr", 2): 180, ("msaf", 1): 186, ("msaf", 2): 176}
+    clean = {("cfnsr", 1): 170, ("cfnsr", 2): 166, ("msaf", 1): 168}  # msaf fold 2 missing under clean
+    for (fusion, fold), c in paper.items():
+        root = write_run(fusion, fold, 1, c, protocol="paper").parents[1]
+    for (fusion, fold), c in clean.items():
+        write_run(fusion, fold, 1, c, protocol="clean")
+    write_run("cfnsr", 1, 1, 150, dataset="ravdess")  # a third group, with no gap partner
+    runs, _ = collect_runs([root])
+    with pytest.raises(ReportError):
+        build_report(runs)
+    report = build_report(runs, split=True)
+    assert [g.key for g in report.groups] == [
+        ("clean", "synthetic", "tiny"), ("paper", "ravdess", "tiny"), ("paper", "synthetic", "tiny"),
+    ]  # fmt: skip
+    assert report.groups[0].selection == "best validation epoch (clean protocol)"
+    (gap,) = report.gaps
+    assert (gap.dataset, gap.backbone) == ("synthetic", "tiny")
+    rows = {r.fusion: r for r in gap.rows}
+    assert list(rows) == ["msaf", "cfnsr"]
+    cf = rows["cfnsr"]
+    assert cf.paper_war == pytest.approx(pct(185))  # (190 + 180) / 2 clips
+    assert cf.clean_war == pytest.approx(pct(168))
+    assert cf.last_war == pytest.approx(pct(185) - 5.0)
+    assert cf.paper_minus_clean == pytest.approx(pct(185) - pct(168))
+    assert cf.paper_minus_last == pytest.approx(5.0)
+    ms = rows["msaf"]
+    assert ms.paper_minus_clean == pytest.approx(pct(181) - pct(168)) and (ms.n_paper, ms.n_clean) == (2, 1)
+    md = format_markdown(report)
+    assert "## Protocol gap: dataset=synthetic, backbone=tiny" in md
+    assert (
+        f"| CFN-SR | {pct(185):.2f} | {pct(168):.2f} | {pct(185) - 5:.2f} | {pct(185) - pct(168):+.2f} | +5.00 |" in md
+    )
+    assert "Methods cover different folds" in md  # the clean table's msaf has fold 1 only
+
+
+def test_duplicates_keep_newest_by_mtime(write_run) -> None:
+    old = write_run("cfnsr", 1, 1, 150)
+    new = write_run("cfnsr", 1, 1, 180)
+    other_seed = write_run("cfnsr", 1, 2, 170)
+    os.utime(old, (1_000_000, 1_000_000))
+    os.utime(new, (2_000_000, 2_000_000))
+    runs, _ = collect_runs([old.parents[1]])
+    report = build_report(runs)
+    row = report.groups[0].row("cfnsr")
+    assert row.n_runs == 2 and row.war_mean == pytest.approx((pct(180) + pct(170)) / 2)
+    ((dropped, kept),) = report.duplicates
+    assert dropped.path == old.resolve() and kept.path == new.resolve()
+    md = format_markdown(report)
+    assert "kept the newest by file mtime" in md and str(old.resolve()) in md
+    assert str(other_seed.resolve()) not in md  # a different seed is not a duplicate
+
+
+def test_comparison_against_cfnsr_in_report(sweep: Path) -> None:
+    runs, _ = collect_runs([sweep])
+    group = build_report(runs).groups[0]
+    comp = group.row("msaf").comparison
+    # msaf - cfnsr per fold, cfnsr averaged over its 2 seeds: (176-182), (168-171), (185-188) clips
+    assert comp["folds"] == [1, 2, 3]
+    assert comp["diffs"] == pytest.approx([-6 / 2.4, -3 / 2.4, -3 / 2.4])
+    assert comp["mean_diff"] == pytest.approx(-12 / 2.4 / 3)
+    assert group.row("cfnsr").comparison is None
+    md = format_markdown(build_report(runs))
+    assert "Paired comparison against CFN-SR" in md and "2/8 = 0.25 for n=3" in md
+    assert "not independent" in md
+
+
+def test_no_comparison_without_cfnsr(write_run) -> None:
+    write_run("msaf", 1, 1, 170)
+    runs, _ = collect_runs([write_run("averaging", 1, 1, 160).parents[1]])
+    report = build_report(runs)
+    assert not report.groups[0].has_comparison
+    assert "Paired comparison" not in format_markdown(report)
