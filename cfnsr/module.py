@@ -23,7 +23,6 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from cfnsr.data.augment import ClipAugment
 
 
 def _metrics(num_classes: int) -> MetricCollection:
@@ -41,7 +40,6 @@ class EmotionModule(pl.LightningModule):
     Args:
         model: a ``FusionModel``: ``model(video (B,3,T,H,W), audio (B,n_mfcc,L)) -> FusionOutput``.
         optimizer: factory ``params -> torch.optim.Optimizer`` (a Hydra ``_partial_`` target).
-        augment: uint8 clips -> normalised float clips, random only in train mode.
         seed: the global RNG is reseeded from (seed, epoch, rank) at each epoch start, so dropout and augmentation
             draws of an epoch do not depend on whether the run was resumed.
         results_dir: where rank 0 writes ``test_<tag>.json`` (metrics + confusion) after each test run; files
@@ -55,7 +53,6 @@ class EmotionModule(pl.LightningModule):
         self,
         model: nn.Module,
         optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
-        augment: ClipAugment,
         num_classes: int,
         seed: int = 0,
         results_dir: str | os.PathLike | None = None,
@@ -64,7 +61,6 @@ class EmotionModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.model = model
-        self.augment = augment
         self.optimizer_factory = optimizer
         self.num_classes = num_classes
         self.seed = seed
@@ -81,14 +77,10 @@ class EmotionModule(pl.LightningModule):
         self.test_metrics = _metrics(num_classes)
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
 
-    # ---------------------------------------------------------------- data on the device
-    def on_after_batch_transfer(self, batch: dict[str, Tensor], dataloader_idx: int) -> dict[str, Tensor]:
-        video = self.augment(batch["video"])
+    def forward(self, video: Tensor, audio: Tensor):
+        """video: normalised float (B, 3, T, H, W) (the data module augments it); audio: (B, n_mfcc, L)."""
         if self.channels_last:
             video = video.contiguous(memory_format=torch.channels_last_3d)
-        return {**batch, "video": video, "audio": batch["audio"].float()}
-
-    def forward(self, video: Tensor, audio: Tensor):
         return self._forward(video, audio)
 
     # ---------------------------------------------------------------- training

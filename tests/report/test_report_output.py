@@ -84,3 +84,8 @@ def test_python_dash_m(sweep: Path, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "| CFN-SR |" in proc.stdout and (tmp_path / "m" / "report.csv").exists()
+
+
+def test_cli_missing_input_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err

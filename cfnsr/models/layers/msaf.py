@@ -51,9 +51,7 @@ class MSAFBlock(nn.Module):
         if mask is not None:
             blocks = [b * _expand(m, b) for b, m in zip(blocks, mask.split(self.num_blocks, dim=1))]
 
-        u = sum(b.sum(dim=1).flatten(2).mean(dim=-1) for b in blocks)  # (B, c)
-        attention = self.highlight(self.join(u)).unflatten(1, (-1, self.block_channel)).softmax(dim=1)
-        attention = self.lowest_atten + attention * (1 - self.lowest_atten)  # (B, K, c)
+        attention = self.attention(blocks)
         if mask is not None and self.double_dropout_mask:
             attention = attention * mask[:, :, None]
 
@@ -62,6 +60,12 @@ class MSAFBlock(nn.Module):
             (b * _expand(a, b)).flatten(1, 2)[:, : x.shape[1]]
             for x, b, a in zip(xs, blocks, per_modality)
         )
+
+    def attention(self, blocks: Sequence[Tensor]) -> Tensor:
+        """Split blocks (B, N_m, c, *S_m) of every modality -> weights (B, K, c), a softmax over K per channel."""
+        u = sum(b.sum(dim=1).flatten(2).mean(dim=-1) for b in blocks)  # (B, c)
+        attention = self.highlight(self.join(u)).unflatten(1, (-1, self.block_channel)).softmax(dim=1)
+        return self.lowest_atten + attention * (1 - self.lowest_atten)
 
     def _split(self, x: Tensor, num_blocks: int) -> Tensor:
         """(B, C, *S) -> (B, N, c, *S), zero-padding C up to N * c."""

@@ -1,0 +1,216 @@
+"""LightningDataModule over the preprocessed cache: fold split -> datasets -> loaders.
+
+Clips travel as uint8 frames (4x smaller than float) and are augmented and normalised on the device
+(``on_after_batch_transfer`` with ``cfnsr.data.augment``), so a loader worker only copies arrays out of
+memory-mapped ``.npy`` files, or nothing at all when the split is resident in accelerator memory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from cfnsr.data.augment import ClipAugment
+from cfnsr.data.folds import Split
+from cfnsr.data.prepare import prepare_corpus
+from cfnsr.data.preprocess import PreprocessSettings, cached_clips, check_cache, load_clip
+from cfnsr.data.ravdess import parse_name
+
+
+STORAGES = ("mmap", "memory", "device")
+
+
+class CachedClips(Dataset):
+    """Clips of the cache, by stem.
+
+    Item: ``{"video": uint8 (T, H, W, 3), "audio": float32 (n_mfcc, L), "label": int64, "actor": int64}``.
+    Storage decides where the arrays live:
+    * ``mmap``: each item is copied out of memory-mapped ``.npy`` files (loader workers parallelise this);
+    * ``memory``: all clips are read once into two host tensors (RAVDESS at 30x224x224 is ~6.5 GB uint8);
+    * ``device``: as ``memory``, but items carry only ``"index"``; the data module gathers the batch from a copy of
+      the tensors kept in accelerator memory (see ``RavdessDataModule.on_after_batch_transfer``).
+    """
+
+    def __init__(self, cache_dir: str | Path, stems: list[str], storage: str = "mmap") -> None:
+        if storage not in STORAGES:
+            raise ValueError(f"data.storage={storage!r}: expected one of {STORAGES}")
+        self.cache_dir = Path(cache_dir)
+        self.stems = stems
+        self.storage = storage
+        names = [parse_name(s) for s in stems]
+        self.labels = torch.tensor([n.label for n in names], dtype=torch.long)
+        self.actors = torch.tensor([n.actor for n in names], dtype=torch.long)
+        self.video: torch.Tensor | None = None
+        self.audio: torch.Tensor | None = None
+        if storage != "mmap" and stems:
+            clips = [load_clip(self.cache_dir, s, mmap=True) for s in stems]
+            self.video = torch.from_numpy(np.stack([v for v, _ in clips]))
+            self.audio = torch.from_numpy(np.stack([a for _, a in clips]))
+
+    def __len__(self) -> int:
+        return len(self.stems)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        item = {"label": self.labels[i], "actor": self.actors[i]}
+        if self.storage == "device":
+            return {**item, "index": torch.tensor(i)}
+        if self.video is not None:
+            return {**item, "video": self.video[i], "audio": self.audio[i]}
+        v, a = load_clip(self.cache_dir, self.stems[i], mmap=True)
+        return {**item, "video": torch.from_numpy(np.ascontiguousarray(v)),
+                "audio": torch.from_numpy(np.ascontiguousarray(a))}
+
+
+class UnpaddedDistributedSampler(DistributedSampler):
+    """Evaluation sampler that gives every clip to exactly one rank (rank r gets r, r+W, ...).
+
+    Lightning's default DistributedSampler pads the set by repeating clips so that all ranks have equal length,
+    which would count some test clips twice in the metrics. Subclassing DistributedSampler stops Lightning from
+    replacing it.
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False)
+        self.num_samples = len(range(rank, len(dataset), num_replicas))
+
+    def __iter__(self):
+        return iter(range(self.rank, len(self.dataset), self.num_replicas))
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class RavdessDataModule(pl.LightningDataModule):
+    """Train/val/test loaders for one fold of a preprocessed RAVDESS-layout cache.
+
+    ``prepare_data`` (run by Lightning once per node) makes the synthetic corpus if ``generate`` is given and
+    ``root`` does not exist, then preprocesses ``root`` into ``cache_dir``; both resume, so re-running is cheap.
+    The training order is a function of (seed, epoch) only (a seeded DistributedSampler, also on one device), so
+    a run resumed from an epoch-end checkpoint sees the same batches as an uninterrupted one.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        cache_dir: str | Path,
+        settings: PreprocessSettings,
+        split: Split,
+        batch_size: int,
+        eval_batch_size: int | None = None,
+        augment: ClipAugment | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        storage: str = "mmap",
+        seed: int = 0,
+        generate: dict[str, Any] | None = None,
+        preprocess_workers: int = 2,
+        preprocess_force: bool = False,
+    ) -> None:
+        super().__init__()
+        self.root = Path(root)
+        self.generate = generate
+        self.preprocess_workers = preprocess_workers
+        self.preprocess_force = preprocess_force
+        self._prepared = False
+        self.cache_dir = Path(cache_dir)
+        self.settings = settings
+        self.split = split
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.storage = storage
+        self.augment = augment or ClipAugment()
+        self._on_device: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.seed = seed
+        self.datasets: dict[str, CachedClips] = {}
+
+    def prepare_data(self) -> None:
+        if self._prepared:
+            return
+        prepare_corpus(self.root, self.cache_dir, self.settings, generate=self.generate,
+                       workers=self.preprocess_workers, force=self.preprocess_force)
+        self._prepared = True
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        check_cache(self.cache_dir, self.settings)
+        stems = cached_clips(self.cache_dir)
+        by_actor: dict[int, list[str]] = {}
+        for stem in stems:
+            by_actor.setdefault(parse_name(stem).actor, []).append(stem)
+        for part, actors in (("train", self.split.train_actors), ("val", self.split.val_actors),
+                             ("test", self.split.test_actors)):
+            chosen = [s for a in actors for s in by_actor.get(a, [])]
+            if not chosen:
+                raise RuntimeError(
+                    f"{self.cache_dir}: no cached clips for the {part} actors {list(actors)}; "
+                    f"the cache holds actors {sorted(by_actor)}"
+                )
+            self.datasets[part] = CachedClips(self.cache_dir, chosen, storage=self.storage)
+
+    def _world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 1, 0
+        return trainer.world_size, trainer.global_rank
+
+    def _loader(self, dataset: Dataset, batch_size: int, sampler: DistributedSampler, drop_last: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            drop_last=drop_last,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        world, rank = self._world()
+        ds = self.datasets["train"]
+        sampler = DistributedSampler(ds, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
+        # A final batch of one clip would break BatchNorm in training; drop it only in that case.
+        per_rank = len(sampler)
+        return self._loader(ds, self.batch_size, sampler, drop_last=per_rank % self.batch_size == 1)
+
+    def val_dataloader(self) -> DataLoader:
+        world, rank = self._world()
+        ds = self.datasets["val"]
+        return self._loader(ds, self.eval_batch_size, UnpaddedDistributedSampler(ds, world, rank), False)
+
+    def test_dataloader(self) -> DataLoader:
+        world, rank = self._world()
+        ds = self.datasets["test"]
+        return self._loader(ds, self.eval_batch_size, UnpaddedDistributedSampler(ds, world, rank), False)
+
+    # ---------------------------------------------------------------- on the device
+    def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
+        """uint8 clips -> augmented (training only), normalised float ``(B, 3, T, H, W)``; audio as float."""
+        if "index" in batch:
+            batch = {**batch, **self._gather(batch["index"])}
+        training = self.trainer is not None and self.trainer.training
+        self.augment.train(training)
+        return {**batch, "video": self.augment(batch["video"]), "audio": batch["audio"].float()}
+
+    def _gather(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        part = self._current_part()
+        if part not in self._on_device:  # first batch of this split: copy it to the accelerator once
+            ds = self.datasets[part]
+            self._on_device[part] = (ds.video.to(index.device), ds.audio.to(index.device))
+        video, audio = self._on_device[part]
+        return {"video": video[index], "audio": audio[index]}
+
+    def _current_part(self) -> str:
+        t = self.trainer
+        if t.training:
+            return "train"
+        if t.sanity_checking or t.validating:
+            return "val"
+        return "test"

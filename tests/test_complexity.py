@@ -1,0 +1,68 @@
+"""Parameter, FLOP and latency measurements."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from cfnsr.complexity import complexity_table, count_params, cpu_latency_ms, format_table, gflops_per_clip
+from cfnsr.models.build import build_model
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def _conf(group, name):
+    return OmegaConf.load(CONF / group / f"{name}.yaml")
+
+
+def _tiny(fusion):
+    torch.manual_seed(0)
+    return build_model(_conf("backbone", "tiny"), _conf("fusion", fusion), num_classes=8)
+
+
+def test_count_params_counts_frozen_heads_unless_asked():
+    model = _tiny("concat_fc")
+    frozen = sum(p.numel() for m in (model.video.fc, model.audio.fc1) for p in m.parameters())
+    assert count_params(model) - count_params(model, trainable_only=True) == frozen > 0
+
+
+def test_gflops_of_a_linear_layer():
+    class Probe(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(10, 3)
+
+        def forward(self, video, audio):
+            return self.fc(video)
+
+    assert gflops_per_clip(Probe(), (10,), (1,)) == pytest.approx(2 * 10 * 3 / 1e9)
+
+
+def test_meta_and_cpu_models_count_the_same_flops():
+    with torch.device("meta"):
+        meta = build_model(_conf("backbone", "tiny"), _conf("fusion", "msaf"), 8)
+    cpu = _tiny("msaf").train()
+    shapes = ((3, 16, 64, 64), (13, 212))
+    assert gflops_per_clip(meta, *shapes) == gflops_per_clip(cpu, *shapes)
+    assert cpu.training  # the mode is restored
+
+
+def test_cpu_latency_is_positive():
+    assert cpu_latency_ms(_tiny("audio_only"), (3, 4, 16, 16), (13, 212), repeats=2) > 0
+
+
+def test_complexity_table():
+    fusions = {name: _conf("fusion", name) for name in ("video_only", "msaf", "cfnsr")}
+    rows = complexity_table(_conf("backbone", "paper"), fusions, clip=(30, 224, 13, 212))
+    assert [r["params"] for r in rows] == [25_882_056, 25_940_724, 26_301_417]
+    assert rows[0]["gflops"] == pytest.approx(113.15, abs=0.01)  # the paper ResNeXt-50, 30x224x224
+    assert rows[2]["gflops"] > rows[0]["gflops"]
+    assert rows[2]["paper_params"] == "26.30M" and rows[2]["stage"] == "Model"
+    assert "| cfnsr | Model | 26,301,417 |" in format_table(rows)
+
+
+def test_complexity_table_with_latency():
+    rows = complexity_table(_conf("backbone", "tiny"), {"mmtm": _conf("fusion", "mmtm")}, clip=(8, 32, 13, 212),
+                            latency=True, repeats=1)
+    assert rows[0]["latency_ms"] > 0
