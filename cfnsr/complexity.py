@@ -96,7 +96,7 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     lines = ["| Fusion | Stage | Params | GFLOPs/clip | CPU ms/clip | Paper params | Paper acc. |",
              "|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
-        latency = "–" if r["latency_ms"] is None else f"{r['latency_ms']:.0f}"
+        latency = "–" if r["latency_ms"] is None else f"{r['latency_ms']:.1f}"
         lines.append(f"| {r['name']} | {r['stage']} | {r['params']:,} | {r['gflops']:.3f} | {latency} "
                      f"| {r['paper_params'] or '–'} | {r['paper_accuracy'] or '–'} |")
     return "\n".join(lines)

@@ -25,7 +25,7 @@ class DecodedClip:
 
     frames:      uint8 (T, H, W, 3) RGB, frame k is the decoded frame nearest to time k*D/T
     frame_times: float64 (T,) presentation time (s, from the first video frame) of each returned frame
-    audio:       float32 (N,) mono at ``sample_rate``; sample 0 is at time 0 of the clip. None if not requested
+    audio:       float32 (N,) mono (mean of the channels) at ``sample_rate``; sample 0 is at time 0 of the clip. None if not requested
     """
 
     frames: np.ndarray
@@ -179,11 +179,16 @@ class _NearestFramePicker:
 
 
 class _AudioCollector:
-    """Resamples every decoded audio frame to mono float32 at ``rate`` and aligns the track to time 0."""
+    """Resamples every decoded audio frame to float32 at ``rate``, averages the channels to mono and aligns the
+    track to time 0.
+
+    Channels are averaged here rather than downmixed by libswresample, whose stereo->mono matrix weights each
+    channel by 0.707: the paper's path (moviepy's stereo wav, then librosa.load(mono=True)) takes the mean.
+    """
 
     def __init__(self, rate: int) -> None:
         self.rate = rate
-        self.resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        self.resampler = av.AudioResampler(format="fltp", layout=None, rate=rate)
         self.chunks: list[np.ndarray] = []
         self.start: float | None = None
 
@@ -191,11 +196,11 @@ class _AudioCollector:
         if self.start is None:
             self.start = frame.time if frame.time is not None else 0.0
         for out in self.resampler.resample(frame):
-            self.chunks.append(out.to_ndarray().reshape(-1))
+            self.chunks.append(out.to_ndarray().mean(axis=0))
 
     def finish(self) -> np.ndarray:
         for out in self.resampler.resample(None):
-            self.chunks.append(out.to_ndarray().reshape(-1))
+            self.chunks.append(out.to_ndarray().mean(axis=0))
         audio = np.concatenate(self.chunks) if self.chunks else np.zeros(0, dtype=np.float32)
         # moviepy's wav starts at the clip's time 0: pad a late-starting track, drop samples before 0
         shift = int(round((self.start or 0.0) * self.rate))

@@ -21,7 +21,7 @@ import numpy as np
 from cfnsr.data import cache
 from cfnsr.data.cache import REPORT_FILE, CacheError, cached_clips, load_clip  # re-exported for callers
 from cfnsr.data.faces import crop_faces, detect_extents
-from cfnsr.data.features import AudioTooShortError, clip_mfcc, compute_mfcc
+from cfnsr.data.features import AudioTooShortError, clip_mfcc
 from cfnsr.data.landmarks import LandmarkError, find_landmark_csv, read_openface_csv, rows_for_times
 from cfnsr.data.media import MediaError, decode_clip
 from cfnsr.data.ravdess import RavdessName, RavdessNameError, parse_name
@@ -241,12 +241,6 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)
 
 
-def _warm_up(settings: PreprocessSettings) -> None:
-    """Pay librosa's lazy imports once in the parent so forked workers inherit them (about 1.5 s each)."""
-    compute_mfcc(np.zeros(settings.n_fft * 2, dtype=np.float32), settings.sample_rate, settings.n_mfcc,
-                 settings.n_fft, settings.hop_length)
-
-
 def _run_jobs(jobs: list[ClipJob], workers: int, progress: bool):
     """Yields each job's result as it completes, in-process (workers <= 1) or over a process pool."""
     from tqdm import tqdm
@@ -259,10 +253,13 @@ def _run_jobs(jobs: list[ClipJob], workers: int, progress: bool):
                 bar.update(1)
                 yield result
             return
-        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        if method == "fork" and jobs:
-            _warm_up(jobs[0].settings)
-        ctx = mp.get_context(method)
+        # Not "fork": OpenCV's thread pool, once used in the parent, deadlocks in forked children. The fork
+        # server is a fresh interpreter that imports this module once and forks the workers from there.
+        if "forkserver" in mp.get_all_start_methods():
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload([__name__])
+        else:
+            ctx = mp.get_context("spawn")
         with ctx.Pool(processes=min(workers, len(jobs)), initializer=_worker_init) as pool:
             for result in pool.imap_unordered(process_clip, jobs, chunksize=1):
                 bar.update(1)

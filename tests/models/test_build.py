@@ -56,7 +56,7 @@ def test_wrong_checkpoint_lists_missing_and_unexpected_keys(build, tmp_path):
         load_backbone_weights(model, video=tmp_path / "audio.ckpt")
     message = str(error.value)
     assert "missing keys" in message and "'conv1.weight'" in message
-    assert "unexpected keys" in message and "model.audio.fc1.weight" in message
+    assert "unexpected keys" in message and "model.audio.conv1.weight" in message
 
 
 def test_mismatched_shapes_are_listed(build, tmp_path):

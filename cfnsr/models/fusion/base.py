@@ -74,4 +74,4 @@ def stage_segments(stage_names: Sequence[str], fuse_after: Sequence[str]) -> lis
         raise ValueError(f"fusion points {list(fuse_after)} must be distinct and in stage order")
     starts = [0, *stops]
     ends = [*stops, len(stage_names)]
-    return [tuple(stage_names[a:b]) for a, b in zip(starts, ends)]
+    return [tuple(stage_names[a:b]) for a, b in zip(starts, ends, strict=True)]

@@ -38,12 +38,13 @@ class StagewiseFusion(FusionModel):
         self.audio_segments = stage_segments(audio.stage_names, fuse_after["audio"])
         # (video channels, audio channels) at each fusion point, for the subclass to size its blocks.
         self.fusion_channels = [(video.channels_of(v), audio.channels_of(a))
-                                for v, a in zip(fuse_after["video"], fuse_after["audio"])]
+                                for v, a in zip(fuse_after["video"], fuse_after["audio"], strict=True)]
 
     def forward(self, video: Tensor, audio: Tensor) -> FusionOutput:
         """video: (B, 3, T, H, W), audio: (B, n_mfcc, L) -> summed logits (B, K) + each head's logits."""
         v, a = video, audio
-        for block, v_stages, a_stages in zip(self.blocks, self.video_segments, self.audio_segments):
+        fused_segments = zip(self.blocks, self.video_segments[:-1], self.audio_segments[:-1], strict=True)
+        for block, v_stages, a_stages in fused_segments:
             v, a = block(self.video.forward_stages(v, v_stages), self.audio.forward_stages(a, a_stages))
         v = self.video.forward_stages(v, self.video_segments[-1])
         a = self.audio.forward_stages(a, self.audio_segments[-1])

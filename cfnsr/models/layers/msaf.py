@@ -46,10 +46,10 @@ class MSAFBlock(nn.Module):
 
     def forward(self, *xs: Tensor) -> tuple[Tensor, ...]:
         """x_m: (B, C_m, *S_m) each -> same shapes."""
-        blocks = [self._split(x, n) for x, n in zip(xs, self.num_blocks)]
+        blocks = [self._split(x, n) for x, n in zip(xs, self.num_blocks, strict=True)]
         mask = self._block_mask(xs[0].shape[0], xs[0].device)
         if mask is not None:
-            blocks = [b * _expand(m, b) for b, m in zip(blocks, mask.split(self.num_blocks, dim=1))]
+            blocks = [b * _expand(m, b) for b, m in zip(blocks, mask.split(self.num_blocks, dim=1), strict=True)]
 
         attention = self.attention(blocks)
         if mask is not None and self.double_dropout_mask:
@@ -58,7 +58,7 @@ class MSAFBlock(nn.Module):
         per_modality = attention.split(self.num_blocks, dim=1)
         return tuple(
             (b * _expand(a, b)).flatten(1, 2)[:, : x.shape[1]]
-            for x, b, a in zip(xs, blocks, per_modality)
+            for x, b, a in zip(xs, blocks, per_modality, strict=True)
         )
 
     def attention(self, blocks: Sequence[Tensor]) -> Tensor:
