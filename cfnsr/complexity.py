@@ -100,3 +100,39 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
         lines.append(f"| {r['name']} | {r['stage']} | {r['params']:,} | {r['gflops']:.3f} | {latency} "
                      f"| {r['paper_params'] or '–'} | {r['paper_accuracy'] or '–'} |")
     return "\n".join(lines)
+
+
+def _fusion_configs(cfg: DictConfig) -> dict[str, DictConfig]:
+    """The chosen fusion config, or every ``conf/fusion/*.yaml`` in the paper table's order."""
+    if cfg.get("fusion"):
+        return {cfg.fusion.name: cfg.fusion}
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    conf_dir = Path(__file__).resolve().parents[1] / "conf" / "fusion"
+    order = ["video_only", "audio_only", "averaging", "multiplicative", "multiplication", "concat_fc", "mcbp",
+             "mmtm", "msaf", "cfnsr"]
+    names = sorted((p.stem for p in conf_dir.glob("*.yaml")), key=lambda n: (n not in order, order.index(n)
+                                                                              if n in order else 0, n))
+    return {n: OmegaConf.load(conf_dir / f"{n}.yaml") for n in names}
+
+
+def main() -> None:
+    import hydra
+
+    @hydra.main(version_base="1.3", config_path="../conf", config_name="complexity")
+    def _run(cfg: DictConfig) -> None:
+        from cfnsr.experiment import clip_shapes
+
+        (_, frames, size, _), (n_mfcc, length) = clip_shapes(cfg)
+        print(f"backbone={cfg.backbone.name}, clip: video (3, {frames}, {size}, {size}), audio ({n_mfcc}, {length})")
+        rows = complexity_table(cfg.backbone, _fusion_configs(cfg), (frames, size, n_mfcc, length),
+                                latency=cfg.latency, repeats=cfg.repeats)
+        print(format_table(rows))
+
+    _run()
+
+
+if __name__ == "__main__":
+    main()
