@@ -11,14 +11,19 @@
   than the original ToPILImage/PIL chain, so this baseline is, if anything, faster than the public code.
 * ``ours <storage>``: ``RavdessDataModule.train_dataloader()`` over the preprocessed cache (uint8 clips) with
   ``storage`` mmap / memory (and device when CUDA is present), then the module's ``on_after_batch_transfer`` on the
-  device: one crop/flip per clip (``ClipAugment``, scale (0.8, 1.0) as in ``conf/augment/paper.yaml``), float,
+  device: one crop/flip per clip (``ClipAugment``, scale (0.8, 1.0) as in ``conf/augment/default.yaml``), float,
   normalisation.
 * ``ours mmap, no augment``: a diagnostic row, the uint8 batch as the loader hands it over, to show how much of our
   time goes to the augmentation rather than to loading.
 
 Training mode: ``on_after_batch_transfer`` augments only when ``trainer.training`` is true and, without a trainer,
 treats the batch as evaluation (no crop/flip). The bench therefore attaches a minimal stand-in trainer (training=True,
-world size 1, rank 0) to the data module, so the exact training code path is what gets timed.
+world size 1, rank 0) to the data module, so the exact training code path is what gets timed (``train_dataloader``
+with its seeded shuffling sampler, the device gather for storage=device, the augmentation).
+
+Timing: each path first runs one untimed epoch (worker start-up, first touch of every file); then ``--epochs`` timed
+epochs go round-robin over the paths, so that a change in machine load hits every path alike. An epoch's time runs
+from asking the loader for its first batch to the last batch being ready on the device (CUDA synchronised).
 
 Setup (in a temporary directory, not timed): a synthetic corpus (640x360 mp4s) is generated and preprocessed with the
 paper settings (30 frames, 224x224) into our cache; the baseline's folders (``frames/frame_{t:.2f}.jpg``, cv2.imwrite

@@ -10,6 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 
+# What the first MFCC call imports (about 2 s): a process pool preloads these once in its fork server.
+HEAVY_MODULES = ("librosa.core.spectrum", "librosa.filters", "librosa.feature.spectral")
+
+
 class AudioTooShortError(ValueError):
     """The audio track ends before ``offset + duration``."""
 

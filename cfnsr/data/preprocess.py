@@ -12,6 +12,8 @@ import os
 import time
 import traceback
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ import numpy as np
 from cfnsr.data import cache
 from cfnsr.data.cache import REPORT_FILE, CacheError, cached_clips, load_clip  # re-exported for callers
 from cfnsr.data.faces import crop_faces, detect_extents
-from cfnsr.data.features import AudioTooShortError, clip_mfcc
+from cfnsr.data.features import HEAVY_MODULES, AudioTooShortError, clip_mfcc
 from cfnsr.data.landmarks import LandmarkError, find_landmark_csv, read_openface_csv, rows_for_times
 from cfnsr.data.media import MediaError, decode_clip
 from cfnsr.data.ravdess import RavdessName, RavdessNameError, parse_name
@@ -257,13 +259,25 @@ def _run_jobs(jobs: list[ClipJob], workers: int, progress: bool):
         # server is a fresh interpreter that imports this module once and forks the workers from there.
         if "forkserver" in mp.get_all_start_methods():
             ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload([__name__])
+            ctx.set_forkserver_preload([__name__, *HEAVY_MODULES])
         else:
             ctx = mp.get_context("spawn")
-        with ctx.Pool(processes=min(workers, len(jobs)), initializer=_worker_init) as pool:
-            for result in pool.imap_unordered(process_clip, jobs, chunksize=1):
-                bar.update(1)
-                yield result
+        # an executor, not mp.Pool: a worker that dies (OOM, crash in a codec) surfaces as BrokenProcessPool
+        # instead of being respawned forever
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx,
+                                 initializer=_worker_init) as pool:
+            futures = [pool.submit(process_clip, job) for job in jobs]
+            try:
+                for future in as_completed(futures):
+                    result = future.result()
+                    bar.update(1)
+                    yield result
+            except BrokenProcessPool as exc:
+                raise PreprocessError("a preprocessing worker process died (out of memory?); the finished "
+                                      "clips are cached, re-run to resume") from exc
+            finally:
+                for future in futures:
+                    future.cancel()
     finally:
         bar.close()
 
@@ -359,7 +373,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append("  skipped: " + ", ".join(f"{n} {kind}" for kind, n in c["skipped_by_kind"].items()))
         problems = [s for s in report["skipped"] if s["kind"] not in ("video-only", "audio-only", "song")]
         for s in problems[:10]:
-            lines.append(f"    {s['file']}: {s['reason']}")
+            lines.append(f"    {s['reason']}")  # every reason starts with the file name
         if len(problems) > 10:
             lines.append(f"    ... {len(problems) - 10} more in preprocess_report.json")
     if c["fallback_detector"] or c["center_crop"]:
