@@ -30,8 +30,8 @@ def format_run_summary(record: dict[str, Any], run_dir: str | Path) -> str:
     lines += [
         f"   checkpoints: {record.get('best_ckpt')} (selected), {record.get('last_ckpt')} (last)"
         if record.get("last_ckpt") else f"   checkpoint:  {record.get('best_ckpt')}",
-        f"   metrics:     {run_dir / 'metrics.json'}; per-epoch logs: {run_dir / 'csv' / 'metrics.csv'}",
-        f"   config:      {run_dir / 'config.yaml'}",
-        "",
     ]
+    files = (("metrics:", "metrics.json"), ("per-epoch:", "csv/metrics.csv"), ("config:", "config.yaml"))
+    lines += [f"   {label:12s} {run_dir / name}" for label, name in files if (run_dir / name).exists()]
+    lines.append("")
     return "\n".join(lines)

@@ -12,7 +12,7 @@ from typing import Any
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from cfnsr.complexity import count_params, gflops_per_clip
 from cfnsr.experiment import build_datamodule, build_module, build_trainer, clip_shapes, fold_split
@@ -61,12 +61,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     gflops = gflops_per_clip(module.model, *clip_shapes(cfg)) if cfg.complexity else None
     meta = run_metadata(cfg, count_params(module.model), gflops)
 
+    # A resumed run keeps writing next to the checkpoint it resumes from: ModelCheckpoint restores its best score
+    # only when its folder is unchanged, and the best epoch must be chosen over the whole run, not its second half.
+    ckpt_dir = Path(cfg.ckpt_path).parent if cfg.ckpt_path else out / "checkpoints"
     checkpoint = ModelCheckpoint(
-        dirpath=out / "checkpoints", filename="best-e{epoch:03d}", auto_insert_metric_name=False,
+        dirpath=ckpt_dir, filename="best-e{epoch:03d}", auto_insert_metric_name=False,
         monitor="val/war", mode="max", save_last=True,
     )
     loggers = _loggers(cfg)
-    trainer = build_trainer(cfg, out, [checkpoint, TQDMProgressBar(refresh_rate=10)], loggers or False)
+    trainer = build_trainer(cfg, out, [checkpoint], loggers or False)
     for lg in loggers:
         lg.log_hyperparams({**meta, "config": module.run_config})
 

@@ -170,6 +170,9 @@ class RavdessDataModule(pl.LightningDataModule):
             pin_memory=self.pin_memory,
             drop_last=drop_last,
             persistent_workers=self.num_workers > 0,
+            # Its own generator: creating an iterator would otherwise draw a worker seed from the global RNG,
+            # at a point in the epoch that differs between a resumed and an uninterrupted run.
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def train_dataloader(self) -> DataLoader:

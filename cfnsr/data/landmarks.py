@@ -7,6 +7,7 @@ their header names, whatever their order and whatever spaces follow the commas.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,8 +83,10 @@ def _read_header(path: Path) -> list[str]:
 def _read_columns(path: Path, usecols: list[int]) -> np.ndarray:
     """The numeric table for ``usecols`` -> float64 (N, len(usecols)); empty fields become NaN."""
     try:
-        return np.loadtxt(path, delimiter=",", skiprows=1, usecols=usecols, ndmin=2, dtype=np.float64,
-                          encoding="utf-8-sig")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported by the caller
+            return np.loadtxt(path, delimiter=",", skiprows=1, usecols=usecols, ndmin=2, dtype=np.float64,
+                              encoding="utf-8-sig")
     except ValueError:
         pass  # empty fields or text: retry with the slower reader that maps them to NaN
     data = np.genfromtxt(path, delimiter=",", skip_header=1, usecols=usecols, dtype=np.float64,

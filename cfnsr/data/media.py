@@ -13,6 +13,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 
 class MediaError(RuntimeError):
@@ -146,6 +147,8 @@ class _NearestFramePicker:
 
     def __init__(self, targets: np.ndarray) -> None:
         self.targets = targets
+        # one converter for the clip: VideoFrame.to_ndarray would set up a new libswscale context per frame
+        self.reformatter = VideoReformatter()
         self.next = 0  # index of the first target not yet assigned
         self.chosen: list[np.ndarray | None] = [None] * len(targets)
         self.times = np.zeros(len(targets), dtype=np.float64)
@@ -153,17 +156,20 @@ class _NearestFramePicker:
         self.prev_rgb: np.ndarray | None = None
         self.last_time = -np.inf
 
+    def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
+        return self.reformatter.reformat(frame, format="rgb24").to_ndarray()
+
     def push(self, frame: av.VideoFrame, t: float) -> None:
         cur_rgb: np.ndarray | None = None
         while self.next < len(self.targets) and self.targets[self.next] <= t:
             target = self.targets[self.next]
             if self.prev is not None and target - self.prev[1] <= t - target:
                 if self.prev_rgb is None:
-                    self.prev_rgb = self.prev[0].to_ndarray(format="rgb24")
+                    self.prev_rgb = self._rgb(self.prev[0])
                 self.chosen[self.next], self.times[self.next] = self.prev_rgb, self.prev[1]
             else:
                 if cur_rgb is None:
-                    cur_rgb = frame.to_ndarray(format="rgb24")
+                    cur_rgb = self._rgb(frame)
                 self.chosen[self.next], self.times[self.next] = cur_rgb, t
             self.next += 1
         self.prev, self.prev_rgb, self.last_time = (frame, t), cur_rgb, t
@@ -172,7 +178,7 @@ class _NearestFramePicker:
         """Returns frames uint8 (T, H, W, 3) and their times (T,); targets past the last frame get the last frame."""
         if self.next < len(self.targets):
             assert self.prev is not None
-            rgb = self.prev_rgb if self.prev_rgb is not None else self.prev[0].to_ndarray(format="rgb24")
+            rgb = self.prev_rgb if self.prev_rgb is not None else self._rgb(self.prev[0])
             for k in range(self.next, len(self.targets)):
                 self.chosen[k], self.times[k] = rgb, self.prev[1]
         return np.stack(self.chosen), self.times.copy()

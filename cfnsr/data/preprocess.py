@@ -377,8 +377,11 @@ def format_report(report: dict[str, Any]) -> str:
         if len(problems) > 10:
             lines.append(f"    ... {len(problems) - 10} more in preprocess_report.json")
     if c["fallback_detector"] or c["center_crop"]:
-        lines.append(f"  no landmark CSV: {c['fallback_detector']} clip(s) cropped with the face detector, "
-                     f"{c['center_crop']} centre-cropped (no face found): " + ", ".join(report["center_crop"][:5]))
+        line = (f"  no landmark CSV: {c['fallback_detector']} clip(s) cropped with the face detector, "
+                f"{c['center_crop']} centre-cropped (no face found)")
+        if report["center_crop"]:
+            line += ": " + ", ".join(report["center_crop"][:5]) + (" ..." if c["center_crop"] > 5 else "")
+        lines.append(line)
     return "\n".join(lines)
 
 

@@ -29,17 +29,18 @@ import json
 import math
 import os
 import sys
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import av
 import cv2
 import numpy as np
 
-from cfnsr.data.ravdess import EMOTIONS, NUM_ACTORS, RavdessName, av_speech_names
+from cfnsr.data.ravdess import NUM_ACTORS, RavdessName, av_speech_names
 
 # Bump when the rendered content changes, so that an old corpus is not silently resumed with new clips.
 GENERATOR_VERSION = 1
@@ -289,7 +290,7 @@ class ActorVoice:
 
 
 def _mix(a: Sequence[float], b: Sequence[float], t: float) -> tuple[float, float, float]:
-    return tuple(float(x + (y - x) * t) for x, y in zip(a, b))  # type: ignore[return-value]
+    return tuple(float(x + (y - x) * t) for x, y in zip(a, b, strict=True))  # type: ignore[return-value]
 
 
 def _colour_distance(a: Sequence[float], b: Sequence[float]) -> float:
@@ -353,7 +354,7 @@ def _statement_pattern(seed: int, statement: int) -> tuple[np.ndarray, np.ndarra
 
 
 def _syllables(rng: np.random.Generator, start: float, end: float, rate: float, n_max: int = 40) -> np.ndarray:
-    """Syllable onsets and lengths in seconds, float64 (S, 2), filling [start, end); the last one may be cut at end."""
+    """Syllable onsets and lengths in seconds, float64 (S, 2), filling [start, end); the last one ends at ``end``."""
     out = []
     t = start
     period = 1.0 / rate
@@ -365,7 +366,11 @@ def _syllables(rng: np.random.Generator, start: float, end: float, rate: float, 
         t += period * rng.uniform(0.9, 1.1)
         if rng.uniform() < 0.15:  # word boundary: a short pause
             t += rng.uniform(0.04, 0.12)
-    return np.asarray(out, dtype=np.float64).reshape(-1, 2)
+    syl = np.asarray(out, dtype=np.float64).reshape(-1, 2)
+    if len(syl):
+        # Phrase-final lengthening: the last syllable lasts until ``end``, so the voice never stops early.
+        syl[-1, 1] = end - syl[-1, 0]
+    return syl
 
 
 def _envelope(times: np.ndarray, syllables: np.ndarray, amps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -570,13 +575,16 @@ def _draw_face(img: np.ndarray, pts: np.ndarray, scale: float, roll: float, eye_
 
 
 @lru_cache(maxsize=4)
-def _noise_bank(seed: int, width: int, height: int, sigma: float, count: int = 4,
-                pad: int = 32) -> tuple[np.ndarray, np.ndarray]:
+def _noise_bank(seed: int, width: int, height: int, sigma: float, count: int = 4, pad: int = 32,
+                tile: int = 128) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian pixel noise with std ``sigma`` grey levels, split into its positive and negative parts, each uint8
     (count, H + pad, W + pad, 3). Frames add / subtract shifted windows of it with saturating uint8 arithmetic,
-    which is far cheaper than drawing fresh noise for every frame (or adding int16 noise)."""
+    which is far cheaper than drawing fresh noise for every frame. The bank repeats a ``tile`` x ``tile`` patch so
+    that it costs the same at 1280x720 as at 320x180 (a repeat every 128 px is invisible under this much noise)."""
     rng = _rng(seed, _S_NOISE_BANK, width, height)
-    bank = np.round(rng.standard_normal((count, height + pad, width + pad, 3), dtype=np.float32) * sigma)
+    patch = np.round(rng.standard_normal((count, tile, tile, 3), dtype=np.float32) * sigma)
+    reps = (1, -(-(height + pad) // tile), -(-(width + pad) // tile), 1)
+    bank = np.tile(patch, reps)[:, :height + pad, :width + pad]
     return np.clip(bank, 0, 255).astype(np.uint8), np.clip(-bank, 0, 255).astype(np.uint8)
 
 
@@ -603,7 +611,7 @@ class RenderedClip:
     audio:     float32 (N,) mono in [-1, 1] at cfg.sample_rate, N = cfg.num_samples
     landmarks: float32 (T, 68, 2) [x, y] in pixels of the frame
     poses:     float32 (T, 4) [cx, cy, scale, roll_deg] of the head
-    mouth:     float32 (T,) articulation (lip opening added while speaking, face units / 0.22)
+    mouth:     float32 (T,) lip opening added by articulation while speaking (same units as mouth_open)
     """
 
     name: RavdessName
@@ -617,7 +625,7 @@ class RenderedClip:
 
 def _jitter_face(e: FaceExpression, rng: np.random.Generator, amount: float) -> FaceExpression:
     # Always draw the same number of values, so the stream is emotion-independent.
-    d = rng.normal(0.0, 1.0, 6) * amount
+    d = [float(v) for v in rng.normal(0.0, 1.0, 6) * amount]
     return FaceExpression(brow_raise=e.brow_raise + 0.15 * d[0], brow_tilt=e.brow_tilt + 0.15 * d[1],
                           eye_open=max(0.2, e.eye_open * (1 + 0.08 * d[2])), mouth_curve=e.mouth_curve + 0.12 * d[3],
                           mouth_open=max(0.0, e.mouth_open + 0.06 * d[4]),
@@ -737,7 +745,7 @@ def _breath_noise(white: np.ndarray, sr: int) -> np.ndarray:
 
 
 def _jitter_voice(v: VoiceParams, rng: np.random.Generator, amount: float) -> VoiceParams:
-    d = rng.normal(0.0, 1.0, 7) * amount  # same number of draws for every emotion
+    d = [float(v) for v in rng.normal(0.0, 1.0, 7) * amount]  # same number of draws for every emotion
     return dataclasses.replace(
         v, f0_scale=v.f0_scale * 2 ** (0.5 * d[0] / 12), pitch_range=max(0.0, v.pitch_range * (1 + 0.1 * d[1])),
         pitch_slope=v.pitch_slope + 0.4 * d[2], rate=v.rate * (1 + 0.05 * d[3]), energy=v.energy * (1 + 0.07 * d[4]),
@@ -745,7 +753,8 @@ def _jitter_voice(v: VoiceParams, rng: np.random.Generator, amount: float) -> Vo
 
 
 def render_audio(name: RavdessName, cfg: SyntheticConfig) -> tuple[np.ndarray, ClipParams]:
-    """Voice track float32 (N,) in [-1, 1] at ``cfg.sample_rate`` and the clip parameters used."""
+    """Voice track float32 (N,) in [-1, 1] at ``cfg.sample_rate`` and the clip parameters used (``face`` is left
+    neutral here; ``render_clip`` fills it in)."""
     voice = actor_voice(cfg.seed, name.actor)
     rng = _rng(cfg.seed, _S_CLIP_VOICE, *name.fields)
     sr, n = cfg.sample_rate, cfg.num_samples
@@ -963,11 +972,12 @@ def _check_config(root: Path, cfg: SyntheticConfig) -> None:
             raise SyntheticConfigMismatch(f"{path} is unreadable ({exc}); delete {root} or choose another root") \
                 from exc
         if found != wanted:
-            diff = sorted(k for k in set(found or {}) | set(wanted) if (found or {}).get(k) != wanted.get(k))
+            found = found if isinstance(found, dict) else {}
+            diff = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
+            detail = "; ".join(f"{k}: found {found.get(k)!r}, wanted {wanted.get(k)!r}" for k in diff)
             raise SyntheticConfigMismatch(
-                f"{root} already holds a synthetic corpus generated with a different config (differs in: "
-                f"{', '.join(diff)}; found {[(k, (found or {}).get(k)) for k in diff]}, wanted "
-                f"{[(k, wanted.get(k)) for k in diff]}). Delete the folder or choose another root.")
+                f"{root} already holds a synthetic corpus generated with a different config ({path.name}: {detail}). "
+                f"Delete the folder or choose another root.")
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

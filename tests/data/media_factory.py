@@ -58,13 +58,17 @@ def draw_face(img: np.ndarray, cx: float, cy: float, ry: float) -> None:
 def write_clip(path: str | Path, *, width: int = 160, height: int = 90, fps: int = 12, duration: float = 3.2,
                audio: bool = True, video: bool = True, sample_rate: int = 48000, channels: int = 2,
                audio_duration: float | None = None, track: FaceTrack | None = None, face: bool = True,
-               gop: int | None = None, preset: str = "ultrafast") -> FaceTrack:
-    """Write an mp4 with a drawn face (H.264 yuv420p) and a 440 Hz sine (AAC). Returns the face track drawn."""
+               gop: int | None = None, preset: str = "ultrafast", faststart: bool = False) -> FaceTrack:
+    """Write an mp4 with a drawn face (H.264 yuv420p) and a 440 Hz sine (AAC). Returns the face track drawn.
+
+    faststart=True puts the index (moov) first, so a truncated copy still opens and claims the full duration.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     n_frames = int(round(duration * fps))
     track = track or face_track(width, height, n_frames)
-    with av.open(str(path), "w") as out:
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", format="mp4", options=options) as out:
         vs = None
         if video:
             vs = out.add_stream("libx264", rate=fps)

@@ -1,0 +1,80 @@
+"""End-to-end: the real training job on the tiny synthetic corpus (generate -> preprocess -> train -> test)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from cfnsr.evaluate import evaluate
+from cfnsr.run_record import read_record
+from cfnsr.train import train
+from tests_helpers import compose_eval
+from conftest import compose_train
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("run")
+    cfg = compose_train(["trainer.max_epochs=4", "logger=wandb"], tiny_data_dir, out)
+    return train(cfg)
+
+
+def test_train_writes_a_complete_record_well_above_chance(trained_run: dict):
+    rec = read_record(trained_run["run_dir"])
+    assert rec["status"] == "finished" and rec["protocol"] == "clean"
+    assert rec["selection"] == "best validation epoch (clean protocol)"
+    assert rec["test_actors"] == [1, 2] and rec["val_actors"] == [3, 4]
+    assert rec["test"]["n"] == 120 == sum(map(sum, rec["test"]["confusion"]))  # 2 actors x 60 clips
+    assert rec["test"]["war"] > 0.35  # chance is 1/8
+    assert rec["params"] > 0 and rec["gflops"] > 0 and rec["epochs"] == 4
+    run = Path(rec["run_dir"])
+    assert Path(rec["best_ckpt"]).is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    assert (run / "config.yaml").is_file() and (run / "csv" / "metrics.csv").is_file()
+
+
+def test_wandb_offline_run_files(trained_run: dict):
+    runs = list((Path(trained_run["run_dir"]) / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    assert list(runs[0].glob("run-*.wandb")) and (runs[0] / "files").is_dir()
+
+
+def test_checkpoints_load_with_weights_only(trained_run: dict):
+    ckpt = torch.load(trained_run["best_ckpt"], map_location="cpu", weights_only=True)
+    assert ckpt["cfnsr_config"]["fusion"]["name"] == "cfnsr"
+
+
+def test_evaluate_reproduces_the_training_test_metrics(trained_run: dict, tmp_path: Path, capsys):
+    cfg = compose_eval([f"ckpt_path={trained_run['best_ckpt']}"], tmp_path)
+    result = evaluate(cfg)
+    for key in ("war", "uar", "f1"):
+        assert result["test"][key] == pytest.approx(trained_run["test"][key], abs=1e-6)
+    assert result["test"]["confusion"] == trained_run["test"]["confusion"]
+    assert f"{100 * trained_run['test']['war']:6.2f}" in capsys.readouterr().out
+
+
+def test_resume_ends_with_the_same_metrics(tiny_data_dir: Path, tmp_path: Path):
+    common = ["fusion=msaf", "protocol=paper", "fold=2"]
+    full = train(compose_train([*common, "trainer.max_epochs=2", "logger=csv"], tiny_data_dir, tmp_path / "full"))
+    half = train(compose_train([*common, "trainer.max_epochs=1"], tiny_data_dir, tmp_path / "half"))
+    resumed = train(compose_train([*common, "trainer.max_epochs=2", f"ckpt_path={half['last_ckpt']}"],
+                                  tiny_data_dir, tmp_path / "resumed"))
+    assert resumed["epochs"] == 2
+    for tag in ("test", "test_last"):
+        assert resumed[tag] == full[tag]
+    a = torch.load(full["last_ckpt"], weights_only=True)["state_dict"]
+    b = torch.load(resumed["last_ckpt"], weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_failed_run_leaves_a_failed_record(tiny_data_dir: Path, tmp_path: Path):
+    cfg = compose_train(["fold=2", "model.init.video=/nonexistent.ckpt"], tiny_data_dir, tmp_path)
+    with pytest.raises(Exception, match="nonexistent"):
+        train(cfg)
+    # The error happened before training started: no record claims to be finished.
+    path = tmp_path / "metrics.json"
+    assert not path.exists() or json.loads(path.read_text())["status"] == "failed"
