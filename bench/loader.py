@@ -303,12 +303,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--height", type=int, default=360, help="synthetic video height")
     p.add_argument("--no-diagnostics", dest="diagnostics", action="store_false",
                    help="skip the 'no augment' diagnostic row")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads of the main process (default: torch's choice, one per core)")
     p.add_argument("--quiet", dest="verbose", action="store_false")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rows = run(args)
     dev = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu ({os.cpu_count()} cores)"
     print(f"loader bench on {dev}: batch {args.batch}, workers {args.workers}, {args.frames}x{args.size}x{args.size}"

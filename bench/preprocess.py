@@ -19,6 +19,9 @@ Paths timed on the same clips, in the same process:
   code; the seek row is what frame-by-frame seeking costs.
 * ``ours, W processes``: ``preprocess_corpus(workers=W, force=True)`` with the default settings.
 
+Columns: clips/s and s/clip from wall time; CPU s/clip (baseline: this process; ours: measured inside the worker
+for each clip, all its threads) does not depend on what else the machine runs, wall time does.
+
 Every path first runs untimed on two other clips (imports, librosa's lazy modules, our fork server), so the rows
 show per-clip throughput; that one-off start-up is printed separately.
 
@@ -159,7 +162,7 @@ def _baseline_clip(mp4: Path, csv: Path, out_dir: Path, frame_reader: Callable) 
     rows = [min(math.ceil(k * n_rows / 30), n_rows - 1) for k in range(30)]
     frames_dir = out_dir / "frames"
     frames_dir.mkdir(parents=True, exist_ok=True)
-    for k, (t, frame) in enumerate(zip(times, frame_reader(mp4, times))):
+    for k, (t, frame) in enumerate(zip(times, frame_reader(mp4, times), strict=True)):
         small = cv2.resize(frame, (224, 224))  # moviepy target_resolution=(224, 224)
         small = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
         xs, ys = data[rows[k], xcols] / 1280, data[rows[k], ycols] / 720
@@ -181,21 +184,23 @@ def _baseline_clip(mp4: Path, csv: Path, out_dir: Path, frame_reader: Callable) 
     np.save(audio_dir / "featuresMFCC.npy", mfcc)
 
 
-def run_baseline(root: Path, out: Path, stems: list[str], frame_reader: Callable) -> float:
-    start = time.perf_counter()
+def run_baseline(root: Path, out: Path, stems: list[str], frame_reader: Callable) -> tuple[float, float]:
+    """Returns (wall seconds for all clips, CPU seconds per clip)."""
+    start, cpu = time.perf_counter(), time.process_time()
     for stem in stems:
         _baseline_clip(root / "Actor_01" / f"{stem}.mp4", root / "landmarks" / f"{stem}.csv", out / stem,
                        frame_reader)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, (time.process_time() - cpu) / len(stems)
 
 
-def run_ours(root: Path, cache: Path, workers: int, expected: int) -> float:
+def run_ours(root: Path, cache: Path, workers: int, expected: int) -> tuple[float, float]:
+    """Returns (wall seconds for all clips, CPU seconds per clip measured inside the workers)."""
     start = time.perf_counter()
     report = preprocess_corpus(root, cache, PreprocessSettings(), workers=workers, force=True, progress=False)
     elapsed = time.perf_counter() - start
     if report["counts"]["processed"] != expected or len(cached_clips(cache)) != expected:
         raise RuntimeError(f"ours processed {report['counts']['processed']} of {expected}: {report['skipped']}")
-    return elapsed
+    return elapsed, report["clip_cpu_seconds_mean"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -224,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         for i, stem in enumerate(warm_stems):
             if not (warm_root / "Actor_01" / f"{stem}.mp4").exists():
                 make_clip(warm_root, stem, seed=90 + i, gop=args.gop)
+        print(f"load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         sizes = [os.path.getsize(root / "Actor_01" / f"{s}.mp4") for s in stems]
         print(f"{len(stems)} clips {WIDTH}x{HEIGHT} {FPS} fps {DURATION} s, GOP {args.gop}, "
               f"{np.mean(sizes) * 8 / DURATION / 1e6:.1f} Mbit/s (made in {time.perf_counter() - t0:.0f} s)")
@@ -245,12 +251,14 @@ def main(argv: list[str] | None = None) -> int:
             (f"ours, {args.workers} processes", run_ours(root, work / "cache", args.workers, len(stems))),
         ]
         n = len(stems)
-        ours = rows[-1][1]
-        print(f"\n{'path':36s} {'clips/s':>8s} {'s/clip':>8s} {'ours is x faster':>17s}")
-        for label, seconds in rows:
-            print(f"{label:36s} {n / seconds:8.2f} {seconds / n:8.2f} {seconds / ours:17.1f}")
-        print(f"\n1440 RAVDESS clips at these rates: baseline (seek) {rows[0][1] / n * 1440 / 60:.0f} min, "
-              f"baseline (sequential) {rows[1][1] / n * 1440 / 60:.0f} min, ours {ours / n * 1440 / 60:.1f} min")
+        ours = rows[-1][1][0]
+        print(f"\n{'path':36s} {'clips/s':>8s} {'s/clip':>8s} {'CPU s/clip':>11s} {'ours is x faster':>17s}")
+        for label, (seconds, cpu) in rows:
+            print(f"{label:36s} {n / seconds:8.2f} {seconds / n:8.2f} {cpu:11.2f} {seconds / ours:17.1f}")
+        print(f"\n1440 RAVDESS clips at these rates: baseline (seek) {rows[0][1][0] / n * 1440 / 60:.0f} min, "
+              f"baseline (sequential) {rows[1][1][0] / n * 1440 / 60:.0f} min, ours {ours / n * 1440 / 60:.1f} min")
+        print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other processes' work "
+              f"slows the parallel row most)")
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)

@@ -25,7 +25,7 @@ set at the variant's start, over its build and warm-up steps; this covers the va
 state and activations (and, for ``compile``, the compiler's own memory). It is coarse: a few MB of heap noise.
 
 Usage: ``python bench/train_step.py [--backbone tiny] [--fusion cfnsr] [--batch 2] [--frames 16] [--size 64]
-[--steps 5] [--device cpu|cuda] [--compile | --no-compile]``
+[--steps 10] [--device cpu|cuda] [--compile | --no-compile]``
 """
 
 from __future__ import annotations
@@ -280,7 +280,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--size", type=int, default=64)
-    p.add_argument("--steps", type=int, default=5, help="timed steps per variant (median reported)")
+    p.add_argument("--steps", type=int, default=10, help="timed steps per variant (median reported)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per variant first (>= 1)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
     p.add_argument("--variants", type=lambda s: [v for v in s.split(",") if v], default=list(VARIANTS),
@@ -288,12 +288,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", dest="compile", action=argparse.BooleanOptionalAction, default=None,
                    help="run the torch.compile variant (default: on CUDA only; compiling takes minutes on this CPU)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads of the main process (default: torch's choice, one per core)")
     p.add_argument("--quiet", dest="verbose", action="store_false")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     unknown = set(args.variants) - set(VARIANTS)
     if unknown:
         raise SystemExit(f"unknown variants {sorted(unknown)}: choose from {VARIANTS}")

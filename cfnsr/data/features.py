@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 # What the first MFCC call imports (about 2 s): a process pool preloads these once in its fork server.
 HEAVY_MODULES = ("librosa.core.spectrum", "librosa.filters", "librosa.feature.spectral")
 

@@ -24,8 +24,8 @@ from cfnsr.data import cache
 from cfnsr.data.cache import REPORT_FILE, CacheError, cached_clips, load_clip  # re-exported for callers
 from cfnsr.data.faces import crop_faces, detect_extents
 from cfnsr.data.features import HEAVY_MODULES, AudioTooShortError, clip_mfcc
-from cfnsr.data.landmarks import LandmarkError, find_landmark_csv, read_openface_csv, rows_for_times
-from cfnsr.data.media import MediaError, decode_clip
+from cfnsr.data.landmarks import LandmarkError, Landmarks, find_landmark_csv, read_openface_csv, rows_for_times
+from cfnsr.data.media import DecodedClip, MediaError, decode_clip
 from cfnsr.data.ravdess import RavdessName, RavdessNameError, parse_name
 
 __all__ = [
@@ -173,45 +173,51 @@ def discover_clips(root: str | Path) -> tuple[list[tuple[Path, RavdessName]], li
     return keep, skipped, n_found
 
 
-def _face_extents(job: ClipJob, clip: Any, csv: Path | None) -> tuple[np.ndarray | None, str, dict[str, Any]]:
-    """Per-frame face extents float32 (T, 4) (None = centre crop), the face source and meta details."""
-    if csv is not None:
-        landmarks = read_openface_csv(csv)
-        rows = rows_for_times(landmarks, clip.frame_times, clip.duration)
-        extents = landmarks.extents(rows)
-        cx, cy = (extents[:, 0] + extents[:, 2]) / 2, (extents[:, 1] + extents[:, 3]) / 2
-        if np.any((cx < 0) | (cx > clip.width) | (cy < 0) | (cy > clip.height)):
-            raise LandmarkError(f"{csv.name}: landmarks lie outside the {clip.width}x{clip.height} frame (CSV "
-                                f"from another video or resolution?)")
-        info = {"landmark_csv": os.path.relpath(csv, job.root), "landmark_rows": rows.tolist(),
-                "landmark_rows_interpolated": landmarks.n_interpolated, "landmark_rows_total": landmarks.n_rows}
-        return extents, "landmarks", info
-    extents = detect_extents(clip.frames)
-    return extents, ("detector" if extents is not None else "center"), {"landmark_csv": None}
+def _landmark_extents(job: ClipJob, landmarks: Landmarks, csv: Path, clip: DecodedClip
+                      ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Landmark box of each sampled frame -> float32 (T, 4) [x0, y0, x1, y1] and details for meta.json."""
+    rows = rows_for_times(landmarks, clip.frame_times, clip.duration)
+    extents = landmarks.extents(rows)
+    cx, cy = (extents[:, 0] + extents[:, 2]) / 2, (extents[:, 1] + extents[:, 3]) / 2
+    if np.any((cx < 0) | (cx > clip.width) | (cy < 0) | (cy > clip.height)):
+        # a box shifted into the frame would silently crop the wrong region
+        raise LandmarkError(f"{csv.name}: landmarks lie outside the {clip.width}x{clip.height} frame (CSV of "
+                            f"another video or resolution?)")
+    info = {"landmark_csv": Path(os.path.relpath(csv, job.root)).as_posix(), "landmark_rows": rows.tolist(),
+            "landmark_rows_interpolated": landmarks.n_interpolated, "landmark_rows_total": landmarks.n_rows}
+    return extents, info
+
+
+def _skipped(job: ClipJob, kind: str, reason: str) -> dict[str, Any]:
+    return {"status": "skipped", **_skip(job.rel, kind, reason)}
 
 
 def process_clip(job: ClipJob) -> dict[str, Any]:
     """Process one clip into its cache entry. Never raises: failures come back as a skip with a reason."""
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     s = job.settings
     fname = Path(job.path).name
     try:
+        # the CSV first: it is cheap and a bad one makes the decode pointless
         csv = find_landmark_csv(job.root, job.name)
-        if csv is None and s.face_fallback == "none":
-            return {"status": "skipped", **_skip(job.rel, "no-landmarks", (
+        landmarks = None
+        if csv is not None:
+            landmarks = read_openface_csv(csv)
+        elif s.face_fallback == "none":
+            return _skipped(job, "no-landmarks", (
                 f"{fname}: no landmark CSV (looked for landmarks/{job.name.stem}.csv, landmarks/Actor_XX/ and "
-                f"Actor_XX/) and face_fallback=none"))}
+                f"Actor_XX/) and face_fallback=none"))
         clip = decode_clip(job.path, s.frames, s.sample_rate, with_audio=True, threads=job.threads)
         assert clip.audio is not None
-        try:
-            mfcc = clip_mfcc(clip.audio, s.sample_rate, s.audio_offset, s.audio_duration, s.n_mfcc, s.n_fft,
-                             s.hop_length)
-        except AudioTooShortError as exc:
-            return {"status": "skipped", **_skip(job.rel, "audio-too-short", f"{fname}: {exc}")}
-        try:
-            extents, source, info = _face_extents(job, clip, csv)
-        except LandmarkError as exc:
-            return {"status": "skipped", **_skip(job.rel, "landmarks", f"{fname}: unusable landmark CSV: {exc}")}
+        mfcc = clip_mfcc(clip.audio, s.sample_rate, s.audio_offset, s.audio_duration, s.n_mfcc, s.n_fft,
+                         s.hop_length)
+        if landmarks is not None:
+            assert csv is not None
+            extents, info = _landmark_extents(job, landmarks, csv, clip)
+            source = "landmarks"
+        else:
+            extents, info = detect_extents(clip.frames), {"landmark_csv": None}
+            source = "detector" if extents is not None else "center"
         crops = crop_faces(clip.frames, extents, s.size, s.crop_margin, s.squash_before_crop)
         if s.channel_order == "bgr":
             crops = np.ascontiguousarray(crops[..., ::-1])
@@ -223,17 +229,19 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
         }
         cache.write_entry(job.cache_dir, job.name.stem, crops, mfcc, meta)
     except MediaError as exc:
-        kind = "no-audio" if "no audio stream" in str(exc) else "no-video" if "no video stream" in str(exc) \
-            else "decode"
-        return {"status": "skipped", **_skip(job.rel, kind, str(exc))}
+        text = str(exc)
+        kind = "no-audio" if "no audio stream" in text else "no-video" if "no video stream" in text else "decode"
+        return _skipped(job, kind, text)
+    except AudioTooShortError as exc:
+        return _skipped(job, "audio-too-short", f"{fname}: {exc}")
     except LandmarkError as exc:
-        return {"status": "skipped", **_skip(job.rel, "landmarks", f"{fname}: unusable landmark CSV: {exc}")}
+        return _skipped(job, "landmarks", f"{fname}: unusable landmark CSV: {exc}")
     except Exception as exc:  # noqa: BLE001 - one bad clip must not stop a 1440-clip run
         last = traceback.extract_tb(exc.__traceback__)[-1]
-        return {"status": "skipped", **_skip(job.rel, "error", (
-            f"{fname}: unexpected {type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"))}
+        return _skipped(job, "error", (
+            f"{fname}: unexpected {type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"))
     return {"status": "ok", "stem": job.name.stem, "file": job.rel, "face_source": source,
-            "seconds": time.perf_counter() - start}
+            "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start}
 
 
 def _worker_init() -> None:
@@ -321,12 +329,12 @@ def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Preproc
 
     processed: list[str] = []
     sources: dict[str, str] = {}
-    seconds: list[float] = []
+    seconds: list[tuple[float, float]] = []  # (wall, cpu) per processed clip
     for result in _run_jobs(jobs, workers, progress):
         if result["status"] == "ok":
             processed.append(result["stem"])
             sources[result["stem"]] = result["face_source"]
-            seconds.append(result["seconds"])
+            seconds.append((result["seconds"], result["cpu_seconds"]))
         else:
             skipped.append({k: result[k] for k in ("file", "kind", "reason")})
     for stem in reused:
@@ -343,8 +351,8 @@ def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Preproc
 
 
 def _build_report(root: Path, cache_dir: Path, settings: PreprocessSettings, n_found: int, processed: list[str],
-                  reused: list[str], skipped: list[dict[str, str]], sources: dict[str, str], seconds: list[float],
-                  elapsed: float, workers: int) -> dict[str, Any]:
+                  reused: list[str], skipped: list[dict[str, str]], sources: dict[str, str],
+                  seconds: list[tuple[float, float]], elapsed: float, workers: int) -> dict[str, Any]:
     skipped = sorted(skipped, key=lambda s: s["file"])
     detector = sorted(s for s, src in sources.items() if src == "detector")
     center = sorted(s for s, src in sources.items() if src == "center")
@@ -359,7 +367,9 @@ def _build_report(root: Path, cache_dir: Path, settings: PreprocessSettings, n_f
         "processed": processed, "reused": reused, "skipped": skipped,
         "fallback_detector": detector, "center_crop": center,
         "elapsed_s": round(elapsed, 3),
-        "clip_seconds_mean": round(float(np.mean(seconds)), 4) if seconds else None,
+        # per processed clip, inside its worker: wall time and CPU time (all threads of the worker process)
+        "clip_seconds_mean": round(float(np.mean([w for w, _ in seconds])), 4) if seconds else None,
+        "clip_cpu_seconds_mean": round(float(np.mean([c for _, c in seconds])), 4) if seconds else None,
     }
 
 

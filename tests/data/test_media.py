@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from media_factory import write_clip
 
-from cfnsr.data.media import MediaError, decode_clip, sample_times
+from cfnsr.data.media import MediaError, decode_clip, needed_frame_slots, sample_times
 
 
 def _all_frames(path) -> tuple[np.ndarray, np.ndarray]:
@@ -35,6 +35,25 @@ def test_frames_are_the_nearest_decoded_frames(tmp_path):
         nearest = int(np.argmin(np.abs(times - target)))  # argmin takes the earlier frame on a tie, as decode_clip
         assert clip.frame_times[k] == pytest.approx(times[nearest])
         np.testing.assert_array_equal(clip.frames[k], every[nearest])
+
+
+@pytest.mark.parametrize("num_frames", [8, 30, 80])
+def test_skipping_unneeded_frames_returns_the_same_frames(tmp_path, num_frames):
+    path = tmp_path / "bframes.mp4"
+    write_clip(path, width=320, height=180, fps=25, duration=3.2, preset="veryfast")  # x264 veryfast: B-frames
+    full = decode_clip(path, num_frames, 44100, skip_unneeded=False)
+    for threads in (1, 0):
+        fast = decode_clip(path, num_frames, 44100, threads=threads)
+        np.testing.assert_array_equal(fast.frames, full.frames)
+        np.testing.assert_array_equal(fast.frame_times, full.frame_times)
+        if num_frames < 40:
+            assert fast.n_decoded < full.n_decoded == 80  # non-reference B-frames were dropped
+    np.testing.assert_array_equal(fast.audio, full.audio)
+
+
+def test_needed_frame_slots_keep_both_neighbours_on_a_tie():
+    assert needed_frame_slots(np.array([0.0, 0.04, 0.1, 0.26]), fps=10) == {0, 1, 3}
+    assert needed_frame_slots(np.array([0.05]), fps=10) == {0, 1}
 
 
 def test_more_samples_than_frames_repeats_frames(tmp_path):

@@ -17,8 +17,17 @@ from media_factory import SKIN, face_track, make_clip_with_csv, track_landmarks,
 from omegaconf import OmegaConf
 
 from cfnsr.data.cache import load_meta
-from cfnsr.data.preprocess import (CacheError, NoUsableClipsError, NotRavdessError, PreprocessSettings,
-                                   cached_clips, check_cache, format_report, load_clip, preprocess_corpus)
+from cfnsr.data.preprocess import (
+    CacheError,
+    NotRavdessError,
+    NoUsableClipsError,
+    PreprocessSettings,
+    cached_clips,
+    check_cache,
+    format_report,
+    load_clip,
+    preprocess_corpus,
+)
 
 SMALL = PreprocessSettings(frames=8, size=32)
 TINY = dict(width=160, height=90, fps=10, duration=3.2)
