@@ -86,7 +86,8 @@ def make_data(root: Path, clips: int, frames: int, size: int, width: int, height
         (clip_dir / "frames").mkdir(parents=True, exist_ok=True)
         (clip_dir / "audios").mkdir(parents=True, exist_ok=True)
         for t, frame in enumerate(video):
-            # The public code named frames by their time in seconds; cv2.imwrite takes BGR, so RGB crops are flipped.
+            # The public code named frames by their time in seconds (3.3 s: the synthetic clips' duration);
+            # cv2.imwrite takes BGR, so our RGB crops are flipped.
             cv2.imwrite(str(clip_dir / "frames" / f"frame_{t / frames * 3.3:.2f}.jpg"), frame[..., ::-1])
         np.save(clip_dir / "audios" / "featuresMFCC.npy", mfcc)
     return cache, jpegs, settings, stems
@@ -234,7 +235,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             print(f"setup: {len(stems)} clips generated, cached and written as JPEGs in {setup_s:.1f} s",
                   file=sys.stderr)
 
-        # Each path is built just before it is timed, so only its own loader workers are alive meanwhile.
+        # Loaders keep persistent workers; between two of its epochs a loader's workers sit idle.
         def baseline() -> tuple[DataLoader, Callable[[Batch], Batch]]:
             loader = DataLoader(JpegClips(jpegs, stems, args.size), batch_size=args.batch, shuffle=True,
                                 num_workers=args.workers, pin_memory=pin, persistent_workers=args.workers > 0)
@@ -266,14 +267,14 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         totals = {name: [0, 0.0] for name, *_ in built}
         for _ in range(args.epochs):
             for name, loader, deliver, _full in built:
-                clips, seconds = run_epoch(loader, deliver, device)
-                totals[name][0] += clips
+                n, seconds = run_epoch(loader, deliver, device)
+                totals[name][0] += n
                 totals[name][1] += seconds
         rows = []
         for name, _loader, _deliver, full in built:
-            clips, seconds = totals[name]
-            rows.append({"path": name, "clips": clips, "seconds": seconds, "clips_per_s": clips / seconds,
-                         "ms_per_clip": 1000 * seconds / clips, "delivers_model_input": full})
+            n, seconds = totals[name]
+            rows.append({"path": name, "clips": n, "seconds": seconds, "clips_per_s": n / seconds,
+                         "ms_per_clip": 1000 * seconds / n, "delivers_model_input": full})
         del built, paths  # ends the persistent loader workers
     base_rate = rows[0]["clips_per_s"]
     for r in rows:

@@ -87,7 +87,7 @@ class PeakMemory:
             self.resettable = _reset_peak_rss()
             self.start = _proc_status_kb("VmRSS") * 1024
             self.method = ("peak RSS growth (VmHWM reset via /proc/self/clear_refs)" if self.resettable else
-                           "peak RSS growth (VmHWM could not be reset: a lower bound only after the first variant)")
+                           "peak RSS growth (VmHWM could not be reset: lifetime peak, unreliable after the first variant)")
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -96,6 +96,9 @@ class EmotionModule(pl.LightningModule):
         self.log("train/war", self.train_war, on_step=False, on_epoch=True, prog_bar=True, batch_size=bs)
         return loss
 
+    def on_validation_epoch_start(self) -> None:
+        self.val_metrics.reset()
+
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         out = self(batch["video"], batch["audio"])
         bs = batch["label"].numel()
@@ -108,6 +111,12 @@ class EmotionModule(pl.LightningModule):
         self.val_metrics.reset()
 
     # ---------------------------------------------------------------- testing
+    def on_test_epoch_start(self) -> None:
+        # Start from zero whatever the module carried in: under ddp_spawn each test re-launch unpickles the
+        # main process's module, whose metric state came back from rank 0 of the previous launch.
+        self.test_metrics.reset()
+        self.test_confusion.reset()
+
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         out = self(batch["video"], batch["audio"])
         self.test_metrics.update(out.logits, batch["label"])

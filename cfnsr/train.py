@@ -81,13 +81,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         record["epochs"] = trainer.current_epoch
         record["best_ckpt"] = checkpoint.best_model_path or None
-        record["last_ckpt"] = checkpoint.last_model_path or None
+        # Under ddp_spawn the fit ran in child processes; only best_model_path travels back to this one.
+        last = checkpoint.last_model_path or str(ckpt_dir / "last.ckpt")
+        record["last_ckpt"] = last if Path(last).is_file() else None
         m = _EPOCH_IN_NAME.search(Path(checkpoint.best_model_path).name) if checkpoint.best_model_path else None
         record["best_epoch"] = int(m.group(1)) if m else None
         if cfg.test_after_fit:
-            for tag, ckpt in (("test", checkpoint.best_model_path), ("test_last", checkpoint.last_model_path)):
+            # A logger-free trainer for testing: the CSV logger cannot append a new header to the fit's file
+            # after a ddp_spawn re-launch, and test numbers go to metrics.json (and the wandb summary) anyway.
+            tester = build_trainer(cfg, out, [], False)
+            for tag, ckpt in (("test", record["best_ckpt"]), ("test_last", record["last_ckpt"])):
                 module.test_tag = tag
-                trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=False, verbose=False)
+                tester.test(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=False, verbose=False)
                 record[tag] = _read_test_result(out / "test_results" / f"{tag}.json")
         record["status"] = "finished"
     except BaseException as exc:
