@@ -65,11 +65,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # only when its folder is unchanged, and the best epoch must be chosen over the whole run, not its second half.
     ckpt_dir = Path(cfg.ckpt_path).parent if cfg.ckpt_path else out / "checkpoints"
     checkpoint = ModelCheckpoint(
-        dirpath=ckpt_dir, filename="best-e{epoch:03d}", auto_insert_metric_name=False,
-        monitor="val/war", mode="max", save_last=True,
+        dirpath=ckpt_dir, filename="best-e{epoch:03d}", auto_insert_metric_name=False, monitor="val/war", mode="max",
     )
+    # ModelCheckpoint(save_last=True) refreshes last.ckpt only when a new best is saved; a separate unmonitored
+    # callback rewrites it after every epoch, so resuming and the last-epoch score really use the last epoch.
+    last_checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1)
     loggers = _loggers(cfg)
-    trainer = build_trainer(cfg, out, [checkpoint], loggers or False)
+    trainer = build_trainer(cfg, out, [checkpoint, last_checkpoint], loggers or False)
     for lg in loggers:
         lg.log_hyperparams({**meta, "config": module.run_config})
 
@@ -81,9 +83,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         record["epochs"] = trainer.current_epoch
         record["best_ckpt"] = checkpoint.best_model_path or None
-        # Under ddp_spawn the fit ran in child processes; only best_model_path travels back to this one.
-        last = checkpoint.last_model_path or str(ckpt_dir / "last.ckpt")
-        record["last_ckpt"] = last if Path(last).is_file() else None
+        last = ckpt_dir / "last.ckpt"  # by name: under ddp_spawn the callbacks' paths stay in the child processes
+        record["last_ckpt"] = str(last) if last.is_file() else None
         m = _EPOCH_IN_NAME.search(Path(checkpoint.best_model_path).name) if checkpoint.best_model_path else None
         record["best_epoch"] = int(m.group(1)) if m else None
         if cfg.test_after_fit:

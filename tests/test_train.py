@@ -43,9 +43,12 @@ def test_wandb_offline_run_files(trained_run: dict):
     assert list(runs[0].glob("run-*.wandb")) and (runs[0] / "files").is_dir()
 
 
-def test_checkpoints_load_with_weights_only(trained_run: dict):
-    ckpt = torch.load(trained_run["best_ckpt"], map_location="cpu", weights_only=True)
-    assert ckpt["cfnsr_config"]["fusion"]["name"] == "cfnsr"
+def test_checkpoints_load_with_weights_only_and_last_is_the_last_epoch(trained_run: dict):
+    best = torch.load(trained_run["best_ckpt"], map_location="cpu", weights_only=True)
+    assert best["cfnsr_config"]["fusion"]["name"] == "cfnsr"
+    assert best["epoch"] == trained_run["best_epoch"]
+    last = torch.load(trained_run["last_ckpt"], map_location="cpu", weights_only=True)
+    assert last["epoch"] == trained_run["epochs"] - 1
 
 
 def test_evaluate_reproduces_the_training_test_metrics(trained_run: dict, tmp_path: Path, capsys):

@@ -27,6 +27,7 @@ import argparse
 import dataclasses
 import json
 import math
+import multiprocessing as mp
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -995,10 +996,15 @@ def _remove_stale_tmp(root: Path) -> None:
 
 
 def _pool(workers: int) -> Executor:
-    import multiprocessing as mp
-    # fork starts workers in milliseconds and they inherit the imported modules; spawn where fork is unavailable.
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method), initializer=_worker_init)
+    """Worker processes for clip rendering."""
+    # Not "fork": OpenCV's thread pool, once used in the parent (tests, preprocessing), deadlocks in forked
+    # children. The fork server is a fresh interpreter that imports this module once and forks workers from it.
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+    else:
+        ctx = mp.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
 
 
 def generate_corpus(root: str | Path, workers: int = 2, progress: bool = True, cfg: SyntheticConfig | None = None,
