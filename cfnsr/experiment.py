@@ -67,7 +67,8 @@ def build_module(cfg: DictConfig, results_dir: str | Path | None, load_init: boo
         video, audio = init.video, init.audio
         if init.get("from_runs"):
             found = find_unimodal_checkpoints(init.from_runs, fold=cfg.fold, seed=cfg.seed,
-                                              dataset=cfg.data.name, backbone=cfg.backbone.name)
+                                              dataset=cfg.data.name, backbone=cfg.backbone.name,
+                                              protocol=cfg.protocol.name, folds=cfg.folds.name)
             video, audio = video or found.get("video"), audio or found.get("audio")
         if init.get("kinetics"):
             load_kinetics_resnext(model.video, init.kinetics)
