@@ -24,7 +24,6 @@ from torchmetrics.classification import (
 )
 
 
-
 def _metrics(num_classes: int) -> MetricCollection:
     # average= is spelled out: MulticlassAccuracy alone defaults to macro, which is UAR, not the paper's accuracy.
     return MetricCollection({

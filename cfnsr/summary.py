@@ -7,7 +7,7 @@ from typing import Any
 
 
 def _pct(x: float | None) -> str:
-    return "   n/a" if x is None else f"{100 * x:6.2f}"
+    return "    n/a" if x is None else f"{100 * x:7.2f}"
 
 
 def format_run_summary(record: dict[str, Any], run_dir: str | Path) -> str:
@@ -18,13 +18,13 @@ def format_run_summary(record: dict[str, Any], run_dir: str | Path) -> str:
         f"== {record['fusion']} | backbone={record['backbone']} | data={record['dataset']} | fold {record['fold']} "
         f"(test actors {record['test_actors']}) | seed {record['seed']} | protocol={record['protocol']}",
         f"   params {record['params']:,}" + (f" | {record['gflops']:.3f} GFLOPs/clip" if record.get("gflops") else ""),
-        f"   {'':44s}   WAR    UAR     F1    n",
+        f"   {'':44s}    WAR     UAR      F1     n",
     ]
     rows = (("test", f"test @ {record['selection']}"), ("test_last", "test @ last epoch"))
     for key, label in rows:
         res = record.get(key)
         if res:
-            lines.append(f"   {label:44s} {_pct(res['war'])} {_pct(res['uar'])} {_pct(res['f1'])} {res['n']:4d}")
+            lines.append(f"   {label:44s} {_pct(res['war'])} {_pct(res['uar'])} {_pct(res['f1'])} {res['n']:5d}")
     if record.get("best_epoch") is not None:
         lines.append(f"   selected epoch: {record['best_epoch']} of {record.get('epochs')}")
     lines += [

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests_helpers import compose_eval, compose_train
 
 from cfnsr.evaluate import evaluate
 from cfnsr.train import train
-from conftest import compose_train
-from tests_helpers import compose_eval
 
 pytestmark = pytest.mark.slow
 

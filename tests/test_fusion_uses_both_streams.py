@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests_helpers import compose_train
 
 from cfnsr.train import train
-from conftest import compose_train
 
 pytestmark = pytest.mark.slow
 FUSIONS = ["averaging", "multiplicative", "multiplication", "concat_fc", "mcbp", "mmtm", "msaf", "cfnsr"]

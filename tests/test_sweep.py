@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
+from tests_helpers import TINY_DATA, TINY_FOLDS
 
 from cfnsr.report import build_report, collect_runs
 from cfnsr.run_record import read_record
-from conftest import TINY_DATA, TINY_FOLDS
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -45,7 +45,7 @@ def test_multirun_folders_and_report_match_the_runs(tiny_data_dir: Path, tmp_pat
     (table,) = report.groups
     for row in table.rows:
         wars = [records[(row.fusion, fold)]["test"]["war"] * 100 for fold in (1, 2)]
-        assert row.per_fold_war == pytest.approx(dict(zip((1, 2), wars)))
+        assert row.per_fold_war == pytest.approx(dict(zip((1, 2), wars, strict=False)))
         assert row.war_mean == pytest.approx(sum(wars) / 2)
 
     out = subprocess.run([sys.executable, "-m", "cfnsr.report", str(sweep)], cwd=ROOT, capture_output=True,

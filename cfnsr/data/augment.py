@@ -51,7 +51,7 @@ the input's device, so the module itself never needs moving.
         # (x / 255 - mean) / std as one scale and one shift, in place: these clips are large (72 MB per
         # RAVDESS batch of 4) and every extra temporary costs page faults.
         scale = x.new_tensor([1 / (255 * s) for s in self.std]).view(1, 3, 1, 1, 1)
-        shift = x.new_tensor([m / s for m, s in zip(self.mean, self.std)]).view(1, 3, 1, 1, 1)
+        shift = x.new_tensor([m / s for m, s in zip(self.mean, self.std, strict=False)]).view(1, 3, 1, 1, 1)
         return x.mul_(scale).sub_(shift)
 
     def _boxes(self, b: int, h: int, w: int) -> list[tuple[int, int, int, int, bool]]:

@@ -21,7 +21,6 @@ from cfnsr.data.prepare import prepare_corpus
 from cfnsr.data.preprocess import PreprocessSettings, cached_clips, check_cache, load_clip
 from cfnsr.data.ravdess import parse_name
 
-
 STORAGES = ("mmap", "memory", "device")
 
 

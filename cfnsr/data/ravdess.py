@@ -74,7 +74,7 @@ def parse_name(path: str | Path) -> RavdessName:
         raise RavdessNameError(f"{path}: expected 7 dash-separated fields, found {len(parts)}")
     if not all(p.isdigit() and len(p) == 2 for p in parts):
         raise RavdessNameError(f"{path}: every field must be two digits, got {stem!r}")
-    values = dict(zip(_RANGES, (int(p) for p in parts)))
+    values = dict(zip(_RANGES, (int(p) for p in parts), strict=False))
     for key, (lo, hi) in _RANGES.items():
         if not lo <= values[key] <= hi:
             raise RavdessNameError(f"{path}: field {key}={values[key]:02d} outside {lo:02d}..{hi:02d}")
