@@ -4,6 +4,9 @@ import hydra
 from omegaconf import DictConfig
 
 from cfnsr.evaluate import evaluate
+from cfnsr.sweep_dirs import register
+
+register()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")

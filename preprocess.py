@@ -7,6 +7,9 @@ from omegaconf import DictConfig
 
 from cfnsr.data.prepare import prepare_corpus
 from cfnsr.experiment import preprocess_settings
+from cfnsr.sweep_dirs import register
+
+register()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="preprocess_job")

@@ -3,7 +3,10 @@
 import hydra
 from omegaconf import DictConfig
 
+from cfnsr.sweep_dirs import register
 from cfnsr.train import train
+
+register()  # ${swept_dirname:...} names multirun folders after the swept keys only
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -121,6 +121,10 @@ def _fusion_configs(cfg: DictConfig) -> dict[str, DictConfig]:
 def main() -> None:
     import hydra
 
+    from cfnsr.sweep_dirs import register
+
+    register()
+
     @hydra.main(version_base="1.3", config_path="../conf", config_name="complexity")
     def _run(cfg: DictConfig) -> None:
         from cfnsr.experiment import clip_shapes

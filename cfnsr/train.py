@@ -6,6 +6,7 @@ import json
 import re
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             # A logger-free trainer for testing: the CSV logger cannot append a new header to the fit's file
             # after a ddp_spawn re-launch, and test numbers go to metrics.json (and the wandb summary) anyway.
             tester = build_trainer(cfg, out, [], False)
+            # It warns that the fit's checkpoint callbacks are missing; they have nothing to do in a test.
+            warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`")
             for tag, ckpt in (("test", record["best_ckpt"]), ("test_last", record["last_ckpt"])):
                 module.test_tag = tag
                 tester.test(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=False, verbose=False)
