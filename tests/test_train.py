@@ -80,3 +80,14 @@ def test_failed_run_leaves_a_failed_record(tiny_data_dir: Path, tmp_path: Path):
     # The error happened before training started: no record claims to be finished.
     path = tmp_path / "metrics.json"
     assert not path.exists() or json.loads(path.read_text())["status"] == "failed"
+
+
+def test_storage_modes_deliver_identical_batches(tiny_data_dir: Path, tmp_path: Path):
+    # mmap (with loader workers), host memory and device-resident storage must train the same model.
+    common = ["fusion=averaging", "fold=3", "trainer.max_epochs=1", "complexity=false"]
+    results = {
+        storage: train(compose_train([*common, f"data.storage={storage}", f"data.num_workers={workers}"],
+                                     tiny_data_dir, tmp_path / storage))["test_last"]
+        for storage, workers in (("mmap", 2), ("memory", 0), ("device", 0))
+    }
+    assert results["mmap"] == results["memory"] == results["device"]
