@@ -56,11 +56,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)
 
-    datamodule = build_datamodule(cfg)
-    module = build_module(cfg, results_dir=out / "test_results")
-    module.run_config = OmegaConf.to_container(cfg, resolve=True)
-    gflops = gflops_per_clip(module.model, *clip_shapes(cfg)) if cfg.complexity else None
-    meta = run_metadata(cfg, count_params(module.model), gflops)
+    try:
+        datamodule = build_datamodule(cfg)
+        module = build_module(cfg, results_dir=out / "test_results")
+        module.run_config = OmegaConf.to_container(cfg, resolve=True)
+        gflops = gflops_per_clip(module.model, *clip_shapes(cfg)) if cfg.complexity else None
+        meta = run_metadata(cfg, count_params(module.model), gflops)
+    except Exception as exc:  # bad fold, missing checkpoint, ...: leave a record the report can list
+        write_record(out, {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "run_dir": str(out.resolve()),
+                           "fusion": cfg.fusion.name, "fold": cfg.fold, "seed": cfg.seed,
+                           "protocol": cfg.protocol.name, "dataset": cfg.data.name, "backbone": cfg.backbone.name})
+        raise
 
     # A resumed run keeps writing next to the checkpoint it resumes from: ModelCheckpoint restores its best score
     # only when its folder is unchanged, and the best epoch must be chosen over the whole run, not its second half.

@@ -77,9 +77,9 @@ def test_failed_run_leaves_a_failed_record(tiny_data_dir: Path, tmp_path: Path):
     cfg = compose_train(["fold=2", "model.init.video=/nonexistent.ckpt"], tiny_data_dir, tmp_path)
     with pytest.raises(Exception, match="nonexistent"):
         train(cfg)
-    # The error happened before training started: no record claims to be finished.
-    path = tmp_path / "metrics.json"
-    assert not path.exists() or json.loads(path.read_text())["status"] == "failed"
+    # The error happened before training started; the record still says what failed, for the report.
+    record = json.loads((tmp_path / "metrics.json").read_text())
+    assert record["status"] == "failed" and "nonexistent" in record["error"] and record["fold"] == 2
 
 
 def test_storage_modes_deliver_identical_batches(tiny_data_dir: Path, tmp_path: Path):
