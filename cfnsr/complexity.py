@@ -110,11 +110,10 @@ def _fusion_configs(cfg: DictConfig) -> dict[str, DictConfig]:
 
     from omegaconf import OmegaConf
 
+    from cfnsr.report.build import fusion_sort_key
+
     conf_dir = Path(__file__).resolve().parents[1] / "conf" / "fusion"
-    order = ["video_only", "audio_only", "averaging", "multiplicative", "multiplication", "concat_fc", "mcbp",
-             "mmtm", "msaf", "cfnsr"]
-    names = sorted((p.stem for p in conf_dir.glob("*.yaml")), key=lambda n: (n not in order, order.index(n)
-                                                                              if n in order else 0, n))
+    names = sorted((p.stem for p in conf_dir.glob("*.yaml")), key=fusion_sort_key)
     return {n: OmegaConf.load(conf_dir / f"{n}.yaml") for n in names}
 
 

@@ -17,10 +17,12 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 
 from cfnsr.complexity import count_params, gflops_per_clip
 from cfnsr.experiment import build_datamodule, build_module, build_trainer, clip_shapes, fold_split
-from cfnsr.run_record import read_record, write_record
+from cfnsr.run_record import write_record
 from cfnsr.summary import format_run_summary
 
 _EPOCH_IN_NAME = re.compile(r"best-e(\d+)")
+# The test-only trainer warns that the fit's checkpoint callbacks are missing; they have nothing to do in a test.
+warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`")
 
 
 def run_metadata(cfg: DictConfig, params: int, gflops: float | None) -> dict[str, Any]:
@@ -98,12 +100,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             # A logger-free trainer for testing: the CSV logger cannot append a new header to the fit's file
             # after a ddp_spawn re-launch, and test numbers go to metrics.json (and the wandb summary) anyway.
             tester = build_trainer(cfg, out, [], False)
-            # It warns that the fit's checkpoint callbacks are missing; they have nothing to do in a test.
-            warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`")
             for tag, ckpt in (("test", record["best_ckpt"]), ("test_last", record["last_ckpt"])):
                 module.test_tag = tag
                 tester.test(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=False, verbose=False)
-                record[tag] = _read_test_result(out / "test_results" / f"{tag}.json")
+                record[tag] = json.loads((out / "test_results" / f"{tag}.json").read_text())
         record["status"] = "finished"
     except BaseException as exc:
         record["status"] = "failed"
@@ -117,12 +117,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         _finish_loggers(loggers, record)
     if trainer.is_global_zero:
         write_record(out, record)
-        print(format_run_summary(read_record(out), out))
+        print(format_run_summary(record, out))
     return record
-
-
-def _read_test_result(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
 
 
 def _finish_loggers(loggers: list[Any], record: dict[str, Any]) -> None:
