@@ -7,24 +7,28 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from cfnsr.config_checks import check_sweeper
 from cfnsr.sweep_dirs import register
 from cfnsr.train import train
 
-register()  # ${swept_dirname:...} names multirun folders after the swept keys only
+register()  # ${job_dirname:...} names multirun job folders
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    hydra_cfg = HydraConfig.get()
+    check_sweeper(hydra_cfg.sweeper.get("_target_"), cfg.protocol.get("objective"))
     try:
         record = train(cfg)
     except Exception:
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
+        if hydra_cfg.mode != RunMode.MULTIRUN:
             raise
         # One failed job must not end a sweep of dozens: its metrics.json says "failed" (with the error) and
         # the report lists it among the skipped runs.
         logging.getLogger(__name__).exception("job failed; the sweep goes on")
         return None
-    return (record.get("test") or {}).get("war")  # a sweeper's objective
+    # A sweeper's objective: validation, never test (None under the paper protocol, which has no validation set).
+    return (record.get("objective") or {}).get("value")
 
 
 if __name__ == "__main__":

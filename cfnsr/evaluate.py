@@ -6,29 +6,30 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from cfnsr.checkpoints import load_checkpoint
 from cfnsr.complexity import count_params
+from cfnsr.config_checks import check_evaluate_config
 from cfnsr.experiment import build_datamodule, build_module
 from cfnsr.summary import format_run_summary
 from cfnsr.train import run_metadata
 
 
 def load_run_config(ckpt_path: str | Path) -> tuple[DictConfig, dict[str, Any]]:
-    """The run config and state dict of a cfnsr checkpoint (loaded with ``weights_only=True``)."""
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path={path}: no such file")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if "cfnsr_config" not in ckpt:
-        raise ValueError(f"{path}: not a cfnsr training checkpoint (no saved run config)")
+    """The run config and state dict of a cfnsr checkpoint, read as data (``weights_only=True``).
+
+    Checkpoints written before format versions are accepted here (evaluation changes nothing); a file that is
+    not a cfnsr checkpoint, or that would need code to load, raises ``CheckpointError`` naming it.
+    """
+    ckpt = load_checkpoint(ckpt_path, require_run=False)
     return OmegaConf.create(ckpt["cfnsr_config"]), ckpt["state_dict"]
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path`` on the test actors of the fold it was trained on; returns the record it prints."""
+    check_evaluate_config(cfg)
     run_cfg, state_dict = load_run_config(cfg.ckpt_path)
     for key in ("root", "cache_dir"):  # the data may have moved since training
         if cfg.data.get(key):

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from cfnsr.data.datamodule import RavdessDataModule
 from cfnsr.data.folds import Split, make_split
 from cfnsr.data.preprocess import PreprocessSettings
-from cfnsr.models.build import build_model, load_backbone_weights, load_kinetics_resnext
+from cfnsr.models.build import build_model, load_backbone_weights, load_kinetics_resnext, load_model_weights
 from cfnsr.models.init_runs import find_unimodal_checkpoints
 from cfnsr.module import EmotionModule
 
@@ -56,6 +56,7 @@ def build_datamodule(cfg: DictConfig) -> RavdessDataModule:
         generate=dict(d.generate) if d.get("generate") else None,
         preprocess_workers=cfg.preprocess.workers,
         preprocess_force=cfg.preprocess.force,
+        allow_missing_clips=d.allow_missing_clips,
     )
 
 
@@ -76,6 +77,8 @@ def build_module(cfg: DictConfig, results_dir: str | Path | None, load_init: boo
         audio = audio if "audio" in model.modalities else None
         if video or audio:
             load_backbone_weights(model, video=video, audio=audio)
+        if init.get("weights"):  # a whole model of the same architecture, e.g. a finished run to train further
+            load_model_weights(model, init.weights)
     return EmotionModule(
         model=model,
         optimizer=instantiate(cfg.optimizer),
@@ -88,4 +91,7 @@ def build_module(cfg: DictConfig, results_dir: str | Path | None, load_init: boo
 
 
 def build_trainer(cfg: DictConfig, output_dir: Path, callbacks: list[Any], loggers: list[Any] | bool) -> pl.Trainer:
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, default_root_dir=str(output_dir))
+    # enable_checkpointing=False: Lightning's default ModelCheckpoint would write a second set of files (under the
+    # logger's folder); cfnsr.checkpoints.RunCheckpoints writes the run's checkpoints.
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, default_root_dir=str(output_dir),
+                       enable_checkpointing=False)

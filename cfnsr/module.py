@@ -23,6 +23,8 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from cfnsr.checkpoints import CHECKPOINT_FORMAT
+
 
 def _metrics(num_classes: int) -> MetricCollection:
     # average= is spelled out: MulticlassAccuracy alone defaults to macro, which is UAR, not the paper's accuracy.
@@ -67,6 +69,7 @@ class EmotionModule(pl.LightningModule):
         self.channels_last = channels_last
         self.test_tag = "test"
         self.run_config: dict[str, Any] | None = None  # saved into every checkpoint, see on_save_checkpoint
+        self.run_id: str | None = None
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last_3d)
         # Bypass nn.Module registration: the compiled wrapper must not add "_orig_mod." keys to the state dict.
@@ -86,9 +89,26 @@ class EmotionModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         torch.manual_seed(self.seed * 1_000_003 + self.current_epoch * 1009 + self.global_rank)
 
+    def _stop_if_not_finite(self, what: str, value: Tensor, batch: dict[str, Tensor], part: str) -> None:
+        """A NaN/inf must fail the run (status failed, clips named), never train on or end as "finished"."""
+        if bool(torch.isfinite(value).all()):
+            return
+        stems = self._stems(batch, part)
+        raise FloatingPointError(
+            f"non-finite {what} at epoch {self.current_epoch}, {part} batch of clips {stems}: check these cache "
+            f"entries (python preprocess.py ... preprocess.verify=full) or lower the learning rate")
+
+    def _stems(self, batch: dict[str, Tensor], part: str) -> list[str]:
+        dm = getattr(self.trainer, "datamodule", None)
+        ds = getattr(dm, "datasets", {}).get(part) if dm is not None else None
+        if ds is None or "index" not in batch:
+            return ["<unknown>"]
+        return [ds.stems[int(i)] for i in batch["index"].tolist()]
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         out = self(batch["video"], batch["audio"])
         loss = self.model.loss(out, batch["label"])
+        self._stop_if_not_finite("loss", loss, batch, "train")
         self.train_war(out.logits.detach(), batch["label"])
         bs = batch["label"].numel()
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=bs, sync_dist=True)
@@ -100,6 +120,7 @@ class EmotionModule(pl.LightningModule):
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         out = self(batch["video"], batch["audio"])
+        self._stop_if_not_finite("logits", out.logits, batch, "val")
         bs = batch["label"].numel()
         self.log("val/loss", self.model.loss(out, batch["label"]), on_epoch=True, batch_size=bs, sync_dist=True)
         self.val_metrics.update(out.logits, batch["label"])
@@ -118,6 +139,7 @@ class EmotionModule(pl.LightningModule):
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         out = self(batch["video"], batch["audio"])
+        self._stop_if_not_finite("logits", out.logits, batch, "test")
         self.test_metrics.update(out.logits, batch["label"])
         self.test_confusion.update(out.logits, batch["label"])
 
@@ -144,3 +166,5 @@ class EmotionModule(pl.LightningModule):
         # Plain Python types only, so the checkpoint loads with torch.load(weights_only=True).
         if self.run_config is not None:
             checkpoint["cfnsr_config"] = self.run_config
+            checkpoint["cfnsr_format"] = CHECKPOINT_FORMAT
+            checkpoint["cfnsr_run_id"] = self.run_id

@@ -40,7 +40,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)  # 1: written before run ids and recipes; still read, compared by the report as legacy
 FILENAME = "metrics.json"
 
 
@@ -60,6 +61,7 @@ def read_record(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         path = path / FILENAME
     record = json.loads(path.read_text())
-    if record.get("schema") != SCHEMA_VERSION:
-        raise ValueError(f"{path}: unsupported metrics schema {record.get('schema')!r} (expected {SCHEMA_VERSION})")
+    if not isinstance(record, dict) or record.get("schema") not in READABLE_SCHEMAS:
+        found = record.get("schema") if isinstance(record, dict) else type(record).__name__
+        raise ValueError(f"{path}: unsupported metrics schema {found!r} (this cfnsr reads {READABLE_SCHEMAS})")
     return record

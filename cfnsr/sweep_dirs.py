@@ -1,32 +1,34 @@
-"""Readable multirun folder names: only the keys the sweep varies (``fold=1,fusion=cfnsr``).
+"""Multirun job folder names from Hydra's own job config: ``<job number>_<overrides>`` (``0_fold-1+fusion-cfnsr``).
 
-Hydra's ``override_dirname`` lists every command-line override of a job, so one extra fixed setting makes every
-folder name long. This resolver keeps only the overrides that are sweeps on the launching command line.
+The name is built from ``hydra.job.num`` and ``hydra.job.override_dirname`` (whose ``kv_sep``/``item_sep``/
+``exclude_keys`` are set in ``conf/hydra/default.yaml``), so it is right under any launcher or sweeper (a SLURM job's
+``sys.argv`` is submitit's, not the user's). Characters that the Hydra command line would parse (``=``, ``,``, ``/``,
+brackets, quotes, spaces) are replaced, so ``ckpt_path=<sweep>/<job>/checkpoints/last.ckpt`` needs no quoting, and
+the name is at most ``MAX_LEN`` characters (a long tail becomes a short hash). Nothing reads settings back from
+these names: a job's overrides are in its ``.hydra/overrides.yaml`` and its ``metrics.json``.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
+import hashlib
+import re
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-
-def swept_keys(argv: Sequence[str]) -> set[str]:
-    """Keys that ``argv`` sweeps (``fold=1,2``, ``seed=range(3)``, ...)."""
-    candidates = [a for a in argv if "=" in a and not a.startswith("-")]
-    parsed = OverridesParser.create().parse_overrides(candidates)
-    return {o.key_or_group for o in parsed if o.is_sweep_override()}
+MAX_LEN = 96
+_UNSAFE = re.compile(r"[^A-Za-z0-9._@%+-]")
 
 
-def swept_dirname(task_overrides: Sequence[str]) -> str:
-    """The job's overrides of swept keys, sorted and comma-joined (all its overrides if nothing is swept)."""
-    keys = swept_keys(sys.argv[1:])
-    kept = sorted(o for o in task_overrides if o.split("=", 1)[0].lstrip("+~") in keys)
-    return ",".join(kept or sorted(task_overrides)) or "job"
+def job_dirname(num: int | str, override_dirname: str | None) -> str:
+    """``<num>_<override_dirname>`` made safe for a path and a Hydra override value, bounded in length."""
+    text = _UNSAFE.sub("_", str(override_dirname or "")).strip("._") or "job"
+    name = f"{num}_{text}"
+    if len(name) > MAX_LEN:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+        name = f"{name[:MAX_LEN - 10]}+h{digest}"
+    return name
 
 
 def register() -> None:
-    if not OmegaConf.has_resolver("swept_dirname"):
-        OmegaConf.register_new_resolver("swept_dirname", swept_dirname)
+    if not OmegaConf.has_resolver("job_dirname"):
+        OmegaConf.register_new_resolver("job_dirname", job_dirname)

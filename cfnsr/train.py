@@ -1,26 +1,35 @@
-"""One training job: fit on a fold, test the selected and the last-epoch weights, write ``metrics.json``."""
+"""One training job: fit on a fold, test the selected and the last-epoch weights, write ``metrics.json``.
+
+The job folder is locked while the job writes it; a fresh run gets a new run id, a resumed run keeps its own
+(``cfnsr.run_folder``). Checkpoints are read as data only and the files tested are this run's own, checked by the
+run id inside them (``cfnsr.checkpoints``).
+"""
 
 from __future__ import annotations
 
 import json
-import re
+import os
 import time
 import traceback
 import warnings
+from contextlib import nullcontext
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint
 
+from cfnsr.checkpoints import callback_state, run_checkpoints, RunCheckpoints
 from cfnsr.complexity import count_params, gflops_per_clip
+from cfnsr.config_checks import check_train_config
 from cfnsr.experiment import build_datamodule, build_module, build_trainer, clip_shapes, fold_split
+from cfnsr.recipe import recipe_hash, training_recipe
+from cfnsr.run_folder import JobLock, claim_for_new_run, global_rank_from_env, new_run_id, plan_resume
 from cfnsr.run_record import write_record
 from cfnsr.summary import format_run_summary
 
-_EPOCH_IN_NAME = re.compile(r"best-e(\d+)")
 # The test-only trainer warns that the fit's checkpoint callbacks are missing; they have nothing to do in a test.
 warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`")
 
@@ -28,6 +37,7 @@ warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`
 def run_metadata(cfg: DictConfig, params: int, gflops: float | None) -> dict[str, Any]:
     """The descriptive fields of a run record (everything but the results)."""
     split = fold_split(cfg)
+    recipe = training_recipe(OmegaConf.to_container(cfg, resolve=True))
     return {
         "experiment": cfg.experiment_name,
         "dataset": cfg.data.name,
@@ -44,6 +54,8 @@ def run_metadata(cfg: DictConfig, params: int, gflops: float | None) -> dict[str
         "params": params,
         "gflops": gflops,
         "paper": OmegaConf.to_container(cfg.fusion.paper) if cfg.fusion.get("paper") else None,
+        "recipe": recipe,
+        "recipe_hash": recipe_hash(recipe),
     }
 
 
@@ -52,73 +64,107 @@ def _loggers(cfg: DictConfig) -> list[Any]:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run the job described by ``cfg`` and return its record (also written to ``<output_dir>/metrics.json``)."""
-    pl.seed_everything(cfg.seed, workers=True)
-    out = Path(cfg.paths.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    """Run the job described by ``cfg`` and return its record (also written to ``<run_dir>/metrics.json``).
 
+    Raises before touching any file when the config is invalid, the folder belongs to another run, or the
+    checkpoint to resume does not fit this command.
+    """
+    check_train_config(cfg)
+    rank0 = global_rank_from_env() == 0
+    if cfg.ckpt_path:
+        resume = plan_resume(cfg, cfg.ckpt_path)
+        out, run_id = resume.run_dir, resume.run_id
+        print(f"Resuming run {run_id} in {out} from epoch {resume.epoch + 1} ({resume.ckpt_path.name})")
+    else:
+        resume, out, run_id = None, Path(cfg.paths.output_dir), new_run_id()
+    with JobLock(out) if rank0 else nullcontext():
+        if rank0 and resume is None:
+            claim_for_new_run(out)
+        return _train_in(cfg, out, run_id, resume.ckpt_path if resume else None, rank0)
+
+
+def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, rank0: bool) -> dict[str, Any]:
+    pl.seed_everything(cfg.seed, workers=True)
+    out.mkdir(parents=True, exist_ok=True)
+    if rank0:
+        OmegaConf.save(cfg, out / ("config.yaml" if ckpt_path is None else "config.resumed.yaml"), resolve=True)
+    base = {"run_id": run_id, "run_dir": str(out.resolve()), "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
     try:
         datamodule = build_datamodule(cfg)
-        module = build_module(cfg, results_dir=out / "test_results")
+        module = build_module(cfg, results_dir=out / "test_results", load_init=ckpt_path is None)
         module.run_config = OmegaConf.to_container(cfg, resolve=True)
+        module.run_id = run_id
         gflops = gflops_per_clip(module.model, *clip_shapes(cfg)) if cfg.complexity else None
         meta = run_metadata(cfg, count_params(module.model), gflops)
     except Exception as exc:  # bad fold, missing checkpoint, ...: leave a record the report can list
-        write_record(out, {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "run_dir": str(out.resolve()),
-                           "fusion": cfg.fusion.name, "fold": cfg.fold, "seed": cfg.seed,
-                           "protocol": cfg.protocol.name, "dataset": cfg.data.name, "backbone": cfg.backbone.name})
+        if rank0:
+            write_record(out, {**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                               "fusion": cfg.fusion.name, "fold": cfg.fold, "seed": cfg.seed,
+                               "protocol": cfg.protocol.name, "dataset": cfg.data.name,
+                               "backbone": cfg.backbone.name})
         raise
 
-    # A resumed run keeps writing next to the checkpoint it resumes from: ModelCheckpoint restores its best score
-    # only when its folder is unchanged, and the best epoch must be chosen over the whole run, not its second half.
-    ckpt_dir = Path(cfg.ckpt_path).parent if cfg.ckpt_path else out / "checkpoints"
-    checkpoint = ModelCheckpoint(
-        dirpath=ckpt_dir, filename="best-e{epoch:03d}", auto_insert_metric_name=False, monitor="val/war", mode="max",
-    )
-    # ModelCheckpoint(save_last=True) refreshes last.ckpt only when a new best is saved; a separate unmonitored
-    # callback rewrites it after every epoch, so resuming and the last-epoch score really use the last epoch.
-    last_checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1)
+    ckpt_dir = out / "checkpoints"
+    checkpoints = RunCheckpoints(ckpt_dir, run_id, monitor="val/war", mode="max")
     loggers = _loggers(cfg)
-    trainer = build_trainer(cfg, out, [checkpoint, last_checkpoint], loggers or False)
+    trainer = build_trainer(cfg, out, [checkpoints], loggers or False)
     for lg in loggers:
-        lg.log_hyperparams({**meta, "config": module.run_config})
+        lg.log_hyperparams({**meta, "run_id": run_id, "config": module.run_config})
 
-    record: dict[str, Any] = {"status": "running", "error": None, "run_dir": str(out.resolve()), **meta}
-    if trainer.is_global_zero:
+    record: dict[str, Any] = {**base, "status": "running", "error": None, **meta}
+    if ckpt_path is not None:
+        record["resumed_from"] = str(ckpt_path)
+    if rank0:
         write_record(out, record)
     started = time.time()
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-        record["epochs"] = trainer.current_epoch
-        record["best_ckpt"] = checkpoint.best_model_path or None
-        last = ckpt_dir / "last.ckpt"  # by name: under ddp_spawn the callbacks' paths stay in the child processes
-        record["last_ckpt"] = str(last) if last.is_file() else None
-        m = _EPOCH_IN_NAME.search(Path(checkpoint.best_model_path).name) if checkpoint.best_model_path else None
-        record["best_epoch"] = int(m.group(1)) if m else None
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        # The files come from this run's folder, each checked to carry this run's id (never from restored state).
+        best_path, best, last_path, last = run_checkpoints(ckpt_dir, run_id)
+        if last["epoch"] != cfg.trainer.max_epochs - 1:
+            raise RuntimeError(f"{last_path}: holds epoch {last['epoch'] + 1} but the run trained "
+                               f"{cfg.trainer.max_epochs} epochs (stopped early?)")
+        state = callback_state(best)
+        record.update(epochs=int(last["epoch"]) + 1, best_epoch=int(best["epoch"]), best_ckpt=str(best_path),
+                      last_ckpt=str(last_path))
+        record["objective"] = _objective(cfg, state)
         if cfg.test_after_fit:
             # A logger-free trainer for testing: the CSV logger cannot append a new header to the fit's file
             # after a ddp_spawn re-launch, and test numbers go to metrics.json (and the wandb summary) anyway.
             tester = build_trainer(cfg, out, [], False)
-            for tag, ckpt in (("test", record["best_ckpt"]), ("test_last", record["last_ckpt"])):
+            for tag, path in (("test", best_path), ("test_last", last_path)):
                 module.test_tag = tag
-                tester.test(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=False, verbose=False)
+                tester.test(module, datamodule=datamodule, ckpt_path=path, weights_only=True, verbose=False)
                 record[tag] = json.loads((out / "test_results" / f"{tag}.json").read_text())
         record["status"] = "finished"
+        record["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     except BaseException as exc:
         record["status"] = "failed"
         record["error"] = f"{type(exc).__name__}: {exc}"
-        if trainer.is_global_zero:
+        if rank0:
             write_record(out, record)
             (out / "error.txt").write_text(traceback.format_exc())
         raise
     finally:
         record["train_seconds"] = round(time.time() - started, 1)
         _finish_loggers(loggers, record)
-    if trainer.is_global_zero:
+    if rank0:
         write_record(out, record)
         print(format_run_summary(record, out))
     return record
+
+
+def _objective(cfg: DictConfig, state: dict[str, Any]) -> dict[str, Any] | None:
+    """The sweeper's objective: the selected epoch's validation score under the clean protocol, else none.
+
+    Under the paper protocol the "validation" set is the test fold, so it is no objective for any search.
+    """
+    name = cfg.protocol.get("objective")
+    if not name:
+        return None
+    if name != state.get("monitor"):
+        raise RuntimeError(f"protocol.objective={name} but the checkpoints monitor {state.get('monitor')!r}")
+    return {"name": name, "value": state.get("best_score"), "epoch": state.get("best_epoch")}
 
 
 def _finish_loggers(loggers: list[Any], record: dict[str, Any]) -> None:

@@ -18,8 +18,9 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from cfnsr.data.augment import ClipAugment
 from cfnsr.data.folds import Split
 from cfnsr.data.prepare import prepare_corpus
+from cfnsr.data.cache import CacheError
 from cfnsr.data.preprocess import PreprocessSettings, cached_clips, check_cache, load_clip
-from cfnsr.data.ravdess import parse_name
+from cfnsr.data.ravdess import av_speech_names, parse_name
 
 STORAGES = ("mmap", "memory", "device")
 
@@ -48,6 +49,8 @@ class CachedClips(Dataset):
         self.audio: torch.Tensor | None = None
         if storage != "mmap" and stems:
             clips = [load_clip(self.cache_dir, s, mmap=True) for s in stems]
+            for stem, (_, a) in zip(stems, clips, strict=True):
+                _check_finite(self.cache_dir, stem, a)
             self.video = torch.from_numpy(np.stack([v for v, _ in clips]))
             self.audio = torch.from_numpy(np.stack([a for _, a in clips]))
 
@@ -55,14 +58,38 @@ class CachedClips(Dataset):
         return len(self.stems)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        item = {"label": self.labels[i], "actor": self.actors[i]}
+        # "index" travels with every batch, so a failing batch can name its clips (self.stems[index]).
+        item = {"label": self.labels[i], "actor": self.actors[i], "index": torch.tensor(i)}
         if self.storage == "device":
-            return {**item, "index": torch.tensor(i)}
+            return item
         if self.video is not None:
             return {**item, "video": self.video[i], "audio": self.audio[i]}
         v, a = load_clip(self.cache_dir, self.stems[i], mmap=True)
+        _check_finite(self.cache_dir, self.stems[i], a)
         return {**item, "video": torch.from_numpy(np.ascontiguousarray(v)),
                 "audio": torch.from_numpy(np.ascontiguousarray(a))}
+
+
+def _check_finite(cache_dir: Path, stem: str, mfcc: np.ndarray) -> None:
+    if not np.isfinite(mfcc).all():
+        bad = int((~np.isfinite(mfcc)).sum())
+        raise CacheError(f"cache entry {Path(cache_dir) / 'clips' / stem}: mfcc.npy holds {bad} non-finite value(s); "
+                         f"rebuild it with `python preprocess.py ... preprocess.verify=full`")
+
+
+def expected_clips(actors: list[int] | tuple[int, ...], generate: dict[str, Any] | None) -> dict[int, list[str]]:
+    """The clip stems each actor should have in the cache: RAVDESS's 60 full-AV speech clips per actor, or the
+    clips the synthetic generator's settings select."""
+    if generate:
+        from cfnsr.data.synthetic import make_config, selected_names
+
+        names = [n for n in selected_names(make_config(**generate)) if n.actor in set(actors)]
+    else:
+        names = [n for a in actors for n in av_speech_names(a)]
+    out: dict[int, list[str]] = {a: [] for a in actors}
+    for n in names:
+        out[n.actor].append(n.stem)
+    return out
 
 
 class UnpaddedDistributedSampler(DistributedSampler):
@@ -109,12 +136,16 @@ class RavdessDataModule(pl.LightningDataModule):
         generate: dict[str, Any] | None = None,
         preprocess_workers: int = 2,
         preprocess_force: bool = False,
+        preprocess_options: dict[str, Any] | None = None,
+        allow_missing_clips: bool = False,
     ) -> None:
         super().__init__()
         self.root = Path(root)
         self.generate = generate
         self.preprocess_workers = preprocess_workers
         self.preprocess_force = preprocess_force
+        self.preprocess_options = dict(preprocess_options or {})
+        self.allow_missing_clips = allow_missing_clips
         self._prepared = False
         self.cache_dir = Path(cache_dir)
         self.settings = settings
@@ -133,7 +164,7 @@ class RavdessDataModule(pl.LightningDataModule):
         if self._prepared:
             return
         prepare_corpus(self.root, self.cache_dir, self.settings, generate=self.generate,
-                       workers=self.preprocess_workers, force=self.preprocess_force)
+                       workers=self.preprocess_workers, force=self.preprocess_force, **self.preprocess_options)
         self._prepared = True
 
     def setup(self, stage: str | None = None) -> None:
@@ -144,15 +175,34 @@ class RavdessDataModule(pl.LightningDataModule):
         by_actor: dict[int, list[str]] = {}
         for stem in stems:
             by_actor.setdefault(parse_name(stem).actor, []).append(stem)
+        problems = []
         for part, actors in (("train", self.split.train_actors), ("val", self.split.val_actors),
                              ("test", self.split.test_actors)):
             chosen = [s for a in actors for s in by_actor.get(a, [])]
+            expected = expected_clips(actors, self.generate)
+            have = set(chosen)
+            missing = {a: [s for s in stems if s not in have] for a, stems in expected.items()}
+            missing = {a: m for a, m in missing.items() if m}
+            if missing:
+                n_missing = sum(map(len, missing.values()))
+                detail = "; ".join(
+                    f"actor {a}: {'all ' + str(len(m)) + ' clips' if len(m) == len(expected[a]) else ', '.join(m[:4])}"
+                    + (" ..." if 4 < len(m) < len(expected[a]) else "") for a, m in sorted(missing.items()))
+                problems.append(f"{part} split (actors {list(actors)}): {n_missing} of "
+                                f"{sum(map(len, expected.values()))} expected clips missing ({detail})")
             if not chosen:
-                raise RuntimeError(
-                    f"{self.cache_dir}: no cached clips for the {part} actors {list(actors)}; "
-                    f"the cache holds actors {sorted(by_actor)}"
-                )
+                raise CacheError(f"{self.cache_dir}: no cached clips for the {part} actors {list(actors)}; "
+                                 f"the cache holds actors {sorted(by_actor)}")
             self.datasets[part] = CachedClips(self.cache_dir, chosen, storage=self.storage)
+        if problems and not self.allow_missing_clips:
+            self.datasets = {}
+            raise CacheError(
+                f"{self.cache_dir}: the cache lacks clips the fold scheme needs:\n  " + "\n  ".join(problems)
+                + f"\n(see {self.cache_dir / 'preprocess_report.json'} for why clips were skipped; re-run "
+                  f"preprocessing to complete an interrupted corpus, or set data.allow_missing_clips=true to "
+                  f"train on what there is)")
+        for problem in problems:
+            print(f"WARNING (data.allow_missing_clips=true): {problem}")
 
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer
@@ -195,7 +245,7 @@ class RavdessDataModule(pl.LightningDataModule):
     # ---------------------------------------------------------------- on the device
     def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
         """uint8 clips -> augmented (training only), normalised float ``(B, 3, T, H, W)``; audio as float."""
-        if "index" in batch:
+        if "video" not in batch:  # device storage: the batch holds indices into the resident split
             batch = {**batch, **self._gather(batch["index"])}
         training = self.trainer is not None and self.trainer.training
         self.augment.train(training)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -65,9 +66,27 @@ def load_kinetics_resnext(backbone: Backbone, path: str | Path) -> None:
     _load_exactly(backbone, state, f"Kinetics weights from {path}")
 
 
+def load_model_weights(model: FusionModel, path: str | Path) -> None:
+    """Load every weight of ``model`` from a cfnsr checkpoint (``model.*`` keys) or a plain state dict of the model.
+
+    The optimiser state is not restored: this starts a new run from trained weights. Raises ValueError listing the
+    keys that do not fit (another backbone or fusion).
+    """
+    state = _strip_prefix(_read_state_dict(path), ("model.",))
+    _load_exactly(model, state, f"model weights from {path}")
+
+
 def _read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """A state dict from a plain ``torch.save`` of one, or from the ``state_dict`` entry of a checkpoint."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(f"{path}: refused: not a weights-only checkpoint (loading it could run code)") from exc
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{path}: not a state dict or checkpoint (found {type(checkpoint).__name__})")
     return dict(checkpoint.get("state_dict", checkpoint))
 
 

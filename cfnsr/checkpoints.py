@@ -1,0 +1,167 @@
+"""cfnsr checkpoints: what they carry, how they are read (as data only), and the callback that writes them.
+
+A cfnsr training checkpoint is a Lightning checkpoint plus four plain entries:
+
+* ``cfnsr_format``: ``CHECKPOINT_FORMAT``; a checkpoint of another format is refused with a clear message;
+* ``cfnsr_run_id``: the id of the run that wrote it (also in that run's ``metrics.json``);
+* ``cfnsr_config``: the run's resolved config (plain dicts and lists), from which ``evaluate.py`` rebuilds the run;
+* the ``RunCheckpoints`` callback state: best validation score and its epoch (numbers, never paths).
+
+Every checkpoint is read with ``torch.load(weights_only=True)``: a file that needs arbitrary unpickling (and so could
+run code) is refused, never executed. Which files a run tests is decided from its own checkpoint folder and the run
+id inside each file, never from state restored out of a checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+CHECKPOINT_FORMAT = 1
+LAST_NAME = "last.ckpt"
+BEST_PATTERN = re.compile(r"^best-e(\d{3,})\.ckpt$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used as asked; the message names the file and the reason."""
+
+
+def best_name(epoch: int) -> str:
+    """File name of the selected checkpoint of 0-based ``epoch``."""
+    return f"best-e{epoch:03d}.ckpt"
+
+
+def load_checkpoint(path: str | Path, require_run: bool = True) -> dict[str, Any]:
+    """Read a checkpoint as data (``weights_only=True``) and check that it is a cfnsr checkpoint of this format.
+
+    require_run: also require ``cfnsr_run_id`` and ``cfnsr_format`` (a resumable checkpoint of this version); with
+        False, checkpoints written before format versions (which carry only ``cfnsr_config``) are accepted.
+    Raises ``CheckpointError`` naming the file: missing, not a weights-only file (loading it would run code),
+    not a cfnsr checkpoint, or another format.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path}: refused: not a weights-only checkpoint (it holds Python objects whose loading could run "
+            f"code; cfnsr never unpickles those): {first}") from exc
+    except Exception as exc:  # noqa: BLE001 - truncated zip, not a torch file at all, ...
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(ckpt, dict) or "cfnsr_config" not in ckpt or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path}: not a cfnsr training checkpoint (no saved run config and weights)")
+    fmt = ckpt.get("cfnsr_format")
+    if fmt is None and require_run:
+        raise CheckpointError(f"{path}: written by cfnsr before checkpoints carried a run id and format version; "
+                              f"it can be evaluated or used as model.init.weights, not resumed")
+    if fmt is not None and fmt != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: checkpoint format {fmt!r}, this cfnsr reads format {CHECKPOINT_FORMAT}")
+    return ckpt
+
+
+def run_id_of(ckpt: dict[str, Any]) -> str | None:
+    return ckpt.get("cfnsr_run_id")
+
+
+class RunCheckpoints(pl.Callback):
+    """After every validation: ``<dir>/last.ckpt``, and ``<dir>/best-eNNN.ckpt`` when ``monitor`` improved.
+
+    Replaces Lightning's ModelCheckpoint, whose restored state holds file paths (a crafted checkpoint could point
+    the test at any file), which writes ``last-v1.ckpt`` beside a ``last.ckpt`` it did not write itself, and which
+    refreshes ``save_last`` only on a new best. Here the state is numbers only, names are fixed, each file is
+    written under a temporary name and renamed, and only the previous best of this run is deleted.
+    """
+
+    def __init__(self, dirpath: str | Path, run_id: str, monitor: str = "val/war", mode: str = "max") -> None:
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        self.dirpath = Path(dirpath)
+        self.run_id = run_id
+        self.monitor = monitor
+        self.mode = mode
+        self.best_score: float | None = None
+        self.best_epoch: int | None = None
+
+    @property
+    def state_key(self) -> str:
+        return "RunCheckpoints"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "monitor": self.monitor, "best_score": self.best_score,
+                "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("run_id") != self.run_id or state.get("monitor") != self.monitor:
+            raise CheckpointError(f"checkpoint callback state of run {state.get('run_id')!r} monitoring "
+                                  f"{state.get('monitor')!r} cannot continue run {self.run_id!r} ({self.monitor})")
+        self.best_score, self.best_epoch = state.get("best_score"), state.get("best_epoch")
+
+    def _improved(self, score: float) -> bool:
+        if self.best_score is None:
+            return True
+        return score > self.best_score if self.mode == "max" else score < self.best_score
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            raise RuntimeError(f"RunCheckpoints: metric {self.monitor!r} was not logged this epoch")
+        score, epoch = float(value), trainer.current_epoch
+        previous = self.best_epoch
+        if self._improved(score):
+            self.best_score, self.best_epoch = score, epoch
+            self._save(trainer, best_name(epoch))
+            if previous is not None and previous != epoch:
+                trainer.strategy.remove_checkpoint(self.dirpath / best_name(previous))
+        self._save(trainer, LAST_NAME)
+
+    def _save(self, trainer: pl.Trainer, name: str) -> None:
+        final = self.dirpath / name
+        tmp = self.dirpath / f".{name}.tmp"
+        trainer.save_checkpoint(tmp, weights_only=False)  # full state for resume; collective, rank 0 writes
+        if trainer.is_global_zero:
+            os.replace(tmp, final)
+        trainer.strategy.barrier("RunCheckpoints.save")
+
+
+def run_checkpoints(ckpt_dir: str | Path, run_id: str) -> tuple[Path, dict[str, Any], Path, dict[str, Any]]:
+    """The selected and the last checkpoint that run ``run_id`` wrote in ``ckpt_dir``, each checked.
+
+    Returns (best path, best checkpoint, last path, last checkpoint). Raises ``CheckpointError`` when the folder
+    does not hold exactly one best file of this run, when ``last.ckpt`` belongs to another run, or when the last
+    checkpoint is older than the best one (a stale file).
+    """
+    ckpt_dir = Path(ckpt_dir)
+    last_path = ckpt_dir / LAST_NAME
+    last = load_checkpoint(last_path)
+    if run_id_of(last) != run_id:
+        raise CheckpointError(f"{last_path}: written by run {run_id_of(last)!r}, not by this run {run_id!r}")
+    bests = []
+    for p in sorted(ckpt_dir.iterdir()):
+        if BEST_PATTERN.match(p.name):
+            ckpt = load_checkpoint(p)
+            if run_id_of(ckpt) == run_id:
+                bests.append((p, ckpt))
+    if len(bests) != 1:
+        raise CheckpointError(f"{ckpt_dir}: expected exactly one best-eNNN.ckpt of run {run_id}, found "
+                              f"{[p.name for p, _ in bests]}")
+    (best_path, best), = bests
+    if best["epoch"] > last["epoch"]:
+        raise CheckpointError(f"{last_path}: epoch {last['epoch']} is older than the selected checkpoint "
+                              f"{best_path.name} (epoch {best['epoch']}): a stale last.ckpt")
+    return best_path, best, last_path, last
+
+
+def callback_state(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The ``RunCheckpoints`` state saved in a checkpoint ({} when absent)."""
+    return dict((ckpt.get("callbacks") or {}).get("RunCheckpoints") or {})
