@@ -4,16 +4,26 @@ API::
 
     runs, skipped = collect_runs([multirun_dir])          # finished runs + skipped files with reasons
     report = build_report(runs, split=False, skipped=skipped)  # ReportError on mixed protocol/dataset/backbone
+    report.recipe_hint                                    # one line when differing recipes split a triple's tables
     paths = write_report(report, out_dir)                 # report.md, report.csv, war_by_method.png, confusion_*.png
     print(format_markdown(report))
     paired_comparison({fold: war}, {fold: war})           # method vs reference over shared folds
 
 CLI: ``python -m cfnsr.report <dir> [<dir> ...] [--out DIR] [--split]``.
+
+Tables and rows come from each record's ``recipe`` (``cfnsr.recipe.training_recipe`` of the run's config), never from
+folder names: one table = runs whose recipes agree on every key but ``fusion.*`` and ``model.init.*``; one row = one
+fusion with one fusion config and one initialisation (``TABLE_RULE``). Differing recipes always give separate,
+labelled tables; mixing protocols, datasets or backbones additionally needs ``--split``. Records without a recipe
+(older files) are grouped by (protocol, dataset, backbone) in tables labelled "recipe not recorded". Duplicates
+(same table, row, fold and seed) are resolved by ``DUPLICATE_RULE``: latest ``finished_at``, then ``run_id``, then
+path; file mtimes only for records without ``finished_at``.
 """
 
 from cfnsr.report.build import (
     FUSION_ORDER,
     MODEL_NAMES,
+    TABLE_RULE,
     FusionRow,
     GapRow,
     GapTable,
@@ -23,12 +33,13 @@ from cfnsr.report.build import (
     build_report,
 )
 from cfnsr.report.cli import main
-from cfnsr.report.collect import Run, Skipped, collect_runs
+from cfnsr.report.collect import DUPLICATE_RULE, Run, Skipped, collect_runs
 from cfnsr.report.markdown import format_markdown
 from cfnsr.report.stats import paired_comparison
 from cfnsr.report.write import write_report
 
 __all__ = [
+    "DUPLICATE_RULE",
     "FUSION_ORDER",
     "MODEL_NAMES",
     "FusionRow",
@@ -39,6 +50,7 @@ __all__ = [
     "ReportError",
     "Run",
     "Skipped",
+    "TABLE_RULE",
     "build_report",
     "collect_runs",
     "format_markdown",

@@ -1,7 +1,9 @@
 """Turn finished runs into the comparison table(s): aggregation, grouping, paired tests and the protocol gap.
 
-Everything here is pure data (no files, no plotting), so tests can check the numbers against hand computation.
-Accuracies are stored in percent from here on: the records hold fractions, the tables show percent.
+Tables and rows are formed from each record's training recipe (:mod:`cfnsr.recipe`), see :data:`TABLE_RULE`; records
+written without a recipe are grouped by (protocol, dataset, backbone) in their own tables. Nothing here looks at
+folder names. Everything is pure data (no files, no plotting), so tests can check the numbers against hand
+computation. Accuracies are stored in percent from here on: the records hold fractions, the tables show percent.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from cfnsr.recipe import canonical_json, format_value, matches_prefix, recipe_hash
 from cfnsr.report.collect import Run, Skipped, deduplicate
 from cfnsr.report.stats import paired_comparison
 
@@ -47,6 +50,26 @@ DEFAULT_SELECTION = {
     "clean": "best validation epoch (clean protocol)",
 }
 GROUP_FIELDS = ("protocol", "dataset", "backbone")
+# Recipe settings summarised under every table (when recorded); the full recipe is in each run's metrics.json.
+HEADLINE_KEYS = (
+    "trainer.max_epochs",
+    "optimizer._target_",
+    "optimizer.lr",
+    "optimizer.weight_decay",
+    "data.batch_size",
+    "trainer.precision",
+)
+NO_RECIPE_LABEL = "recipe not recorded"
+NO_RECIPE_NOTE = (
+    "Recipe not recorded: these runs' metrics.json files were written before the training recipe was stored, so "
+    "they are grouped by (protocol, dataset, backbone) alone, as reports used to do; runs trained with different "
+    "epochs, optimiser, batch size, augmentation, ... cannot be told apart here and may share a row."
+)
+TABLE_RULE = (
+    "One table = runs whose training recipes (cfnsr.recipe) agree on every key except fusion.* and model.init.*; "
+    "within a table one row = one fusion strategy with one fusion config and one initialisation. Runs whose "
+    "recipes differ in any other key are in separate tables, labelled with the differing keys."
+)
 
 
 class ReportError(ValueError):
@@ -76,9 +99,26 @@ def _pct(metrics: dict[str, Any] | None, key: str) -> float | None:
     return 100.0 * float(metrics[key])
 
 
+def differing_keys(recipes: Sequence[dict[str, Any] | None]) -> list[str]:
+    """Keys whose value is not the same in every given recipe (a missing key differs from any value); None entries
+    (no recorded recipe) are skipped."""
+    present = [r for r in recipes if r is not None]
+    if len(present) < 2:
+        return []
+    keys = sorted(set().union(*present))
+    return [k for k in keys if len({canonical_json({"v": r[k]}) if k in r else None for r in present}) > 1]
+
+
+def describe(recipe: dict[str, Any] | None, keys: Sequence[str]) -> str:
+    """``"k1=v1, k2=v2"`` for the given keys of a recipe, ``k=(absent)`` for keys it lacks."""
+    recipe = recipe or {}
+    return ", ".join(f"{k}={format_value(recipe[k]) if k in recipe else '(absent)'}" for k in keys)
+
+
 @dataclass
 class FusionRow:
-    """One table row: a fusion strategy aggregated over all its (fold, seed) runs in one group."""
+    """One table row: one fusion strategy with one fusion config and one initialisation, aggregated over all its
+    (fold, seed) runs in one table."""
 
     fusion: str
     model: str
@@ -103,12 +143,25 @@ class FusionRow:
     paper_accuracy: float | None
     paper_params: str | None
     confusion: np.ndarray | None = field(default=None, repr=False)
-    comparison: dict[str, Any] | None = None  # paired comparison against CFN-SR
+    comparison: dict[str, Any] | None = None  # paired comparison against CFN-SR ("reference": its row label)
+    row_key: tuple = ()  # (fusion, hash of the row recipe or None without a recorded recipe)
+    recipe: dict[str, Any] = field(default_factory=dict, repr=False)  # fusion.* and model.init.* recipe keys
+    variant: list[str] = field(default_factory=list)  # keys that tell this row from other rows of the same fusion
+    label: str = ""  # the row's name in the tables: the model name, plus the variant keys when the fusion repeats
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            self.label = self.model
+
+    @property
+    def init(self) -> dict[str, Any]:
+        return {k: v for k, v in self.recipe.items() if matches_prefix(k, ("model.init",))}
 
 
 @dataclass
 class GroupTable:
-    """All rows sharing one (protocol, dataset, backbone)."""
+    """One table: runs of one (protocol, dataset, backbone) that share the whole training recipe but for fusion.*
+    and model.init.* (or, for records without a recipe, just the triple)."""
 
     protocol: str
     dataset: str
@@ -116,21 +169,41 @@ class GroupTable:
     selection: str
     rows: list[FusionRow]
     notes: list[str] = field(default_factory=list)
+    recipe: dict[str, Any] | None = field(default=None, repr=False)  # shared recipe; None: not recorded
+    label: str = ""  # the keys (k=v) telling this table from others of the same triple; "recipe not recorded"
 
     @property
     def key(self) -> tuple[str, str, str]:
+        """The (protocol, dataset, backbone) triple; several tables may share it when their recipes differ."""
         return (self.protocol, self.dataset, self.backbone)
 
     @property
+    def has_recipe(self) -> bool:
+        return self.recipe is not None
+
+    @property
+    def recipe_hash(self) -> str | None:
+        return None if self.recipe is None else recipe_hash(self.recipe)
+
+    @property
+    def table_key(self) -> tuple[str, str, str, str | None]:
+        return (*self.key, self.recipe_hash)
+
+    @property
     def title(self) -> str:
-        return f"protocol={self.protocol}, dataset={self.dataset}, backbone={self.backbone}"
+        base = f"protocol={self.protocol}, dataset={self.dataset}, backbone={self.backbone}"
+        return f"{base} | {self.label}" if self.label else base
 
     @property
     def has_comparison(self) -> bool:
         return any(r.comparison is not None for r in self.rows)
 
     def row(self, fusion: str) -> FusionRow | None:
+        """The first row of a fusion (the only one unless the fusion appears with different settings)."""
         return next((r for r in self.rows if r.fusion == fusion), None)
+
+    def rows_for(self, fusion: str) -> list[FusionRow]:
+        return [r for r in self.rows if r.fusion == fusion]
 
 
 @dataclass
@@ -145,6 +218,11 @@ class GapRow:
     clean_last_war: float | None  # last epoch on the test fold, clean-protocol runs
     n_paper: int
     n_clean: int
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            self.label = self.model
 
     @property
     def paper_minus_clean(self) -> float | None:
@@ -160,10 +238,12 @@ class GapTable:
     dataset: str
     backbone: str
     rows: list[GapRow]
+    label: str = ""
 
     @property
     def title(self) -> str:
-        return f"dataset={self.dataset}, backbone={self.backbone}"
+        base = f"dataset={self.dataset}, backbone={self.backbone}"
+        return f"{base} | {self.label}" if self.label else base
 
 
 @dataclass
@@ -171,9 +251,27 @@ class Report:
     groups: list[GroupTable]
     gaps: list[GapTable]
     skipped: list[Skipped]
-    duplicates: list[tuple[Run, Run]]  # (dropped, kept instead)
+    duplicates: list[tuple[Run, Run]]  # (dropped, kept instead), chosen by DUPLICATE_RULE
     split: bool
     notes: list[str] = field(default_factory=list)
+    recipe_split_keys: list[str] = field(default_factory=list)  # keys that split runs of one triple into tables
+    recipe_split_unrecorded: bool = False  # a triple has both runs with and without a recorded recipe
+
+    @property
+    def recipe_hint(self) -> str | None:
+        """One line for the CLI when runs of one (protocol, dataset, backbone) went into several tables."""
+        if not self.recipe_split_keys and not self.recipe_split_unrecorded:
+            return None
+        parts = []
+        if self.recipe_split_keys:
+            parts.append(f"they differ in {', '.join(self.recipe_split_keys)}")
+        if self.recipe_split_unrecorded:
+            parts.append("some records have no recorded recipe")
+        return (
+            "runs with different training recipes are reported in separate tables ("
+            + "; ".join(parts)
+            + "); each table's heading names its values"
+        )
 
 
 def _describe_runs(runs: Sequence[Run], limit: int = 4) -> str:
@@ -215,7 +313,7 @@ def _sum_confusion(runs: Sequence[Run]) -> np.ndarray | None:
 
 
 def aggregate_fusion(fusion: str, runs: Sequence[Run]) -> FusionRow:
-    """Mean ± sample std over all (fold, seed) runs; per-fold WAR as the mean over that fold's seeds."""
+    """Mean ± sample std over all (fold, seed) runs of one row; per-fold WAR as the mean over that fold's seeds."""
     runs = sorted(runs, key=lambda r: (r.fold, r.seed))
     war = [_pct(r.record["test"], "war") for r in runs]
     by_fold: dict[int, list[float]] = defaultdict(list)
@@ -251,6 +349,8 @@ def aggregate_fusion(fusion: str, runs: Sequence[Run]) -> FusionRow:
         paper_accuracy=paper.get("accuracy"),
         paper_params=paper.get("params"),
         confusion=_sum_confusion(runs),
+        row_key=runs[0].row_key if runs else (fusion, None),
+        recipe=dict(runs[0].row_recipe) if runs else {},
     )
 
 
@@ -259,16 +359,16 @@ def _group_notes(rows: Sequence[FusionRow], runs: Sequence[Run]) -> list[str]:
     notes: list[str] = []
     fold_sets = {tuple(r.folds) for r in rows}
     if len(fold_sets) > 1:
-        desc = "; ".join(f"{r.model}: {', '.join(map(str, r.folds))}" for r in rows)
+        desc = "; ".join(f"{r.label}: {', '.join(map(str, r.folds))}" for r in rows)
         notes.append(f"Methods cover different folds, so their means are over different test actors ({desc}).")
     for r in rows:
         if len(set(r.per_fold_n.values())) > 1:
             counts = ", ".join(f"fold {f}: {n}" for f, n in r.per_fold_n.items())
-            notes.append(f"{r.model}: unequal runs per fold ({counts}); the overall mean weights folds unequally.")
+            notes.append(f"{r.label}: unequal runs per fold ({counts}); the overall mean weights folds unequally.")
         if len(r.params) > 1:
-            notes.append(f"{r.model}: runs report different #Params {r.params}.")
+            notes.append(f"{r.label}: runs report different #Params {r.params}.")
         if r.n_last and r.n_last < r.n_runs:
-            notes.append(f"{r.model}: last-epoch WAR from {r.n_last} of {r.n_runs} runs (others lack test_last).")
+            notes.append(f"{r.label}: last-epoch WAR from {r.n_last} of {r.n_runs} runs (others lack test_last).")
     schemes = sorted({str(r.record.get("folds")) for r in runs})
     if len(schemes) > 1:
         notes.append(f"Runs use different fold schemes ({', '.join(schemes)}); same fold numbers may differ in actors.")
@@ -282,57 +382,176 @@ def _group_notes(rows: Sequence[FusionRow], runs: Sequence[Run]) -> list[str]:
     return notes
 
 
-def build_group(runs: Sequence[Run]) -> GroupTable:
-    """One table from runs already known to share (protocol, dataset, backbone)."""
-    check_homogeneous(runs)
-    by_fusion: dict[str, list[Run]] = defaultdict(list)
-    for r in runs:
+def _label_variants(rows: list[FusionRow]) -> list[str]:
+    """Name the differing row-recipe keys in the labels of rows that share a fusion; return notes saying so."""
+    notes = []
+    by_fusion: dict[str, list[FusionRow]] = defaultdict(list)
+    for r in rows:
         by_fusion[r.fusion].append(r)
-    rows = [aggregate_fusion(f, by_fusion[f]) for f in sorted(by_fusion, key=fusion_sort_key)]
-    ref = next((r for r in rows if r.fusion == REFERENCE_FUSION), None)
-    if ref is not None:
-        for row in rows:
-            if row is not ref:
-                row.comparison = paired_comparison(row.per_fold_war, ref.per_fold_war)
+    for fusion, same in by_fusion.items():
+        if len(same) < 2:
+            continue
+        keys = differing_keys([r.recipe for r in same])
+        for r in same:
+            r.variant = keys
+            r.label = f"{r.model} ({describe(r.recipe, keys)})"
+        notes.append(
+            f"{model_name(fusion)} appears with different settings, one row each; they differ in {', '.join(keys)}."
+        )
+    return notes
+
+
+def _init_text(init: dict[str, Any]) -> str:
+    used = [k for k, v in sorted(init.items()) if v]
+    return describe(init, used) if used else "no model.init.* checkpoint"
+
+
+def _compare_rows(rows: list[FusionRow]) -> list[str]:
+    """Paired tests against the CFN-SR row with the same initialisation (its non-fusion recipe is then identical,
+    since the table shares everything else); notes for rows that get none although CFN-SR rows exist."""
+    notes = []
+    refs = [r for r in rows if r.fusion == REFERENCE_FUSION]
+    if not refs:
+        return notes
+    for row in rows:
+        if row.fusion == REFERENCE_FUSION:
+            continue
+        same = [ref for ref in refs if ref.init == row.init]
+        if len(same) == 1:
+            ref = same[0]
+            row.comparison = {**paired_comparison(row.per_fold_war, ref.per_fold_war), "reference": ref.label}
+        elif not same:
+            notes.append(
+                f"{row.label}: no paired test, no CFN-SR row here was trained with the same initialisation "
+                f"({_init_text(row.init)})."
+            )
+        else:
+            notes.append(
+                f"{row.label}: no paired test, several CFN-SR rows share its initialisation "
+                f"({'; '.join(r.label for r in same)}), so there is no single reference; report them separately."
+            )
+    return notes
+
+
+def _headline(recipe: dict[str, Any]) -> str:
+    shown = [k for k in HEADLINE_KEYS if k in recipe]
+    return describe(recipe, shown) if shown else "see the runs' metrics.json"
+
+
+def build_group(runs: Sequence[Run]) -> GroupTable:
+    """One table from runs already known to share (protocol, dataset, backbone) and their table recipe."""
+    check_homogeneous(runs)
+    tables = {r.table_key for r in runs}
+    if len(tables) > 1:
+        raise ReportError(f"build_group: runs with {len(tables)} different training recipes cannot share a table")
+    by_row: dict[tuple, list[Run]] = defaultdict(list)
+    for r in runs:
+        by_row[r.row_key].append(r)
+    rows = [aggregate_fusion(key[0], rs) for key, rs in by_row.items()]
+    notes = _label_variants(rows)
+    rows.sort(key=lambda r: (fusion_sort_key(r.fusion), r.label))
+    notes += _compare_rows(rows)
     protocol, dataset, backbone = runs[0].group_key
     selections = sorted({str(r.record.get("selection") or DEFAULT_SELECTION.get(protocol, protocol)) for r in runs})
+    recipe = runs[0].table_recipe
+    if recipe is None:
+        head = [NO_RECIPE_NOTE]
+    else:
+        head = [
+            f"Training recipe `{recipe_hash(recipe)}`, shared by every run in this table (fold and seed aside; rows "
+            f"differ only in fusion.* and model.init.*): {_headline(recipe)}."
+        ]
     return GroupTable(
         protocol=protocol,
         dataset=dataset,
         backbone=backbone,
         selection=" / ".join(selections),
         rows=rows,
-        notes=_group_notes(rows, runs),
+        notes=head + notes + _group_notes(rows, runs),
+        recipe=None if recipe is None else dict(recipe),
+        label="" if recipe is not None else NO_RECIPE_LABEL,
     )
 
 
+def _label_tables(groups: list[GroupTable]) -> tuple[list[str], bool]:
+    """Label tables that share a triple with the recipe keys telling them apart, and note, for every table, the keys
+    on which it differs from the report's other tables. Returns (keys splitting a triple, unrecorded mixed in)."""
+    split_keys: set[str] = set()
+    unrecorded = False
+    by_triple: dict[tuple, list[GroupTable]] = defaultdict(list)
+    for g in groups:
+        by_triple[g.key].append(g)
+    for same in by_triple.values():
+        recorded = [g for g in same if g.has_recipe]
+        keys = differing_keys([g.recipe for g in recorded])
+        split_keys.update(keys)
+        unrecorded |= len(recorded) < len(same) and len(same) > 1
+        for g in recorded:
+            if keys:
+                g.label = describe(g.recipe, keys)
+    recorded = [g for g in groups if g.has_recipe]
+    all_keys = differing_keys([g.recipe for g in recorded])
+    for g in recorded:
+        if all_keys:
+            g.notes.insert(1, f"This table's recipe differs from the other tables' in: {describe(g.recipe, all_keys)}.")
+    return sorted(split_keys), unrecorded
+
+
+def _gap_key(g: GroupTable) -> tuple[str, str, str | None]:
+    """Tables that differ only in the protocol pair up in a protocol-gap table."""
+    if g.recipe is None:
+        return (g.dataset, g.backbone, None)
+    rest = {k: v for k, v in g.recipe.items() if not matches_prefix(k, ("protocol",))}
+    return (g.dataset, g.backbone, recipe_hash(rest))
+
+
 def build_gap(paper: GroupTable, clean: GroupTable) -> GapTable:
-    """Per fusion: paper-protocol WAR vs clean-protocol WAR vs last-epoch test WAR."""
-    fusions = sorted({r.fusion for r in paper.rows} | {r.fusion for r in clean.rows}, key=fusion_sort_key)
+    """Per row (fusion, fusion config, initialisation): paper-protocol WAR vs clean-protocol WAR vs last-epoch WAR."""
+    p_rows = {r.row_key: r for r in paper.rows}
+    c_rows = {r.row_key: r for r in clean.rows}
+    keys = list(p_rows) + [k for k in c_rows if k not in p_rows]
+    keys.sort(key=lambda k: (fusion_sort_key(k[0]), (p_rows.get(k) or c_rows[k]).label))
     rows = []
-    for f in fusions:
-        p, c = paper.row(f), clean.row(f)
+    for k in keys:
+        p, c = p_rows.get(k), c_rows.get(k)
         rows.append(
             GapRow(
-                fusion=f,
-                model=model_name(f),
+                fusion=k[0],
+                model=model_name(k[0]),
                 paper_war=p.war_mean if p else None,
                 clean_war=c.war_mean if c else None,
                 last_war=p.last_war_mean if p else None,
                 clean_last_war=c.last_war_mean if c else None,
                 n_paper=p.n_runs if p else 0,
                 n_clean=c.n_runs if c else 0,
+                label=(p or c).label,
             )
         )
-    return GapTable(dataset=paper.dataset, backbone=paper.backbone, rows=rows)
+    return GapTable(dataset=paper.dataset, backbone=paper.backbone, rows=rows, label=paper.label)
+
+
+def _gaps(groups: list[GroupTable]) -> list[GapTable]:
+    by_key: dict[tuple, dict[str, list[GroupTable]]] = defaultdict(lambda: defaultdict(list))
+    for g in groups:
+        by_key[_gap_key(g)][g.protocol].append(g)
+    gaps = []
+    for key in sorted(by_key, key=lambda k: (k[0], k[1], k[2] is None, k[2] or "")):
+        paper, clean = by_key[key].get("paper", []), by_key[key].get("clean", [])
+        if len(paper) == 1 and len(clean) == 1:
+            gaps.append(build_gap(paper[0], clean[0]))
+    return gaps
 
 
 def build_report(runs: Sequence[Run], split: bool = False, skipped: Sequence[Skipped] = ()) -> Report:
     """Build the table(s) from finished runs.
 
-    Duplicates (same protocol, dataset, backbone, fusion, fold, seed) keep the newest file by mtime. Without
-    ``split``, runs of different protocol/dataset/backbone raise :class:`ReportError`; with it, there is one table
-    per group, plus a protocol-gap table for every (dataset, backbone) that has both the paper and clean protocols.
+    Tables: see :data:`TABLE_RULE`. Runs of different protocol/dataset/backbone raise :class:`ReportError` unless
+    ``split`` (then one set of tables per triple, plus a protocol-gap table for every pair of paper/clean tables whose
+    recipes differ only in the protocol). Runs whose recipes differ in any other key are always put in separate
+    tables, labelled with the differing keys (``Report.recipe_hint`` says so in one line); records without a recipe
+    go into their own table per triple, labelled "recipe not recorded". Paired tests against CFN-SR stay within a
+    table and use the CFN-SR row with the same initialisation. Duplicates (same table, row, fold and seed) are
+    resolved by :data:`~cfnsr.report.collect.DUPLICATE_RULE`, never by where or how the files sit on disk.
     """
     kept, dropped = deduplicate(runs)
     notes: list[str] = []
@@ -341,14 +560,22 @@ def build_report(runs: Sequence[Run], split: bool = False, skipped: Sequence[Ski
         return Report(groups=[], gaps=[], skipped=list(skipped), duplicates=dropped, split=split, notes=notes)
     if not split:
         check_homogeneous(kept)
-    by_group: dict[tuple[str, str, str], list[Run]] = defaultdict(list)
+    by_table: dict[tuple, list[Run]] = defaultdict(list)
     for r in kept:
-        by_group[r.group_key].append(r)
-    groups = [build_group(by_group[k]) for k in sorted(by_group)]
-    gaps = []
-    by_key = {g.key: g for g in groups}
-    for dataset, backbone in sorted({(g.dataset, g.backbone) for g in groups}):
-        paper, clean = by_key.get(("paper", dataset, backbone)), by_key.get(("clean", dataset, backbone))
-        if paper and clean:
-            gaps.append(build_gap(paper, clean))
-    return Report(groups=groups, gaps=gaps, skipped=list(skipped), duplicates=dropped, split=split, notes=notes)
+        by_table[r.table_key].append(r)
+    groups = [build_group(rs) for rs in by_table.values()]
+    split_keys, unrecorded = _label_tables(groups)
+    groups.sort(key=lambda g: (g.key, not g.has_recipe, g.label, g.recipe_hash or ""))
+    report = Report(
+        groups=groups,
+        gaps=_gaps(groups),
+        skipped=list(skipped),
+        duplicates=dropped,
+        split=split,
+        notes=notes,
+        recipe_split_keys=split_keys,
+        recipe_split_unrecorded=unrecorded,
+    )
+    if report.recipe_hint:
+        notes.append(f"Note: {report.recipe_hint}. {TABLE_RULE}")
+    return report

@@ -24,7 +24,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--split",
         action="store_true",
         help="one table per (protocol, dataset, backbone) instead of refusing to mix them, plus a protocol-gap "
-        "table where both protocols are present",
+        "table where both protocols are present. Runs whose training recipes differ in other keys (epochs, "
+        "optimiser, batch size, ...) are always put in separate, labelled tables, with or without --split",
     )
     return p.parse_args(argv)
 
@@ -44,5 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = first.parent if first.is_file() else first
     written = write_report(report, out)
     print(format_markdown(report))
+    if report.recipe_hint:
+        print(f"note: {report.recipe_hint}", file=sys.stderr)
     print(f"wrote {len(written)} file(s) to {out}: {', '.join(p.name for p in written.values())}", file=sys.stderr)
     return 0 if report.groups else 1

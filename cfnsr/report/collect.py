@@ -2,15 +2,19 @@
 
 Only finished runs feed the tables; every other file is kept as a :class:`Skipped` entry with the reason, because a
 sweep that silently loses half its folds would report a mean over different test actors than the user thinks.
+Duplicates are resolved by :data:`DUPLICATE_RULE` (the record's ``finished_at``, not file mtimes where it exists).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from cfnsr.recipe import clean_recipe, matches_prefix, recipe_hash
 from cfnsr.run_record import FILENAME, read_record
 
 # Fields a finished record must carry for the report to use it; a record missing one is skipped, not half-used.
@@ -18,9 +22,30 @@ REQUIRED_FIELDS = ("dataset", "backbone", "fusion", "protocol", "fold", "seed", 
 REQUIRED_METRICS = ("war", "uar", "f1")
 
 
+# Recipe keys that tell rows of one table apart; every other recipe key must agree within a table.
+ROW_PREFIXES = ("fusion", "model.init")
+
+
+def _utc_timestamp(value: Any) -> float | None:
+    """Seconds since the epoch of an ISO-8601 time (naive times are taken as UTC); None if unparsable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        t = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return t.timestamp()
+
+
 @dataclass(frozen=True)
 class Run:
-    """One finished run: its record plus where and when it was written (mtime decides between duplicates)."""
+    """One finished run: its record plus where it was written and the file's mtime.
+
+    Everything the report knows about a run's settings comes from the record (``recipe`` and the descriptive
+    fields), never from the name of the folder it sits in.
+    """
 
     path: Path
     mtime: float
@@ -52,17 +77,87 @@ class Run:
 
     @property
     def group_key(self) -> tuple[str, str, str]:
-        """The (protocol, dataset, backbone) triple that must agree within one table."""
+        """The (protocol, dataset, backbone) triple; mixing triples in one report needs ``--split``."""
         return (self.protocol, self.dataset, self.backbone)
 
+    @cached_property
+    def recipe(self) -> dict[str, Any] | None:
+        """The recorded training recipe under the current exclusion rules; None for records written without one."""
+        recipe = self.record.get("recipe")
+        return clean_recipe(recipe) if isinstance(recipe, dict) else None
+
     @property
-    def identity(self) -> tuple[str, str, str, str, int, int]:
-        """Two runs with the same identity measure the same thing; only the newest is kept."""
-        return (*self.group_key, self.fusion, self.fold, self.seed)
+    def has_recipe(self) -> bool:
+        return self.recipe is not None
+
+    @cached_property
+    def table_recipe(self) -> dict[str, Any] | None:
+        """The recipe without the row keys (``fusion.*``, ``model.init.*``): what every run of a table shares."""
+        if self.recipe is None:
+            return None
+        return {k: v for k, v in self.recipe.items() if not matches_prefix(k, ROW_PREFIXES)}
+
+    @cached_property
+    def row_recipe(self) -> dict[str, Any]:
+        """The recipe's row keys (fusion settings and initialisation); empty without a recorded recipe."""
+        if self.recipe is None:
+            return {}
+        return {k: v for k, v in self.recipe.items() if matches_prefix(k, ROW_PREFIXES)}
+
+    @cached_property
+    def init(self) -> dict[str, Any]:
+        """The ``model.init.*`` part of the recipe (which initialisations were used)."""
+        return {k: v for k, v in self.row_recipe.items() if matches_prefix(k, ("model.init",))}
+
+    @cached_property
+    def table_key(self) -> tuple[str, str, str, str | None]:
+        """Runs with equal table keys go in one table: the triple plus the hash of the table recipe (None: no
+        recipe recorded, such runs are grouped by the triple alone)."""
+        tr = self.table_recipe
+        return (*self.group_key, None if tr is None else recipe_hash(tr))
+
+    @cached_property
+    def row_key(self) -> tuple[str, str | None]:
+        """Within a table, runs with equal row keys form one row: the fusion plus the hash of its row recipe."""
+        return (self.fusion, recipe_hash(self.row_recipe) if self.recipe is not None else None)
+
+    @property
+    def identity(self) -> tuple:
+        """Two runs with the same identity measure the same thing; only one of them is kept (see ``DUPLICATE_RULE``)."""
+        return (*self.table_key, *self.row_key, self.fold, self.seed)
+
+    @property
+    def finished_at(self) -> str | None:
+        value = self.record.get("finished_at")
+        return value if isinstance(value, str) and value else None
+
+    @property
+    def finished_ts(self) -> float | None:
+        """``finished_at`` as seconds since the epoch; None when absent or unparsable."""
+        return _utc_timestamp(self.finished_at)
+
+    @property
+    def run_id(self) -> str:
+        value = self.record.get("run_id")
+        return "" if value is None else str(value)
 
     @property
     def run_dir(self) -> Path:
         return self.path.parent
+
+    @cached_property
+    def overrides(self) -> list[str] | None:
+        """The job's command-line overrides from ``.hydra/overrides.yaml`` next to the record, for display only."""
+        f = self.run_dir / ".hydra" / "overrides.yaml"
+        if not f.is_file():
+            return None
+        try:
+            import yaml
+
+            data = yaml.safe_load(f.read_text())
+        except Exception:  # OSError, yaml.YAMLError, ...: an unreadable file is just not shown
+            return None
+        return [str(x) for x in data] if isinstance(data, list) else None
 
 
 @dataclass(frozen=True)
@@ -139,14 +234,38 @@ def collect_runs(paths: Sequence[str | Path] | str | Path) -> tuple[list[Run], l
     return runs, skipped
 
 
+DUPLICATE_RULE = (
+    "Runs with the same table, row, fold and seed are duplicates; one is kept. Rule: the record with the latest "
+    "`finished_at` (ISO-8601 UTC, written by the training job) wins; equal times are broken by the larger "
+    "`run_id`, then by the larger path. A record without `finished_at` (written before it was recorded) falls "
+    "back to its file's modification time, which copying or touching the file changes: such decisions are marked "
+    "below."
+)
+
+
+def decision_time(run: Run) -> tuple[float, str]:
+    """(seconds since the epoch, source): ``finished_at`` when the record has it, else the file mtime."""
+    ts = run.finished_ts
+    return (ts, "finished_at") if ts is not None else (run.mtime, "file mtime")
+
+
+def _keep_order(run: Run) -> tuple[float, str, str]:
+    return (decision_time(run)[0], run.run_id, str(run.path))
+
+
+def duplicate_basis(dropped: Run, kept: Run) -> str:
+    """How the choice between two duplicates was made: "finished_at", or "file mtime" if either lacks it."""
+    sources = {decision_time(dropped)[1], decision_time(kept)[1]}
+    return "finished_at" if sources == {"finished_at"} else "file mtime"
+
+
 def deduplicate(runs: Sequence[Run]) -> tuple[list[Run], list[tuple[Run, Run]]]:
-    """Keep the newest run (by file mtime) per identity; return (kept runs, [(dropped, kept_instead), ...])."""
-    newest: dict[tuple, Run] = {}
+    """Keep one run per identity by :data:`DUPLICATE_RULE`; return (kept runs, [(dropped, kept_instead), ...])."""
+    best: dict[tuple, Run] = {}
     for run in runs:
-        cur = newest.get(run.identity)
-        # Path breaks mtime ties so the choice never depends on the order the files were found in.
-        if cur is None or (run.mtime, str(run.path)) > (cur.mtime, str(cur.path)):
-            newest[run.identity] = run
-    kept = [r for r in runs if newest[r.identity] is r]
-    dropped = [(r, newest[r.identity]) for r in runs if newest[r.identity] is not r]
+        cur = best.get(run.identity)
+        if cur is None or _keep_order(run) > _keep_order(cur):
+            best[run.identity] = run
+    kept = [r for r in runs if best[r.identity] is r]
+    dropped = [(r, best[r.identity]) for r in runs if best[r.identity] is not r]
     return kept, dropped

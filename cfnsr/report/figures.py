@@ -59,7 +59,7 @@ def plot_war_by_method(groups: Sequence[GroupTable], path: Path) -> Path:
                     fontsize=7,
                 )
         ax.set_xticks(x)
-        ax.set_xticklabels([r.model for r in g.rows], rotation=30, ha="right", fontsize=8)
+        ax.set_xticklabels([r.label for r in g.rows], rotation=30, ha="right", fontsize=8)
         ax.set_ylabel(f"WAR (%)\n{g.selection}", fontsize=8)
         ax.set_title(g.title, fontsize=9)
         all_vals = [v for r in g.rows for v in r.per_fold_war.values()] + [m for m in means if np.isfinite(m)]

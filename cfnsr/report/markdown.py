@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timezone
 
 from cfnsr.report.build import FusionRow, GapTable, GroupTable, Report, model_name
+from cfnsr.report.collect import DUPLICATE_RULE, Run, decision_time, duplicate_basis
 from cfnsr.report.stats import limits_note
 
 DASH = "–"
@@ -60,7 +62,7 @@ def war_label(group: GroupTable) -> str:
 
 
 def main_table(group: GroupTable) -> str:
-    """The comparison table of one group, one row per fusion in paper order."""
+    """The comparison table of one group, one row per (fusion, fusion config, initialisation) in paper order."""
     header = [
         "Model",
         "Fusion stage",
@@ -85,7 +87,7 @@ def _plural(n: int, word: str) -> str:
 
 def _row_cells(r: FusionRow) -> list[str]:
     return [
-        r.model,
+        r.label,
         r.stage,
         f"{r.n_runs} ({_plural(len(r.folds), 'fold')} × {_plural(len(r.seeds), 'seed')})",
         fmt_mean_std(r.war_mean, r.war_std, r.n_runs),
@@ -103,6 +105,7 @@ def _row_cells(r: FusionRow) -> list[str]:
 def comparison_table(group: GroupTable) -> str:
     header = [
         "Method",
+        "against",
         "shared folds (n)",
         "mean ΔWAR vs CFN-SR (points)",
         "per-fold Δ",
@@ -117,7 +120,8 @@ def comparison_table(group: GroupTable) -> str:
             continue
         rows.append(
             [
-                r.model,
+                r.label,
+                c.get("reference", "CFN-SR"),
                 f"{', '.join(map(str, c['folds'])) or DASH} ({c['n']})",
                 fmt_signed(c["mean_diff"]),
                 ", ".join(f"{d:+.2f}" for d in c["diffs"]) or DASH,
@@ -141,7 +145,7 @@ def gap_table(gap: GapTable) -> str:
     ]
     rows = [
         [
-            g.model,
+            g.label,
             fmt_pct(g.paper_war),
             fmt_pct(g.clean_war),
             fmt_pct(g.last_war),
@@ -182,25 +186,50 @@ def format_group(group: GroupTable, heading: str = "##") -> str:
         ns = [r.comparison["n"] for r in group.rows if r.comparison is not None]
         parts += ["", f"{heading}# Paired comparison against CFN-SR", "", comparison_table(group), "", limits_note(ns)]
     if group.notes:
-        parts += ["", "Warnings:", *(f"- {n}" for n in group.notes)]
+        parts += ["", "Notes:", *(f"- {n}" for n in group.notes)]
     return "\n".join(parts)
+
+
+def _when(run: Run) -> str:
+    if run.finished_at is not None and decision_time(run)[1] == "finished_at":
+        text = f"finished_at {run.finished_at}"
+    else:
+        stamp = datetime.fromtimestamp(run.mtime, tz=timezone.utc).isoformat(timespec="seconds")
+        text = f"no finished_at, file mtime {stamp}"
+    if run.run_id:
+        text += f", run_id {run.run_id}"
+    if run.overrides is not None:
+        text += f", overrides: {' '.join(run.overrides) or '(none)'}"
+    return text
+
+
+def format_duplicate(dropped: Run, kept: Run) -> str:
+    """One line per dropped duplicate: which run, which was kept instead, and what decided it."""
+    basis = duplicate_basis(dropped, kept)
+    decided = (
+        "decided by finished_at"
+        if basis == "finished_at"
+        else "decided by file mtime, because a record lacks finished_at: copying or touching files changes this"
+    )
+    return (
+        f"- dropped `{dropped.path}` ({_when(dropped)}); kept `{kept.path}` ({_when(kept)}): {model_name(kept.fusion)}, "
+        f"fold {kept.fold}, seed {kept.seed}; {decided}"
+    )
 
 
 def format_markdown(report: Report) -> str:
     """The whole report: one section per group, protocol-gap tables, skipped and duplicate runs, notes."""
     parts = ["# cfnsr report", ""]
     parts += [f"- {n}" for n in report.notes]
+    if report.notes:
+        parts.append("")
     for g in report.groups:
         parts += [format_group(g), ""]
     for gap in report.gaps:
         parts += [f"## Protocol gap: {gap.title}", "", gap_table(gap), "", GAP_NOTE, ""]
     if report.duplicates:
-        parts += ["## Duplicate runs (same fusion, fold, seed): kept the newest by file mtime", ""]
-        for dropped, kept in report.duplicates:
-            parts.append(
-                f"- dropped `{dropped.path}` ({model_name(dropped.fusion)}, fold {dropped.fold}, seed {dropped.seed}); "
-                f"kept newer `{kept.path}`"
-            )
+        parts += ["## Duplicate runs (same table, row, fold and seed)", "", DUPLICATE_RULE, ""]
+        parts += [format_duplicate(dropped, kept) for dropped, kept in report.duplicates]
         parts.append("")
     parts += [f"## Skipped runs ({len(report.skipped)})", ""]
     parts += [f"- `{s.path}`: {s.reason}" for s in report.skipped] or ["- none"]

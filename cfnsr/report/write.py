@@ -22,15 +22,18 @@ def _safe(name: str) -> str:
 
 
 def csv_rows(report: Report) -> tuple[list[str], list[dict[str, Any]]]:
-    """One row per fusion per group; accuracies in percent; per-fold WAR as ``war_fold_<k>`` columns."""
+    """One row per table row (fusion, fusion config, initialisation) per table; accuracies in percent; per-fold WAR
+    as ``war_fold_<k>`` columns. ``table`` is the table's title, ``recipe_hash`` the hash of the recipe its runs share
+    (empty: not recorded), ``row`` the row's label and ``row_variant`` the keys naming it among rows of its fusion."""
     folds = sorted({f for g in report.groups for r in g.rows for f in r.per_fold_war})
     header = [
-        "protocol", "dataset", "backbone", "selection", "fusion", "model", "fusion_stage",
+        "table", "recipe_hash", "protocol", "dataset", "backbone", "selection", "fusion", "model", "row", "row_variant",
+        "fusion_stage",
         "n_runs", "n_folds", "n_seeds", "folds", "seeds",
         "war_mean", "war_std", "uar_mean", "uar_std", "f1_mean", "f1_std",
         "last_war_mean", "last_war_std", "n_last",
         "params", "gflops", "paper_accuracy", "paper_params",
-        "vs_cfnsr_n", "vs_cfnsr_mean_diff", "vs_cfnsr_t_p", "vs_cfnsr_wilcoxon_p", "vs_cfnsr_min_wilcoxon_p",
+        "vs_cfnsr_reference", "vs_cfnsr_n", "vs_cfnsr_mean_diff", "vs_cfnsr_t_p", "vs_cfnsr_wilcoxon_p", "vs_cfnsr_min_wilcoxon_p",
         *(f"war_fold_{f}" for f in folds),
     ]  # fmt: skip
     rows = []
@@ -38,12 +41,16 @@ def csv_rows(report: Report) -> tuple[list[str], list[dict[str, Any]]]:
         for r in g.rows:
             c = r.comparison or {}
             row = {
+                "table": g.title,
+                "recipe_hash": g.recipe_hash or "",
                 "protocol": g.protocol,
                 "dataset": g.dataset,
                 "backbone": g.backbone,
                 "selection": g.selection,
                 "fusion": r.fusion,
                 "model": r.model,
+                "row": r.label,
+                "row_variant": " ".join(r.variant),
                 "fusion_stage": r.stage,
                 "n_runs": r.n_runs,
                 "n_folds": len(r.folds),
@@ -63,6 +70,7 @@ def csv_rows(report: Report) -> tuple[list[str], list[dict[str, Any]]]:
                 "gflops": " ".join(f"{x:g}" for x in r.gflops),
                 "paper_accuracy": "" if r.paper_accuracy is None else r.paper_accuracy,
                 "paper_params": r.paper_params or "",
+                "vs_cfnsr_reference": c.get("reference", ""),
                 "vs_cfnsr_n": c.get("n", ""),
                 "vs_cfnsr_mean_diff": _num(c.get("mean_diff")),
                 "vs_cfnsr_t_p": _num(c.get("t_p"), 6),
@@ -84,14 +92,16 @@ def _write_csv(path: Path, header: list[str], rows: list[dict[str, Any]]) -> Pat
 
 
 def _gap_rows(report: Report) -> tuple[list[str], list[dict[str, Any]]]:
-    header = ["dataset", "backbone", "fusion", "model", "paper_war", "clean_war", "last_war_paper_runs",
+    header = ["table", "dataset", "backbone", "fusion", "model", "row", "paper_war", "clean_war", "last_war_paper_runs",
               "last_war_clean_runs", "paper_minus_clean", "paper_minus_last", "n_paper", "n_clean"]  # fmt: skip
     rows = [
         {
+            "table": gap.title,
             "dataset": gap.dataset,
             "backbone": gap.backbone,
             "fusion": g.fusion,
             "model": g.model,
+            "row": g.label,
             "paper_war": _num(g.paper_war),
             "clean_war": _num(g.clean_war),
             "last_war_paper_runs": _num(g.last_war),
@@ -107,17 +117,40 @@ def _gap_rows(report: Report) -> tuple[list[str], list[dict[str, Any]]]:
     return header, rows
 
 
-def _confusion_name(group: GroupTable, fusion: str, several_groups: bool) -> str:
-    # With several groups the same fusion appears more than once, so the group goes into the file name.
-    suffix = f"_{group.protocol}_{group.dataset}_{group.backbone}" if several_groups else ""
-    return _safe(f"confusion_{fusion}{suffix}")
+def confusion_names(groups: list[GroupTable]) -> dict[tuple[int, int], str]:
+    """File stem per (group index, row index): ``confusion_<fusion>``, plus ``_<protocol>_<dataset>_<backbone>`` with
+    several groups, plus the table's recipe hash (or ``norecipe``) when groups share that triple, plus the row
+    recipe's hash when a fusion has several rows in one table; a counter only if a name would still repeat."""
+    several = len(groups) > 1
+    triples: dict[tuple, int] = {}
+    for g in groups:
+        triples[g.key] = triples.get(g.key, 0) + 1
+    names: dict[tuple[int, int], str] = {}
+    used: set[str] = set()
+    for gi, g in enumerate(groups):
+        for ri, r in enumerate(g.rows):
+            name = f"confusion_{r.fusion}"
+            if several:
+                name += f"_{g.protocol}_{g.dataset}_{g.backbone}"
+            if triples[g.key] > 1:
+                name += f"_{g.recipe_hash or 'norecipe'}"
+            if len(g.rows_for(r.fusion)) > 1 and len(r.row_key) > 1 and r.row_key[1]:
+                name += f"_{r.row_key[1]}"
+            name = _safe(name)
+            base, k = name, 2
+            while name in used:
+                name, k = f"{base}_{k}", k + 1
+            used.add(name)
+            names[(gi, ri)] = name
+    return names
 
 
 def write_report(report: Report, out_dir: str | Path) -> dict[str, Path]:
     """Write every output into ``out_dir``; return {name: path}.
 
     Names: ``markdown``, ``csv``, ``protocol_gap_csv`` (split reports with both protocols), ``war_by_method`` and
-    one ``confusion_<fusion>`` (``confusion_<fusion>_<protocol>_<dataset>_<backbone>`` with several groups) per method.."""
+    one confusion matrix per row, named by :func:`confusion_names` (``confusion_<fusion>``, with the table's
+    protocol, dataset and backbone appended when there are several tables)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
@@ -129,11 +162,12 @@ def write_report(report: Report, out_dir: str | Path) -> dict[str, Path]:
         written["protocol_gap_csv"] = _write_csv(out / "protocol_gap.csv", *_gap_rows(report))
     written["war_by_method"] = plot_war_by_method(report.groups, out / "war_by_method.png")
     several = len(report.groups) > 1
-    for g in report.groups:
-        for r in g.rows:
+    names = confusion_names(report.groups)
+    for gi, g in enumerate(report.groups):
+        for ri, r in enumerate(g.rows):
             if r.confusion is None:
                 continue
-            name = _confusion_name(g, r.fusion, several)
-            title = f"{r.model}: {r.n_runs} run(s) summed" + (f"\n{g.title}" if several else "")
+            name = names[(gi, ri)]
+            title = f"{r.label}: {r.n_runs} run(s) summed" + (f"\n{g.title}" if several else "")
             written[name] = plot_confusion(r.confusion, title, out / f"{name}.png")
     return written

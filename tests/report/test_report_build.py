@@ -10,6 +10,7 @@ import pytest
 from report_fixtures import CORRECT, N_TEST, make_record
 
 from cfnsr.report import ReportError, build_report, collect_runs, format_markdown
+from cfnsr.report.collect import DUPLICATE_RULE
 from cfnsr.run_record import write_record
 
 
@@ -138,12 +139,12 @@ def test_split_gives_tables_and_protocol_gap(write_run) -> None:
     assert "Methods cover different folds" in md  # the clean table's msaf has fold 1 only
 
 
-def test_duplicates_keep_newest_by_mtime(write_run) -> None:
-    old = write_run("cfnsr", 1, 1, 150)
-    new = write_run("cfnsr", 1, 1, 180)
+def test_duplicates_keep_the_latest_finished_at_not_the_newest_file(write_run) -> None:
+    old = write_run("cfnsr", 1, 1, 150, finished_at="2024-05-01T10:00:00+00:00")
+    new = write_run("cfnsr", 1, 1, 180, finished_at="2024-05-01T11:00:00Z")
     other_seed = write_run("cfnsr", 1, 2, 170)
-    os.utime(old, (1_000_000, 1_000_000))
-    os.utime(new, (2_000_000, 2_000_000))
+    os.utime(old, (2_000_000, 2_000_000))  # the older run's file is the newer one on disk
+    os.utime(new, (1_000_000, 1_000_000))
     runs, _ = collect_runs([old.parents[1]])
     report = build_report(runs)
     row = report.groups[0].row("cfnsr")
@@ -151,8 +152,32 @@ def test_duplicates_keep_newest_by_mtime(write_run) -> None:
     ((dropped, kept),) = report.duplicates
     assert dropped.path == old.resolve() and kept.path == new.resolve()
     md = format_markdown(report)
-    assert "kept the newest by file mtime" in md and str(old.resolve()) in md
+    assert DUPLICATE_RULE in md and "latest `finished_at`" in md
+    assert f"dropped `{old.resolve()}` (finished_at 2024-05-01T10:00:00+00:00" in md
+    assert f"kept `{new.resolve()}` (finished_at 2024-05-01T11:00:00Z" in md and "decided by finished_at" in md
     assert str(other_seed.resolve()) not in md  # a different seed is not a duplicate
+
+
+def test_duplicates_with_equal_finished_at_break_ties_by_run_id(write_run) -> None:
+    a = write_run("cfnsr", 1, 1, 150, run_id="00000000-0000-4000-8000-00000000000b")
+    b = write_run("cfnsr", 1, 1, 180, run_id="00000000-0000-4000-8000-00000000000a")
+    os.utime(a, (1_000_000, 1_000_000))
+    os.utime(b, (2_000_000, 2_000_000))
+    ((dropped, kept),) = build_report(collect_runs([a.parents[1]])[0]).duplicates
+    assert kept.path == a.resolve() and dropped.path == b.resolve()
+
+
+def test_old_duplicates_without_finished_at_fall_back_to_mtime_and_say_so(write_run) -> None:
+    old = write_run("cfnsr", 1, 1, 150, recipe=False)
+    new = write_run("cfnsr", 1, 1, 180, recipe=False)
+    os.utime(old, (1_000_000, 1_000_000))
+    os.utime(new, (2_000_000, 2_000_000))
+    report = build_report(collect_runs([old.parents[1]])[0])
+    ((dropped, kept),) = report.duplicates
+    assert dropped.path == old.resolve() and kept.path == new.resolve()
+    md = format_markdown(report)
+    assert "no finished_at, file mtime 1970-01-12T13:46:40+00:00" in md
+    assert "decided by file mtime, because a record lacks finished_at" in md
 
 
 def test_comparison_against_cfnsr_in_report(sweep: Path) -> None:
