@@ -134,9 +134,10 @@ class RunCheckpoints(pl.Callback):
         trainer.strategy.barrier("RunCheckpoints.save")
 
 
-def run_checkpoints(ckpt_dir: str | Path, run_id: str) -> tuple[Path, dict[str, Any], Path, dict[str, Any]]:
+def run_checkpoints(ckpt_dir: str | Path, run_id: str | None) -> tuple[Path, dict[str, Any], Path, dict[str, Any]]:
     """The selected and the last checkpoint that run ``run_id`` wrote in ``ckpt_dir``, each checked.
 
+    ``run_id=None`` (ranks other than 0) takes the run id found in ``last.ckpt``.
     Returns (best path, best checkpoint, last path, last checkpoint). Raises ``CheckpointError`` when the folder
     does not hold exactly one best file of this run, when ``last.ckpt`` belongs to another run, or when the last
     checkpoint is older than the best one (a stale file).
@@ -144,6 +145,7 @@ def run_checkpoints(ckpt_dir: str | Path, run_id: str) -> tuple[Path, dict[str, 
     ckpt_dir = Path(ckpt_dir)
     last_path = ckpt_dir / LAST_NAME
     last = load_checkpoint(last_path)
+    run_id = run_id if run_id is not None else run_id_of(last)
     if run_id_of(last) != run_id:
         raise CheckpointError(f"{last_path}: written by run {run_id_of(last)!r}, not by this run {run_id!r}")
     bests = []

@@ -150,8 +150,7 @@ class EmotionModule(pl.LightningModule):
         self.test_metrics.reset()
         self.test_confusion.reset()
         if self.trainer.is_global_zero and self.results_dir is not None:
-            result = {**values, "n": int(confusion.sum()), "confusion": confusion.tolist(),
-                      "epoch": int(self.current_epoch)}
+            result = {**values, "n": int(confusion.sum()), "confusion": confusion.tolist()}
             self.results_dir.mkdir(parents=True, exist_ok=True)
             path = self.results_dir / f"{self.test_tag}.json"
             tmp = path.with_name(f".{path.name}.tmp")

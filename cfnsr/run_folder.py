@@ -41,13 +41,17 @@ def new_run_id() -> str:
 
 
 def global_rank_from_env() -> int:
-    """The process's global rank as the launchers set it (torchrun, SLURM, Lightning's ddp children); 0 if none."""
-    for key in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
-        if os.environ.get(key, "").isdigit():
-            if key == "SLURM_PROCID" and int(os.environ.get("SLURM_NTASKS", "1")) <= 1:
-                continue  # one task per job (e.g. a submitit sweep job): rank 0 whatever the id says
-            return int(os.environ[key])
-    return 0
+    """The process's global rank as the launchers set it (torchrun, SLURM, Lightning's ddp children); 0 if none.
+
+    Only "zero or not" matters here: rank 0 alone locks the folder and writes the record.
+    """
+    env = os.environ
+    if env.get("RANK", "").isdigit():  # torchrun
+        return int(env["RANK"])
+    if env.get("SLURM_PROCID", "").isdigit() and int(env.get("SLURM_NTASKS", "1")) > 1:
+        return int(env["SLURM_PROCID"])  # one SLURM task per device (a one-task sweep job is rank 0)
+    local, node = int(env.get("LOCAL_RANK", "0") or 0), int(env.get("NODE_RANK", "0") or 0)
+    return local if node == 0 else 1 + local  # Lightning's own ddp launcher: any node but 0 is not rank 0
 
 
 class JobLock:
@@ -98,6 +102,21 @@ def claim_for_new_run(run_dir: Path) -> None:
                 if record is not None and record.get("status") != "finished" else "")
         raise RunFolderError(f"job folder {run_dir} already holds {what}; a new run would overwrite its files: "
                              f"{hint}choose another folder (hydra.run.dir / hydra.sweep.dir)")
+
+
+def requeued_checkpoint(run_dir: Path) -> Path | None:
+    """``last.ckpt`` of this folder when this process is a SLURM requeue of the job that started the run there.
+
+    A requeued job reruns the same command with the same ``SLURM_JOB_ID``; its unfinished run continues in its own
+    folder as the same run id. Any other relaunch into an occupied folder is refused by ``claim_for_new_run``.
+    """
+    job = os.environ.get("SLURM_JOB_ID")
+    record = read_own_record(run_dir)
+    last = Path(run_dir) / "checkpoints" / LAST_NAME
+    if job and record and record.get("slurm_job_id") == job and record.get("status") != "finished" \
+            and last.is_file():
+        return last
+    return None
 
 
 @dataclass(frozen=True)

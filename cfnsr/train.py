@@ -21,15 +21,23 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from cfnsr.checkpoints import callback_state, run_checkpoints, RunCheckpoints
+from cfnsr.checkpoints import RunCheckpoints, callback_state, run_checkpoints
 from cfnsr.complexity import count_params, gflops_per_clip
 from cfnsr.config_checks import check_train_config
 from cfnsr.experiment import build_datamodule, build_module, build_trainer, clip_shapes, fold_split
 from cfnsr.recipe import recipe_hash, training_recipe
-from cfnsr.run_folder import JobLock, claim_for_new_run, global_rank_from_env, new_run_id, plan_resume
+from cfnsr.run_folder import (
+    JobLock,
+    claim_for_new_run,
+    global_rank_from_env,
+    new_run_id,
+    plan_resume,
+    requeued_checkpoint,
+)
 from cfnsr.run_record import write_record
 from cfnsr.summary import format_run_summary
 
+RUN_ID_ENV = "CFNSR_RUN_ID"
 # The test-only trainer warns that the fit's checkpoint callbacks are missing; they have nothing to do in a test.
 warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`")
 
@@ -71,12 +79,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """
     check_train_config(cfg)
     rank0 = global_rank_from_env() == 0
-    if cfg.ckpt_path:
-        resume = plan_resume(cfg, cfg.ckpt_path)
+    ckpt_path = cfg.ckpt_path or requeued_checkpoint(Path(cfg.paths.output_dir))
+    if ckpt_path:
+        resume = plan_resume(cfg, ckpt_path)
         out, run_id = resume.run_dir, resume.run_id
         print(f"Resuming run {run_id} in {out} from epoch {resume.epoch + 1} ({resume.ckpt_path.name})")
     else:
-        resume, out, run_id = None, Path(cfg.paths.output_dir), new_run_id()
+        # Lightning's ddp children re-run this script: they inherit rank 0's id through the environment.
+        resume, out = None, Path(cfg.paths.output_dir)
+        run_id = os.environ.get(RUN_ID_ENV) if not rank0 and os.environ.get(RUN_ID_ENV) else new_run_id()
+    os.environ[RUN_ID_ENV] = run_id
     with JobLock(out) if rank0 else nullcontext():
         if rank0 and resume is None:
             claim_for_new_run(out)
@@ -120,7 +132,8 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         # The files come from this run's folder, each checked to carry this run's id (never from restored state).
-        best_path, best, last_path, last = run_checkpoints(ckpt_dir, run_id)
+        # Other ranks may hold another id (torchrun nodes are separate launches): they test rank 0's files.
+        best_path, best, last_path, last = run_checkpoints(ckpt_dir, run_id if rank0 else None)
         if last["epoch"] != cfg.trainer.max_epochs - 1:
             raise RuntimeError(f"{last_path}: holds epoch {last['epoch'] + 1} but the run trained "
                                f"{cfg.trainer.max_epochs} epochs (stopped early?)")
@@ -132,10 +145,11 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
             # A logger-free trainer for testing: the CSV logger cannot append a new header to the fit's file
             # after a ddp_spawn re-launch, and test numbers go to metrics.json (and the wandb summary) anyway.
             tester = build_trainer(cfg, out, [], False)
-            for tag, path in (("test", best_path), ("test_last", last_path)):
+            for tag, path, ckpt in (("test", best_path, best), ("test_last", last_path, last)):
                 module.test_tag = tag
                 tester.test(module, datamodule=datamodule, ckpt_path=path, weights_only=True, verbose=False)
-                record[tag] = json.loads((out / "test_results" / f"{tag}.json").read_text())
+                result = json.loads((out / "test_results" / f"{tag}.json").read_text())
+                record[tag] = {**result, "epoch": int(ckpt["epoch"]), "ckpt": path.name}
         record["status"] = "finished"
         record["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     except BaseException as exc:

@@ -34,8 +34,8 @@ def test_multirun_folders_and_report_match_the_runs(tiny_data_dir: Path, tmp_pat
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     dirs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
-    assert dirs == ["fold=1,fusion=averaging", "fold=1,fusion=concat_fc", "fold=2,fusion=averaging",
-                    "fold=2,fusion=concat_fc"]
+    assert dirs == ["0_fold-1+fusion-averaging", "1_fold-1+fusion-concat_fc", "2_fold-2+fusion-averaging",
+                    "3_fold-2+fusion-concat_fc"]
     records = {(r["fusion"], r["fold"]): r for r in (read_record(sweep / d) for d in dirs)}
     assert all(r["status"] == "finished" for r in records.values())
 

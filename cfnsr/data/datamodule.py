@@ -16,9 +16,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from cfnsr.data.augment import ClipAugment
+from cfnsr.data.cache import CacheError
 from cfnsr.data.folds import Split
 from cfnsr.data.prepare import prepare_corpus
-from cfnsr.data.cache import CacheError
 from cfnsr.data.preprocess import PreprocessSettings, cached_clips, check_cache, load_clip
 from cfnsr.data.ravdess import av_speech_names, parse_name
 

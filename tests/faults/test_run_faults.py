@@ -6,11 +6,9 @@ Each test reproduces a case where an earlier cfnsr printed a wrong number calmly
 from __future__ import annotations
 
 import json
-import pickle
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -227,14 +225,15 @@ def test_nan_in_a_cache_entry_fails_the_run_naming_the_clip(tiny_data_dir, tmp_p
 
 
 def test_non_finite_loss_fails_naming_the_batch_clips(tiny_data_dir, tmp_path, monkeypatch):
-    from cfnsr.models.fusion.base import FusionModel
+    from cfnsr.data.datamodule import RavdessDataModule
 
-    original = FusionModel.loss
+    original = RavdessDataModule.on_after_batch_transfer
 
-    def poisoned(self, out, labels):
-        return original(self, out, labels) * float("nan")
+    def poisoned(self, batch, dataloader_idx):
+        batch = original(self, batch, dataloader_idx)
+        return {**batch, "audio": batch["audio"] * float("nan")} if self.trainer.training else batch
 
-    monkeypatch.setattr(FusionModel, "loss", poisoned)
+    monkeypatch.setattr(RavdessDataModule, "on_after_batch_transfer", poisoned)
     with pytest.raises(Exception, match=r"non-finite loss.*\d\d-\d\d-\d\d-\d\d-\d\d-\d\d-\d\d"):
         train(compose_train([*FAST, "trainer.max_epochs=1"], tiny_data_dir, tmp_path / "out"))
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["status"] == "failed"
@@ -274,3 +273,15 @@ def test_an_optimising_sweeper_refuses_the_paper_protocol():
         check_sweeper("hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper", None)
     check_sweeper("hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper", "val/war")
     check_sweeper("hydra._internal.core_plugins.basic_sweeper.BasicSweeper", None)
+
+
+def test_a_slurm_requeue_continues_its_own_run_and_nothing_else_does(tiny_data_dir, tmp_path, monkeypatch):
+    run = tmp_path / "job"
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    first = _interrupted_run(tiny_data_dir, run, monkeypatch)
+    monkeypatch.setenv("SLURM_JOB_ID", "9999")  # another job launched into the same folder
+    with pytest.raises(Exception, match="already holds"):
+        train(compose_train([*FAST, "trainer.max_epochs=2"], tiny_data_dir, run))
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")  # the requeued job: same command, same job id
+    record = train(compose_train([*FAST, "trainer.max_epochs=2"], tiny_data_dir, run))
+    assert record["run_id"] == first["run_id"] and record["status"] == "finished" and record["epochs"] == 2
