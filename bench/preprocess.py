@@ -25,7 +25,13 @@ for each clip, all its threads) does not depend on what else the machine runs, w
 Every path first runs untimed on two other clips (imports, librosa's lazy modules, our fork server), so the rows
 show per-clip throughput; that one-off start-up is printed separately.
 
-Usage: ``python bench/preprocess.py [--clips 6] [--gop 250] [--workers 2] [--keep DIR]``
+``--rerun`` measures resuming instead: the corpus gets broken files too (an empty mp4, a truncated mp4, a clip whose
+landmark CSV is garbage, a notes.txt), ``preprocess_corpus`` builds a fresh cache (first run, after the same untimed
+warm-up), then runs again on the unchanged corpus (re-run: entries checked, failed clips not retried, no pool, no
+write), and once more with ``verify="full"`` (every entry's sha256 recomputed). It prints the seconds of each, side
+by side, and the re-run / first-run ratio.
+
+Usage: ``python bench/preprocess.py [--clips 6] [--gop 250] [--workers 2] [--keep DIR] [--rerun]``
 """
 
 from __future__ import annotations
@@ -203,6 +209,48 @@ def run_ours(root: Path, cache: Path, workers: int, expected: int) -> tuple[floa
     return elapsed, report["clip_cpu_seconds_mean"]
 
 
+BROKEN = {  # stem -> how it is broken
+    "01-01-08-01-01-01-01": "empty mp4",
+    "01-01-08-01-01-02-01": "truncated mp4",
+    "01-01-08-01-02-01-01": "garbage landmark CSV",
+}
+
+
+def add_broken_files(root: Path, source: Path) -> None:
+    """The BROKEN clips, made from ``source`` (a good mp4), and a stray notes.txt."""
+    actor = root / "Actor_01"
+    stems = list(BROKEN)
+    (actor / f"{stems[0]}.mp4").write_bytes(b"")
+    (actor / f"{stems[1]}.mp4").write_bytes(source.read_bytes()[:100_000])
+    shutil.copyfile(source, actor / f"{stems[2]}.mp4")
+    (root / "landmarks" / f"{stems[2]}.csv").write_bytes(b"\xff\xfe\x00 not a csv")
+    (actor / "notes.txt").write_text("session notes\n")
+
+
+def run_rerun(root: Path, cache: Path, workers: int, expected: int) -> dict[str, float]:
+    """Seconds of the first run (fresh cache), of a re-run on the unchanged corpus and of a verify=full re-run."""
+    if cache.exists():
+        shutil.rmtree(cache)
+    out: dict[str, float] = {}
+    t = time.perf_counter()
+    first = preprocess_corpus(root, cache, PreprocessSettings(), workers=workers, progress=False)
+    out["first"] = time.perf_counter() - t
+    if first["counts"]["processed"] != expected or first["counts"]["skipped"] != len(BROKEN):
+        raise RuntimeError(f"first run: {first['counts']}")
+    report_mtime = (cache / "preprocess_report.json").stat().st_mtime_ns
+    t = time.perf_counter()
+    again = preprocess_corpus(root, cache, PreprocessSettings(), workers=workers, progress=False)
+    out["rerun"] = time.perf_counter() - t
+    if again["counts"]["processed"] or again["counts"]["not_retried"] != len(BROKEN):
+        raise RuntimeError(f"re-run did work: {again['counts']}")
+    if (cache / "preprocess_report.json").stat().st_mtime_ns != report_mtime:
+        raise RuntimeError("the re-run rewrote preprocess_report.json")
+    t = time.perf_counter()
+    preprocess_corpus(root, cache, PreprocessSettings(), workers=workers, progress=False, verify="full")
+    out["rerun_full"] = time.perf_counter() - t
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -211,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gop", type=int, default=250, help="key frame interval of the generated clips")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
+    ap.add_argument("--rerun", action="store_true", help="time a first run against re-runs on the unchanged corpus")
     args = ap.parse_args(argv)
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench_preprocess_"))
@@ -243,6 +292,16 @@ def main(argv: list[str] | None = None) -> int:
         warm["ours"] = time.perf_counter() - t
         print(f"untimed warm-up on 2 other clips (includes one-off start-up): baseline {warm['baseline']:.1f} s, "
               f"ours {warm['ours']:.1f} s")
+
+        if args.rerun:
+            add_broken_files(root, root / "Actor_01" / f"{stems[0]}.mp4")
+            r = run_rerun(root, work / "cache_rerun", args.workers, len(stems))
+            print(f"\n{len(stems)} good clips + {len(BROKEN)} broken + notes.txt, ours with {args.workers} processes")
+            print(f"{'first run s':>12s} {'re-run s':>9s} {'ratio':>7s} {'re-run verify=full s':>21s} "
+                  f"{'ratio':>7s}")
+            print(f"{r['first']:12.2f} {r['rerun']:9.3f} {r['rerun'] / r['first']:7.3f} {r['rerun_full']:21.3f} "
+                  f"{r['rerun_full'] / r['first']:7.3f}")
+            return 0
 
         rows = [
             ("baseline (seek), 1 process", run_baseline(root, work / "base_seek", stems, _frames_by_seeking)),

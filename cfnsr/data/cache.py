@@ -5,10 +5,15 @@
 <cache_dir>/preprocess_report.json   written by cfnsr.data.preprocess
 <cache_dir>/clips/<stem>/frames.npy  uint8 (T, S, S, 3)
 <cache_dir>/clips/<stem>/mfcc.npy    float32 (n_mfcc, L)
-<cache_dir>/clips/<stem>/meta.json   {"stem", "actor", "label", "face_source", ...}
+<cache_dir>/clips/<stem>/meta.json   {"stem", "actor", "label", "face_source", ..., "format", "files"}
 ```
 An entry is written under ``clips/.<stem>.tmp-<pid>/`` and renamed into place, so ``clips/<stem>/`` exists only
 when complete and an interrupted run leaves nothing half-written that a later run or the data module could trust.
+
+``meta.json`` records the entry format and, for frames.npy and mfcc.npy, the facts written with them
+(``files: {name: {bytes, shape, dtype, sha256}}``), so a file damaged later (truncated copy, bad disk, a stray
+write) is found: ``verify_entry`` checks the cheap facts (files present, sizes, meta parses, format) or also the
+checksums, and ``load_clip`` refuses any entry that does not match with a ``CacheError`` naming it and the reason.
 """
 
 from __future__ import annotations
@@ -23,11 +28,16 @@ from typing import Any
 
 import numpy as np
 
-CACHE_FORMAT = 1  # bump when the entry layout changes: it is part of the hash, so old caches are refused
+# Bump when the entry layout changes: it is part of the hash, so old caches are refused. 2: meta.json records the
+# entry format and the size/shape/dtype/sha256 of its arrays.
+CACHE_FORMAT = 2
 SETTINGS_FILE = "settings.json"
 REPORT_FILE = "preprocess_report.json"
 CLIPS_DIR = "clips"
-ENTRY_FILES = ("frames.npy", "mfcc.npy", "meta.json")
+ARRAY_FILES = ("frames.npy", "mfcc.npy")
+ENTRY_FILES = (*ARRAY_FILES, "meta.json")
+_DTYPES = {"frames.npy": np.uint8, "mfcc.npy": np.float32}
+_HASH_CHUNK = 1 << 20
 REBUILD_HINT = "rebuild it with `python preprocess.py data=... preprocess.force=true`"
 _TMP_MARK = ".tmp-"
 
@@ -112,10 +122,24 @@ def cached_clips(cache_dir: str | Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and is_complete(p))
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _file_facts(path: Path, arr: np.ndarray) -> dict[str, Any]:
+    return {"bytes": path.stat().st_size, "shape": list(arr.shape), "dtype": str(arr.dtype),
+            "sha256": file_sha256(path)}
+
+
 def write_entry(cache_dir: str | Path, stem: str, frames: np.ndarray, mfcc: np.ndarray,
                 meta: Mapping[str, Any]) -> Path:
     """Write frames uint8 (T, S, S, 3), mfcc float32 (n_mfcc, L) and meta under a temporary name, then rename.
 
+    meta.json gets ``format`` and ``files`` (byte size, shape, dtype and sha256 of each array file) added.
     If another writer finished the same entry first, its entry is kept and ours discarded.
     """
     final = entry_dir(cache_dir, stem)
@@ -124,9 +148,13 @@ def write_entry(cache_dir: str | Path, stem: str, frames: np.ndarray, mfcc: np.n
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     try:
-        np.save(tmp / "frames.npy", np.ascontiguousarray(frames, dtype=np.uint8))
-        np.save(tmp / "mfcc.npy", np.ascontiguousarray(mfcc, dtype=np.float32))
-        (tmp / "meta.json").write_text(json.dumps(dict(meta), indent=2) + "\n")
+        files = {}
+        for name, arr in (("frames.npy", frames), ("mfcc.npy", mfcc)):
+            arr = np.ascontiguousarray(arr, dtype=_DTYPES[name])
+            np.save(tmp / name, arr)
+            files[name] = _file_facts(tmp / name, arr)
+        record = {**dict(meta), "format": CACHE_FORMAT, "files": files}
+        (tmp / "meta.json").write_text(json.dumps(record, indent=2) + "\n")
         os.rename(tmp, final)
     except OSError:
         if is_complete(final):
@@ -135,6 +163,77 @@ def write_entry(cache_dir: str | Path, stem: str, frames: np.ndarray, mfcc: np.n
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def remove_entry(cache_dir: str | Path, stem: str) -> None:
+    """Delete one entry: renamed out of the way first, so no half-deleted entry is ever seen as complete."""
+    final = entry_dir(cache_dir, stem)
+    if not final.exists():
+        return
+    trash = clips_dir(cache_dir) / f".{stem}.old{_TMP_MARK}{os.getpid()}"
+    if trash.exists():
+        shutil.rmtree(trash)
+    os.rename(final, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _read_meta(entry: Path) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        meta = json.loads((entry / "meta.json").read_text())
+    except FileNotFoundError:
+        return None, "meta.json is missing"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, f"meta.json is unreadable ({type(exc).__name__}: {exc})"
+    if not isinstance(meta, dict):
+        return None, f"meta.json holds a {type(meta).__name__}, not an object"
+    return meta, None
+
+
+def check_entry(cache_dir: str | Path, stem: str, full: bool = False) -> tuple[dict[str, Any] | None, str | None]:
+    """(meta, None) when the entry passes the checks, else (meta or None, reason).
+
+    Cheap (``full=False``): the three files are present, meta.json parses, its format is ``CACHE_FORMAT`` and the
+    byte size of each array file is the one recorded. ``full=True`` also compares each file's sha256 (reads it all).
+    """
+    entry = entry_dir(cache_dir, stem)
+    if not entry.is_dir():
+        return None, "entry missing"
+    meta, reason = _read_meta(entry)
+    if meta is None:
+        return None, reason
+    found = meta.get("format")
+    if found != CACHE_FORMAT:
+        return meta, (f"entry format {found if found is not None else '<absent>'} in meta.json, this code reads "
+                      f"format {CACHE_FORMAT}")
+    files = meta.get("files")
+    if not isinstance(files, dict):
+        return meta, "meta.json has no file facts ('files')"
+    for name in ARRAY_FILES:
+        facts = files.get(name)
+        if not isinstance(facts, dict) or not {"bytes", "shape", "dtype", "sha256"} <= set(facts):
+            return meta, f"meta.json has no size/shape/dtype/sha256 for {name}"
+        path = entry / name
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return meta, f"{name} is missing"
+        except OSError as exc:
+            return meta, f"{name} cannot be read ({exc})"
+        if size != facts["bytes"]:
+            return meta, f"{name} has {size} bytes, meta.json records {facts['bytes']} (truncated or overwritten)"
+        if full:
+            try:
+                digest = file_sha256(path)
+            except OSError as exc:
+                return meta, f"{name} cannot be read ({exc})"
+            if digest != facts["sha256"]:
+                return meta, f"{name} content differs from its sha256 in meta.json (corrupted)"
+    return meta, None
+
+
+def verify_entry(cache_dir: str | Path, stem: str, full: bool = False) -> str | None:
+    """None when the entry ``stem`` is sound, else the reason it is not (see ``check_entry``)."""
+    return check_entry(cache_dir, stem, full)[1]
 
 
 def _pid_alive(pid: int) -> bool:
@@ -183,14 +282,39 @@ def clear_entries(cache_dir: str | Path) -> None:
 
 
 def load_clip(cache_dir: str | Path, stem: str, mmap: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Read one entry -> (frames uint8 (T, S, S, 3), mfcc float32 (n_mfcc, L)); memory-mapped read-only when mmap."""
+    """Read one entry -> (frames uint8 (T, S, S, 3), mfcc float32 (n_mfcc, L)); memory-mapped read-only when mmap.
+
+    Raises ``CacheError`` naming the entry and the reason for any failure: no entry, unreadable or old-format
+    meta.json, a file missing or of another size than recorded, a file numpy cannot read, or an array whose shape
+    or dtype differs from meta.json.
+    """
     entry = entry_dir(cache_dir, stem)
-    if not is_complete(entry):
-        raise CacheError(f"no complete cache entry for {stem} in {clips_dir(cache_dir)}")
+    meta, reason = check_entry(cache_dir, stem)
+    if reason is not None and not is_complete(entry):
+        raise CacheError(f"no complete cache entry for {stem} in {clips_dir(cache_dir)} ({reason})")
+    if reason is not None:
+        raise CacheError(f"cache entry {entry}: {reason}; re-run preprocessing to rebuild it")
+    assert meta is not None
     mode = "r" if mmap else None
-    return np.load(entry / "frames.npy", mmap_mode=mode), np.load(entry / "mfcc.npy", mmap_mode=mode)
+    arrays = []
+    for name in ARRAY_FILES:
+        try:
+            arr = np.load(entry / name, mmap_mode=mode, allow_pickle=False)
+        except Exception as exc:  # noqa: BLE001 - numpy raises ValueError/OSError/EOFError/... for damaged files
+            raise CacheError(f"cache entry {entry}: {name} cannot be read ({type(exc).__name__}: {exc}); re-run "
+                             f"preprocessing to rebuild it") from exc
+        facts = meta["files"][name]
+        if list(arr.shape) != list(facts["shape"]) or str(arr.dtype) != facts["dtype"]:
+            raise CacheError(f"cache entry {entry}: {name} holds shape {list(arr.shape)} {arr.dtype}, meta.json "
+                             f"records shape {facts['shape']} {facts['dtype']}; re-run preprocessing to rebuild it")
+        arrays.append(arr)
+    return arrays[0], arrays[1]
 
 
 def load_meta(cache_dir: str | Path, stem: str) -> dict[str, Any]:
-    """meta.json of one entry."""
-    return json.loads((entry_dir(cache_dir, stem) / "meta.json").read_text())
+    """meta.json of one entry; ``CacheError`` naming the entry when it is missing or unreadable."""
+    entry = entry_dir(cache_dir, stem)
+    meta, reason = _read_meta(entry)
+    if meta is None:
+        raise CacheError(f"cache entry {entry}: {reason}")
+    return meta

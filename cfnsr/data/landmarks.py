@@ -28,15 +28,17 @@ class LandmarkError(ValueError):
 class Landmarks:
     """The 68 2-D landmarks of every CSV row, failed rows already replaced by interpolation.
 
-    xs, ys:     float32 (N, 68) pixels of the original frame
-    timestamps: float64 (N,) seconds as written by OpenFace, or None when the CSV has no usable timestamp column
-    tracked:    bool (N,) True where OpenFace tracked the face (the row was not interpolated)
+    xs, ys:        float32 (N, 68) pixels of the original frame
+    timestamps:    float64 (N,) seconds as written by OpenFace, or None when the CSV has no usable timestamp column
+    tracked:       bool (N,) True where OpenFace tracked the face (the row was not interpolated)
+    frame_numbers: float64 (N,) the ``frame`` column (OpenFace counts from 1), or None when absent or unusable
     """
 
     xs: np.ndarray
     ys: np.ndarray
     timestamps: np.ndarray | None
     tracked: np.ndarray
+    frame_numbers: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:
@@ -113,7 +115,7 @@ def read_openface_csv(path: str | Path) -> Landmarks:
         shown = ", ".join(missing[:4]) + (" ..." if len(missing) > 4 else "")
         raise LandmarkError(f"{path.name}: no landmark columns {shown} in the header (not an OpenFace 2-D "
                             f"landmark CSV?)")
-    optional = [col for col in ("confidence", "success", "timestamp") if col in index]
+    optional = [col for col in ("confidence", "success", "timestamp", "frame") if col in index]
     wanted = list(X_COLUMNS + Y_COLUMNS) + optional
     try:
         table = _read_columns(path, [index[col] for col in wanted])
@@ -137,7 +139,11 @@ def read_openface_csv(path: str | Path) -> Landmarks:
     timestamps = cols.get("timestamp")
     if timestamps is not None and (np.isnan(timestamps).any() or np.any(np.diff(timestamps) < 0)):
         timestamps = None  # unusable for matching by time: fall back to row index
-    return Landmarks(xs=xs.astype(np.float32), ys=ys.astype(np.float32), timestamps=timestamps, tracked=good)
+    frame_numbers = cols.get("frame")
+    if frame_numbers is not None and (np.isnan(frame_numbers).any() or np.any(np.diff(frame_numbers) <= 0)):
+        frame_numbers = None
+    return Landmarks(xs=xs.astype(np.float32), ys=ys.astype(np.float32), timestamps=timestamps, tracked=good,
+                     frame_numbers=frame_numbers)
 
 
 def _interpolate_bad_rows(values: np.ndarray, good: np.ndarray) -> np.ndarray:
@@ -168,3 +174,37 @@ def rows_for_times(landmarks: Landmarks, times: np.ndarray, duration: float) -> 
     else:
         rows = np.rint(times * n / max(duration, 1e-9)).astype(np.int64)
     return np.clip(rows, 0, n - 1).astype(np.int64)
+
+
+def coverage_problem(landmarks: Landmarks, frame_times: np.ndarray, fps: float, duration: float,
+                     video_frames: int) -> str | None:
+    """Why the CSV does not cover the clip's sampled frames, or None when it does.
+
+    frame_times:  times (s, from the first video frame) of the frames that will be cropped
+    fps:          frame rate of the video (0 if unknown: the period is then duration / video_frames)
+    video_frames: frames in the video (duration x fps, or the decoded count)
+
+    With timestamps, the last row must reach the last needed time minus 1.5 frame periods; else, with a ``frame``
+    column, the last frame number must reach the last needed frame minus 1.5; else the row count must be within 10 %
+    (or 2 rows) of the video's frame count, since rows are then mapped to times proportionally.
+    """
+    n = landmarks.n_rows
+    period = 1.0 / fps if fps > 0 else duration / max(video_frames, 1)
+    last_needed = float(np.max(frame_times)) if len(frame_times) else 0.0
+    what = f"{n} rows for {video_frames} frames"
+    if landmarks.timestamps is not None:
+        span = float(landmarks.timestamps[-1] - landmarks.timestamps[0])
+        if span < last_needed - 1.5 * period:
+            return (f"{what}: its timestamps end at {span:.2f} s but frames up to {last_needed:.2f} s are cropped "
+                    f"(CSV cut short, or of another video?)")
+        return None
+    if landmarks.frame_numbers is not None:
+        span = float(landmarks.frame_numbers[-1] - landmarks.frame_numbers[0])
+        needed = last_needed / period
+        if span < needed - 1.5:
+            return (f"{what}: its frame numbers end at frame {landmarks.frame_numbers[-1]:.0f} but frames up to "
+                    f"{needed + landmarks.frame_numbers[0]:.0f} are cropped (CSV cut short, or of another video?)")
+        return None
+    if abs(n - video_frames) > max(2, 0.1 * video_frames):
+        return f"{what} and no timestamp or frame column: rows cannot be matched to frames"
+    return None

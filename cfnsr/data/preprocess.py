@@ -2,17 +2,23 @@
 
 Pipeline per clip (one worker process each): find its OpenFace CSV -> decode the mp4 once (frames at k*D/T + audio)
 -> MFCC of the 0.5 s + 2.45 s window -> landmark (or detector) box per frame -> crops -> atomic cache entry.
-A clip that cannot be used is skipped with a reason and the run goes on; ``preprocess_report.json`` lists them.
+A clip that cannot be used is skipped with a reason and the run goes on; ``preprocess_report.json`` lists them,
+with every other file of the Actor_* folders that is not a clip.
+
+Re-runs resume and are cheap: complete entries are checked (``verify``: cheap facts, or checksums too) and kept,
+broken ones rebuilt; clips that failed before are retried only when their mp4 or landmark CSV changed (size or
+mtime) or ``retry_failed``; with nothing to do no worker pool starts, and nothing is written, the report included,
+unless its content changed.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import json
 import os
 import time
 import traceback
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,14 +30,26 @@ from cfnsr.data import cache
 from cfnsr.data.cache import REPORT_FILE, CacheError, cached_clips, load_clip  # re-exported for callers
 from cfnsr.data.faces import crop_faces, detect_extents
 from cfnsr.data.features import HEAVY_MODULES, AudioTooShortError, clip_mfcc
-from cfnsr.data.landmarks import LandmarkError, Landmarks, find_landmark_csv, read_openface_csv, rows_for_times
+from cfnsr.data.landmarks import (
+    LandmarkError,
+    Landmarks,
+    coverage_problem,
+    find_landmark_csv,
+    read_openface_csv,
+    rows_for_times,
+)
 from cfnsr.data.media import DecodedClip, MediaError, decode_clip
 from cfnsr.data.ravdess import RavdessName, RavdessNameError, parse_name
+from cfnsr.data.worker_pool import process_pool
 
 __all__ = [
     "PreprocessSettings", "PreprocessError", "NotRavdessError", "NoUsableClipsError", "CacheError",
     "preprocess_corpus", "check_cache", "cached_clips", "load_clip", "format_report", "discover_clips",
+    "VERIFY_MODES",
 ]
+
+VERIFY_MODES = ("cheap", "full")
+_CORRUPT_FIELDS = ("corrupt_packets", "corrupt_video_packets", "corrupt_audio_packets")
 
 
 class PreprocessError(RuntimeError):
@@ -57,6 +75,8 @@ class PreprocessSettings:
     The public code's quirks are options, off by default: ``squash_before_crop=True`` (resize the whole 1280x720
     frame to size x size, then cut the landmark box from it and enlarge it), ``crop_margin=0`` (tight box),
     ``channel_order="bgr"`` (what its cv2.imwrite/imread round trip fed the network).
+    ``landmark_mismatch``: what to do with a clip whose landmark CSV does not cover its frames (too few rows, or
+    timestamps ending early): "detector" crops it with the face detector, "skip" leaves it out.
     """
 
     frames: int = 30
@@ -71,6 +91,7 @@ class PreprocessSettings:
     n_fft: int = 2048
     hop_length: int = 512
     face_fallback: str = "haar"  # "haar": OpenCV detector when a clip has no CSV; "none": skip such clips
+    landmark_mismatch: str = "detector"  # CSV not covering the clip: "detector" (face detector) or "skip"
 
     def __post_init__(self) -> None:
         # Hydra may hand 0 for 0.0 or 224.0 for 224; normalise so equal settings always hash equally.
@@ -86,10 +107,13 @@ class PreprocessSettings:
         object.__setattr__(self, "squash_before_crop", bool(self.squash_before_crop))
         object.__setattr__(self, "channel_order", str(self.channel_order).lower())
         object.__setattr__(self, "face_fallback", str(self.face_fallback).lower())
+        object.__setattr__(self, "landmark_mismatch", str(self.landmark_mismatch).lower())
         if self.channel_order not in ("rgb", "bgr"):
             raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {self.channel_order!r}")
         if self.face_fallback not in ("haar", "none"):
             raise ValueError(f"face_fallback must be 'haar' or 'none', got {self.face_fallback!r}")
+        if self.landmark_mismatch not in ("detector", "skip"):
+            raise ValueError(f"landmark_mismatch must be 'detector' or 'skip', got {self.landmark_mismatch!r}")
         for name in _INT_FIELDS:
             if getattr(self, name) <= 0:
                 raise ValueError(f"preprocess setting {name} must be positive, got {getattr(self, name)}")
@@ -131,10 +155,28 @@ def _skip_reason_for_name(name: RavdessName) -> tuple[str, str] | None:
     return None
 
 
+def _not_a_clip(file: str, reason: str) -> dict[str, str]:
+    return _skip(file, "not-a-clip", reason)
+
+
+def _is_landmark_csv(path: Path) -> bool:
+    """A CSV named after a clip (``<stem>.csv``): an OpenFace file kept beside the mp4s, not a stray file."""
+    if path.suffix.lower() != ".csv":
+        return False
+    try:
+        parse_name(path.stem + ".mp4")
+    except RavdessNameError:
+        return False
+    return True
+
+
 def discover_clips(root: str | Path) -> tuple[list[tuple[Path, RavdessName]], list[dict[str, str]], int]:
-    """Walk ``root/Actor_*/*.mp4``.
+    """Walk ``root/Actor_*/``.
 
     Returns (full-AV speech clips to process as (path, name), skipped [{file, kind, reason}], mp4 files found).
+    Skipped holds the RAVDESS clips not used (video-only, song, duplicate ...) and, with kind ``not-a-clip``, every
+    other entry of the Actor_* folders: an mp4 without a RAVDESS name, any other file (landmark CSVs named after a
+    clip excepted), a sub-folder.
     Raises ``NotRavdessError`` when there is no Actor_* folder or no mp4 with a valid RAVDESS name.
     """
     root = Path(root)
@@ -149,13 +191,21 @@ def discover_clips(root: str | Path) -> tuple[list[tuple[Path, RavdessName]], li
     seen: dict[str, str] = {}
     n_found = n_named = 0
     for actor_dir in actor_dirs:
-        for path in sorted(p for p in actor_dir.iterdir() if p.is_file() and p.suffix.lower() == ".mp4"):
-            n_found += 1
+        for path in sorted(actor_dir.iterdir()):
             rel = path.relative_to(root).as_posix()
+            if not path.is_file():
+                skipped.append(_not_a_clip(rel, f"{path.name}: a folder inside {actor_dir.name}, not a clip"))
+                continue
+            if path.suffix.lower() != ".mp4":
+                if not _is_landmark_csv(path):
+                    skipped.append(_not_a_clip(rel, f"{path.name}: not an mp4 (RAVDESS clips are "
+                                                    f"MM-VV-EE-II-SS-RR-AA.mp4)"))
+                continue
+            n_found += 1
             try:
                 name = parse_name(path.name)
             except RavdessNameError as exc:
-                skipped.append(_skip(rel, "invalid-name", f"invalid RAVDESS name: {exc}"))
+                skipped.append(_not_a_clip(rel, f"invalid RAVDESS name: {exc}"))
                 continue
             n_named += 1
             why = _skip_reason_for_name(name)
@@ -192,6 +242,11 @@ def _skipped(job: ClipJob, kind: str, reason: str) -> dict[str, Any]:
     return {"status": "skipped", **_skip(job.rel, kind, reason)}
 
 
+def _video_frames(clip: DecodedClip) -> int:
+    """Frames in the video: duration x fps (the decoder may drop frames it does not need), else those decoded."""
+    return int(round(clip.duration * clip.fps)) if clip.fps > 0 else int(clip.n_decoded)
+
+
 def process_clip(job: ClipJob) -> dict[str, Any]:
     """Process one clip into its cache entry. Never raises: failures come back as a skip with a reason."""
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -211,12 +266,24 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
         assert clip.audio is not None
         mfcc = clip_mfcc(clip.audio, s.sample_rate, s.audio_offset, s.audio_duration, s.n_mfcc, s.n_fft,
                          s.hop_length)
+        mismatch: dict[str, Any] = {}
+        if landmarks is not None:
+            assert csv is not None
+            problem = coverage_problem(landmarks, clip.frame_times, clip.fps, clip.duration, _video_frames(clip))
+            if problem is not None:
+                csv_rel = Path(os.path.relpath(csv, job.root)).as_posix()
+                if s.landmark_mismatch == "skip":
+                    return _skipped(job, "landmarks-mismatch", (
+                        f"{fname}: landmark CSV {csv_rel} does not cover the clip: {problem} "
+                        f"(landmark_mismatch=skip)"))
+                mismatch = {"landmarks_mismatch": f"{csv_rel}: {problem}", "landmark_csv_rejected": csv_rel}
+                landmarks = None
         if landmarks is not None:
             assert csv is not None
             extents, info = _landmark_extents(job, landmarks, csv, clip)
             source = "landmarks"
         else:
-            extents, info = detect_extents(clip.frames), {"landmark_csv": None}
+            extents, info = detect_extents(clip.frames), {"landmark_csv": None, **mismatch}
             source = "detector" if extents is not None else "center"
         crops = crop_faces(clip.frames, extents, s.size, s.crop_margin, s.squash_before_crop)
         if s.channel_order == "bgr":
@@ -225,7 +292,10 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
             "stem": job.name.stem, "actor": job.name.actor, "label": job.name.label, "face_source": source,
             "source": job.rel, "settings_hash": s.hash, "duration": clip.duration, "fps": clip.fps,
             "width": clip.width, "height": clip.height, "frame_times": [round(t, 4) for t in clip.frame_times],
-            "frames_shape": list(crops.shape), "mfcc_shape": list(mfcc.shape), **info,
+            "frames_shape": list(crops.shape), "mfcc_shape": list(mfcc.shape),
+            # packets the decoder found corrupt and concealed (0 until cfnsr.data.media counts them)
+            **{name: int(getattr(clip, name, 0) or 0) for name in _CORRUPT_FIELDS},
+            **info,
         }
         cache.write_entry(job.cache_dir, job.name.stem, crops, mfcc, meta)
     except MediaError as exc:
@@ -240,8 +310,16 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
         last = traceback.extract_tb(exc.__traceback__)[-1]
         return _skipped(job, "error", (
             f"{fname}: unexpected {type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"))
-    return {"status": "ok", "stem": job.name.stem, "file": job.rel, "face_source": source,
+    return {"status": "ok", "stem": job.name.stem, "file": job.rel, "facts": _entry_facts(meta),
             "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start}
+
+
+def _entry_facts(meta: dict[str, Any]) -> dict[str, Any]:
+    """What the report needs from an entry's meta.json (the same for a new and a reused entry)."""
+    return {"face_source": meta.get("face_source", "landmarks"), "source": meta.get("source"),
+            "landmarks_mismatch": meta.get("landmarks_mismatch"),
+            "landmark_csv_rejected": meta.get("landmark_csv_rejected"),
+            **{name: int(meta.get(name) or 0) for name in _CORRUPT_FIELDS}}
 
 
 def _worker_init() -> None:
@@ -253,6 +331,8 @@ def _worker_init() -> None:
 
 def _run_jobs(jobs: list[ClipJob], workers: int, progress: bool):
     """Yields each job's result as it completes, in-process (workers <= 1) or over a process pool."""
+    if not jobs:
+        return  # nothing to do: no progress bar, no pool
     from tqdm import tqdm
 
     bar = tqdm(total=len(jobs), desc="preprocess", unit="clip", disable=not progress, dynamic_ncols=True)
@@ -263,17 +343,10 @@ def _run_jobs(jobs: list[ClipJob], workers: int, progress: bool):
                 bar.update(1)
                 yield result
             return
-        # Not "fork": OpenCV's thread pool, once used in the parent, deadlocks in forked children. The fork
-        # server is a fresh interpreter that imports this module once and forks the workers from there.
-        if "forkserver" in mp.get_all_start_methods():
-            ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload([__name__, *HEAVY_MODULES])
-        else:
-            ctx = mp.get_context("spawn")
-        # an executor, not mp.Pool: a worker that dies (OOM, crash in a codec) surfaces as BrokenProcessPool
-        # instead of being respawned forever
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx,
-                                 initializer=_worker_init) as pool:
+        # forkserver workers that die with this process (cfnsr.data.worker_pool); the fork server imports this
+        # module and librosa's heavy parts once
+        with process_pool(min(workers, len(jobs)), initializer=_worker_init,
+                          preload=[__name__, *HEAVY_MODULES]) as pool:
             futures = [pool.submit(process_clip, job) for job in jobs]
             try:
                 for future in as_completed(futures):
@@ -306,66 +379,172 @@ def _prepare_cache(cache_dir: Path, settings: PreprocessSettings, force: bool) -
     cache.check_settings(cache_dir, settings.to_dict())
 
 
+def _file_stat(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _input_facts(root: Path, path: Path, name: RavdessName) -> dict[str, Any]:
+    """Size and mtime of a clip's mp4 and of the landmark CSV it would use: a failed clip is retried when they
+    change (a CSV added, replaced or removed counts)."""
+    size, mtime = _file_stat(path) or (-1, -1)
+    facts: dict[str, Any] = {"size": size, "mtime_ns": mtime, "landmark_csv": None}
+    csv = find_landmark_csv(root, name)
+    if csv is not None:
+        csv_size, csv_mtime = _file_stat(csv) or (-1, -1)
+        facts.update(landmark_csv=csv.relative_to(root).as_posix(), landmark_size=csv_size,
+                     landmark_mtime_ns=csv_mtime)
+    return facts
+
+
+_INPUT_KEYS = ("size", "mtime_ns", "landmark_csv", "landmark_size", "landmark_mtime_ns")
+
+
+def _same_inputs(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(a.get(k) == b.get(k) for k in _INPUT_KEYS)
+
+
+def _read_report(cache_dir: Path) -> dict[str, Any] | None:
+    try:
+        report = json.loads((cache_dir / REPORT_FILE).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def _previous_failures(previous: dict[str, Any] | None, settings: PreprocessSettings) -> dict[str, dict[str, Any]]:
+    """file -> skip entry of the clips that failed in the run that wrote ``previous`` (with the same settings)."""
+    if previous is None or previous.get("settings_hash") != settings.hash:
+        return {}
+    skipped = previous.get("skipped")
+    if not isinstance(skipped, list):
+        return {}
+    return {s["file"]: s for s in skipped if isinstance(s, dict) and "file" in s and "size" in s}
+
+
 def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: PreprocessSettings, workers: int = 2,
-                      force: bool = False, progress: bool = True) -> dict[str, Any]:
+                      force: bool = False, progress: bool = True, verify: str = "cheap",
+                      retry_failed: bool = False) -> dict[str, Any]:
     """Build (or complete) the cache for every full-AV speech clip under ``root``; returns the report.
 
-    Existing complete entries are kept (an interrupted run resumes); ``force=True`` deletes them and redoes
-    everything. Raises ``NotRavdessError`` for a root that is not RAVDESS, ``CacheError`` when the cache was built
+    Existing entries are checked (``verify="cheap"``: files present, byte sizes as recorded, meta.json readable and
+    of this format; ``"full"``: their sha256 too) and kept, and broken ones rebuilt (listed under ``rebuilt`` with
+    the reason), so an interrupted run resumes. A clip that failed in an earlier run with these settings is not
+    retried unless its mp4 or landmark CSV changed (size or mtime) or ``retry_failed``; its skip is carried over.
+    ``force=True`` deletes every entry and redoes everything. The report file is written only when its content
+    (timings and what this run did aside) changed or an entry was written, so a run with nothing to do writes
+    nothing. Raises ``NotRavdessError`` for a root that is not RAVDESS, ``CacheError`` when the cache was built
     with other settings (and not force), ``NoUsableClipsError`` when no clip could be used (report written first).
     """
+    if verify not in VERIFY_MODES:
+        raise ValueError(f"preprocess verify={verify!r}: expected one of {VERIFY_MODES}")
     started = time.perf_counter()
     root, cache_dir = Path(root), Path(cache_dir)
-    candidates, skipped, n_found = discover_clips(root)
+    candidates, discovered, n_found = discover_clips(root)
+    not_a_clip = [s for s in discovered if s["kind"] == "not-a-clip"]
+    skipped = [s for s in discovered if s["kind"] != "not-a-clip"]
     cache_dir.mkdir(parents=True, exist_ok=True)
     _prepare_cache(cache_dir, settings, force)
     cache.clean_stale_temps(cache_dir)
+    previous = _read_report(cache_dir)
+    failures = _previous_failures(previous, settings)
 
-    done = set(cached_clips(cache_dir))
-    reused = sorted(name.stem for _, name in candidates if name.stem in done)
     threads = 0 if workers <= 1 else 1
-    jobs = [ClipJob(str(path), path.relative_to(root).as_posix(), name, str(root), str(cache_dir), settings, threads)
-            for path, name in candidates if name.stem not in done]
+    reused: list[str] = []
+    rebuilt: list[dict[str, str]] = []
+    not_retried: list[str] = []
+    facts: dict[str, dict[str, Any]] = {}
+    jobs: list[ClipJob] = []
+    inputs: dict[str, dict[str, Any]] = {}
+    for path, name in candidates:
+        rel = path.relative_to(root).as_posix()
+        if cache.entry_dir(cache_dir, name.stem).exists():
+            meta, reason = cache.check_entry(cache_dir, name.stem, full=verify == "full")
+            if reason is None:
+                assert meta is not None
+                reused.append(name.stem)
+                facts[name.stem] = _entry_facts(meta)
+                continue
+            rebuilt.append({"stem": name.stem, "file": rel, "reason": reason})
+            cache.remove_entry(cache_dir, name.stem)
+        inputs[rel] = _input_facts(root, path, name)
+        before = failures.get(rel)
+        if before is not None and not retry_failed and _same_inputs(before, inputs[rel]):
+            skipped.append(before)  # failed before, nothing changed since: same outcome, same report entry
+            not_retried.append(rel)
+            continue
+        jobs.append(ClipJob(str(path), rel, name, str(root), str(cache_dir), settings, threads))
 
     processed: list[str] = []
-    sources: dict[str, str] = {}
     seconds: list[tuple[float, float]] = []  # (wall, cpu) per processed clip
     for result in _run_jobs(jobs, workers, progress):
         if result["status"] == "ok":
             processed.append(result["stem"])
-            sources[result["stem"]] = result["face_source"]
+            facts[result["stem"]] = result["facts"]
             seconds.append((result["seconds"], result["cpu_seconds"]))
         else:
-            skipped.append({k: result[k] for k in ("file", "kind", "reason")})
-    for stem in reused:
-        sources[stem] = cache.load_meta(cache_dir, stem).get("face_source", "landmarks")
+            skipped.append({**{k: result[k] for k in ("file", "kind", "reason")}, **inputs[result["file"]]})
 
     elapsed = time.perf_counter() - started
-    report = _build_report(root, cache_dir, settings, n_found, sorted(processed), reused, skipped, sources,
-                           seconds, elapsed, workers)
-    cache.write_json_atomic(cache_dir / REPORT_FILE, report)
+    report = _build_report(root, cache_dir, settings, n_found, sorted(processed), sorted(reused), skipped,
+                           not_a_clip, rebuilt, sorted(not_retried), facts, seconds, elapsed, workers, verify)
+    if processed or rebuilt or previous is None or _stable_part(previous) != _stable_part(report):
+        cache.write_json_atomic(cache_dir / REPORT_FILE, report)
     if not processed and not reused:
-        raise NoUsableClipsError(f"no usable clip under {root}: all {len(skipped)} mp4 file(s) were skipped "
-                                 f"(see {cache_dir / REPORT_FILE})\n" + format_report(report))
+        raise NoUsableClipsError(f"no usable clip under {root}: all {len(skipped)} clip(s) were skipped and "
+                                 f"{len(not_a_clip)} file(s) are not clips (see {cache_dir / REPORT_FILE})\n"
+                                 + format_report(report))
     return report
 
 
+# What one run did or measured, as opposed to the state of the corpus and cache: left out when deciding whether
+# the report on disk is still right (they describe the run that last wrote it).
+_RUN_FIELDS = ("workers", "verify", "processed", "reused", "rebuilt", "not_retried", "elapsed_s",
+               "clip_seconds_mean", "clip_cpu_seconds_mean")
+_RUN_COUNTS = ("processed", "reused", "rebuilt", "not_retried")
+
+
+def _stable_part(report: dict[str, Any]) -> Any:
+    out = {k: v for k, v in report.items() if k not in _RUN_FIELDS}
+    if isinstance(out.get("counts"), dict):
+        out["counts"] = {k: v for k, v in out["counts"].items() if k not in _RUN_COUNTS}
+    return json.loads(json.dumps(out))  # compare as it reads back from disk (tuples -> lists, ...)
+
+
 def _build_report(root: Path, cache_dir: Path, settings: PreprocessSettings, n_found: int, processed: list[str],
-                  reused: list[str], skipped: list[dict[str, str]], sources: dict[str, str],
-                  seconds: list[tuple[float, float]], elapsed: float, workers: int) -> dict[str, Any]:
+                  reused: list[str], skipped: list[dict[str, Any]], not_a_clip: list[dict[str, str]],
+                  rebuilt: list[dict[str, str]], not_retried: list[str], facts: dict[str, dict[str, Any]],
+                  seconds: list[tuple[float, float]], elapsed: float, workers: int, verify: str) -> dict[str, Any]:
     skipped = sorted(skipped, key=lambda s: s["file"])
-    detector = sorted(s for s, src in sources.items() if src == "detector")
-    center = sorted(s for s, src in sources.items() if src == "center")
+    not_a_clip = sorted(not_a_clip, key=lambda s: s["file"])
+    rebuilt = sorted(rebuilt, key=lambda s: s["stem"])
+    usable = sorted(facts)
+    detector = [s for s in usable if facts[s]["face_source"] == "detector"]
+    center = [s for s in usable if facts[s]["face_source"] == "center"]
+    mismatch = [{"file": facts[s]["landmark_csv_rejected"], "kind": "landmarks-mismatch", "clip": facts[s]["source"],
+                 "reason": facts[s]["landmarks_mismatch"],
+                 "action": f"cropped with the face detector instead (face_source={facts[s]['face_source']}, "
+                           f"landmark_mismatch=detector)"}
+                for s in usable if facts[s]["landmarks_mismatch"]]
+    corrupt = [{"stem": s, "file": facts[s]["source"], **{k: facts[s][k] for k in _CORRUPT_FIELDS}}
+               for s in usable if facts[s]["corrupt_packets"] > 0]
     return {
         "root": str(root), "cache_dir": str(cache_dir), "settings": settings.to_dict(),
-        "settings_hash": settings.hash, "workers": workers,
+        "settings_hash": settings.hash, "cache_format": cache.CACHE_FORMAT, "workers": workers, "verify": verify,
         "counts": {
-            "mp4_found": n_found, "usable": len(processed) + len(reused), "processed": len(processed),
-            "reused": len(reused), "skipped": len(skipped), "fallback_detector": len(detector),
-            "center_crop": len(center), "skipped_by_kind": dict(sorted(Counter(s["kind"] for s in skipped).items())),
+            "mp4_found": n_found, "usable": len(usable), "processed": len(processed),
+            "reused": len(reused), "rebuilt": len(rebuilt), "skipped": len(skipped),
+            "not_retried": len(not_retried), "not_a_clip": len(not_a_clip), "fallback_detector": len(detector),
+            "center_crop": len(center), "landmarks_mismatch": len(mismatch), "corrupt_packets": len(corrupt),
+            "skipped_by_kind": dict(sorted(Counter(s["kind"] for s in skipped).items())),
         },
-        "processed": processed, "reused": reused, "skipped": skipped,
-        "fallback_detector": detector, "center_crop": center,
+        "processed": processed, "reused": reused, "rebuilt": rebuilt, "skipped": skipped,
+        "not_retried": not_retried, "not_a_clip": not_a_clip,
+        "fallback_detector": detector, "center_crop": center, "landmarks_mismatch": mismatch,
+        "corrupt_packets": corrupt,
         "elapsed_s": round(elapsed, 3),
         # per processed clip, inside its worker: wall time and CPU time (all threads of the worker process)
         "clip_seconds_mean": round(float(np.mean([w for w, _ in seconds])), 4) if seconds else None,
@@ -374,11 +553,15 @@ def _build_report(root: Path, cache_dir: Path, settings: PreprocessSettings, n_f
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """A few lines for the terminal: totals, skips grouped by kind, the first skipped files, fallbacks."""
+    """A few lines for the terminal: totals, skips grouped by kind, the first skipped files, fallbacks, repairs."""
     c = report["counts"]
     lines = [f"preprocess: {c['usable']} usable clip(s) in {report['cache_dir']} ({c['processed']} new, "
              f"{c['reused']} already cached), {c['skipped']} skipped of {c['mp4_found']} mp4, "
              f"{report['elapsed_s']:.1f} s"]
+    if c.get("rebuilt"):
+        lines.append(f"  rebuilt {c['rebuilt']} broken cache entr{'y' if c['rebuilt'] == 1 else 'ies'}:")
+        for r in report["rebuilt"][:10]:
+            lines.append(f"    {r['stem']}: {r['reason']}")
     if c["skipped_by_kind"]:
         lines.append("  skipped: " + ", ".join(f"{n} {kind}" for kind, n in c["skipped_by_kind"].items()))
         problems = [s for s in report["skipped"] if s["kind"] not in ("video-only", "audio-only", "song")]
@@ -386,12 +569,27 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(f"    {s['reason']}")  # every reason starts with the file name
         if len(problems) > 10:
             lines.append(f"    ... {len(problems) - 10} more in preprocess_report.json")
+    if c.get("not_retried"):
+        lines.append(f"  {c['not_retried']} clip(s) that failed before were not retried (their files did not "
+                     f"change; preprocess.retry_failed=true retries them)")
+    if c.get("not_a_clip"):
+        lines.append(f"  {c['not_a_clip']} file(s) in Actor_* folders are not clips: "
+                     + ", ".join(s["file"] for s in report["not_a_clip"][:5])
+                     + (" ..." if c["not_a_clip"] > 5 else ""))
+    if c.get("landmarks_mismatch"):
+        lines.append(f"  {c['landmarks_mismatch']} landmark CSV(s) do not cover their clip (face detector used):")
+        for m in report["landmarks_mismatch"][:5]:
+            lines.append(f"    {m['reason']}")
     if c["fallback_detector"] or c["center_crop"]:
-        line = (f"  no landmark CSV: {c['fallback_detector']} clip(s) cropped with the face detector, "
+        line = (f"  no usable landmark CSV: {c['fallback_detector']} clip(s) cropped with the face detector, "
                 f"{c['center_crop']} centre-cropped (no face found)")
         if report["center_crop"]:
             line += ": " + ", ".join(report["center_crop"][:5]) + (" ..." if c["center_crop"] > 5 else "")
         lines.append(line)
+    if c.get("corrupt_packets"):
+        lines.append(f"  {c['corrupt_packets']} clip(s) had corrupt packets (concealed by the decoder): "
+                     + ", ".join(x["stem"] for x in report["corrupt_packets"][:5])
+                     + (" ..." if c["corrupt_packets"] > 5 else ""))
     return "\n".join(lines)
 
 

@@ -27,11 +27,10 @@ import argparse
 import dataclasses
 import json
 import math
-import multiprocessing as mp
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -42,6 +41,7 @@ import cv2
 import numpy as np
 
 from cfnsr.data.ravdess import NUM_ACTORS, RavdessName, av_speech_names
+from cfnsr.data.worker_pool import process_pool
 
 # Bump when the rendered content changes, so that an old corpus is not silently resumed with new clips.
 GENERATOR_VERSION = 1
@@ -996,15 +996,8 @@ def _remove_stale_tmp(root: Path) -> None:
 
 
 def _pool(workers: int) -> Executor:
-    """Worker processes for clip rendering."""
-    # Not "fork": OpenCV's thread pool, once used in the parent (tests, preprocessing), deadlocks in forked
-    # children. The fork server is a fresh interpreter that imports this module once and forks workers from it.
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload([__name__])
-    else:
-        ctx = mp.get_context("spawn")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+    """Worker processes for clip rendering (forkserver, dying with this process: see ``cfnsr.data.worker_pool``)."""
+    return process_pool(workers, initializer=_worker_init, preload=[__name__])
 
 
 def generate_corpus(root: str | Path, workers: int = 2, progress: bool = True, cfg: SyntheticConfig | None = None,
@@ -1031,7 +1024,9 @@ def generate_corpus(root: str | Path, workers: int = 2, progress: bool = True, c
         from tqdm import tqdm
         bar = tqdm(total=len(todo), desc=f"synthetic corpus -> {root}", unit="clip", file=sys.stderr)
     try:
-        if workers <= 1 or len(todo) <= 1:
+        if not todo:
+            pass  # complete: nothing to render, no pool
+        elif workers <= 1 or len(todo) <= 1:
             _worker_init()
             for n in todo:
                 _write_batch(str(root), [n.fields], cfg)
@@ -1051,7 +1046,13 @@ def generate_corpus(root: str | Path, workers: int = 2, progress: bool = True, c
         if bar:
             bar.close()
 
-    _write_json(root / CONFIG_FILE, {"config": cfg.to_json(), "clips": len(names)})
+    record = {"config": cfg.to_json(), "clips": len(names)}
+    try:
+        unchanged = json.loads((root / CONFIG_FILE).read_text(encoding="utf-8")) == record
+    except (OSError, ValueError):
+        unchanged = False
+    if not unchanged:  # a complete corpus is left untouched: callers run this before every training run
+        _write_json(root / CONFIG_FILE, record)
     (root / _PENDING_FILE).unlink(missing_ok=True)
     return root
 

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from media_factory import write_openface_csv
 
-from cfnsr.data.landmarks import LandmarkError, find_landmark_csv, read_openface_csv, rows_for_times
+from cfnsr.data.landmarks import (
+    LandmarkError,
+    coverage_problem,
+    find_landmark_csv,
+    read_openface_csv,
+    rows_for_times,
+)
 from cfnsr.data.ravdess import parse_name
 
 
@@ -132,3 +138,53 @@ def test_extents_are_the_landmark_bounding_box(tmp_path):
     write_openface_csv(path, xs, ys, fps=10)
     ext = read_openface_csv(path).extents(np.array([2, 0]))
     np.testing.assert_allclose(ext, [[104, 56, 171, 89.5], [100, 50, 167, 83.5]], atol=1e-3)
+
+
+def test_frame_column_is_read(tmp_path):
+    xs, ys = _points(5)
+    path = tmp_path / "a.csv"
+    write_openface_csv(path, xs, ys, fps=10)
+    assert read_openface_csv(path).frame_numbers.tolist() == [1, 2, 3, 4, 5]
+
+
+def _clip_times(n_frames: int, fps: float, count: int = 8) -> np.ndarray:
+    """The paper's k * D / T sampling of a clip of n_frames at fps."""
+    return np.arange(count) * (n_frames / fps / count)
+
+
+def test_coverage_by_timestamps(tmp_path):
+    xs, ys = _points(31)
+    path = tmp_path / "a.csv"
+    write_openface_csv(path, xs, ys, fps=10)
+    full = read_openface_csv(path)
+    times = _clip_times(31, 10)
+    assert coverage_problem(full, times, 10, 3.1, 31) is None
+    short = type(full)(full.xs[:3], full.ys[:3], full.timestamps[:3], full.tracked[:3], full.frame_numbers[:3])
+    problem = coverage_problem(short, times, 10, 3.1, 31)
+    assert problem is not None and "3 rows for 31 frames" in problem and "0.20 s" in problem
+    # one frame period short of the last needed time is tolerated (OpenFace may drop the last frame)
+    end = type(full)(full.xs[:-4], full.ys[:-4], full.timestamps[:-4], full.tracked[:-4], None)
+    assert times[-1] - end.timestamps[-1] < 0.15 and coverage_problem(end, times, 10, 3.1, 31) is None
+
+
+def test_coverage_by_frame_numbers_and_by_row_count(tmp_path):
+    xs, ys = _points(31)
+    path = tmp_path / "a.csv"
+    write_openface_csv(path, xs, ys, fps=10)
+    lm = read_openface_csv(path)
+    times = _clip_times(31, 10)
+    frames_only = type(lm)(lm.xs, lm.ys, None, lm.tracked, lm.frame_numbers)
+    assert coverage_problem(frames_only, times, 10, 3.1, 31) is None
+    cut = type(lm)(lm.xs[:3], lm.ys[:3], None, lm.tracked[:3], lm.frame_numbers[:3])
+    assert "3 rows for 31 frames" in coverage_problem(cut, times, 10, 3.1, 31)
+
+    def rows(n: int):
+        return type(lm)(xs=np.zeros((n, 68), np.float32), ys=np.zeros((n, 68), np.float32), timestamps=None,
+                        tracked=np.ones(n, bool))
+
+    # without timestamps or frame numbers rows map to times proportionally: the count must match the video's
+    assert coverage_problem(rows(31), times, 10, 3.1, 31) is None
+    assert coverage_problem(rows(29), times, 10, 3.1, 31) is None  # within 2 rows
+    assert coverage_problem(rows(100), _clip_times(105, 30), 30, 3.5, 105) is None  # within 10 %
+    assert "3 rows for 31 frames" in coverage_problem(rows(3), times, 10, 3.1, 31)
+    assert "62 rows for 31 frames" in coverage_problem(rows(62), times, 10, 3.1, 31)

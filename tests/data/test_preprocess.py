@@ -68,10 +68,9 @@ BAD = {  # file -> expected kind
     "Actor_01/01-01-04-01-02-02-01.mp4": "audio-too-short",
     "Actor_01/01-01-05-01-01-01-01.mp4": "landmarks",  # unreadable CSV
     "Actor_01/01-01-05-01-01-02-01.mp4": "landmarks",  # CSV of another (1280x720) video
-    "Actor_01/notes.mp4": "invalid-name",
-    "Actor_01/01-01-03-01-01-01.mp4": "invalid-name",
-    "Actor_01/01-01-09-01-01-01-01.mp4": "invalid-name",  # emotion 09
 }
+NOT_CLIPS = ["Actor_01/01-01-03-01-01-01.mp4", "Actor_01/01-01-09-01-01-01-01.mp4",  # 6 fields, emotion 09
+             "Actor_01/notes.mp4"]
 GOOD = ["01-01-03-01-01-01-01", "01-01-03-01-01-02-01", "01-01-03-01-02-01-01"]
 
 
@@ -109,10 +108,12 @@ def test_bad_inputs_are_skipped_with_a_reason_naming_the_file(messy_run):
     assert report["processed"] == GOOD
     kinds = {s["file"]: s["kind"] for s in report["skipped"]}
     assert kinds == BAD
-    for s in report["skipped"]:
+    assert [s["file"] for s in report["not_a_clip"]] == NOT_CLIPS
+    assert {s["kind"] for s in report["not_a_clip"]} == {"not-a-clip"}
+    for s in report["skipped"] + report["not_a_clip"]:
         if s["kind"] not in ("video-only", "song"):
             assert Path(s["file"]).name in s["reason"], s
-    reasons = {s["file"]: s["reason"] for s in report["skipped"]}
+    reasons = {s["file"]: s["reason"] for s in report["skipped"] + report["not_a_clip"]}
     assert "empty file (0 bytes)" in reasons["Actor_01/01-01-04-01-01-01-01.mp4"]
     assert "emotion=09" in reasons["Actor_01/01-01-09-01-01-01-01.mp4"]
     assert "window needs" in reasons["Actor_01/01-01-04-01-02-02-01.mp4"]
@@ -123,11 +124,13 @@ def test_report_content_and_summary(messy_run):
     report, cache = messy_run
     assert json.loads((cache / "preprocess_report.json").read_text()) == report
     c = report["counts"]
-    assert (c["mp4_found"], c["usable"], c["processed"], c["reused"], c["skipped"]) == (14, 3, 3, 0, 11)
-    assert c["skipped_by_kind"]["invalid-name"] == 3 and report["fallback_detector"] == []
+    assert (c["mp4_found"], c["usable"], c["processed"], c["reused"], c["skipped"]) == (14, 3, 3, 0, 8)
+    assert c["not_a_clip"] == 3 and c["rebuilt"] == 0 and c["landmarks_mismatch"] == 0
+    assert c["skipped_by_kind"]["decode"] == 2 and report["fallback_detector"] == []
     assert report["settings"] == SMALL.to_dict() and report["elapsed_s"] > 0
     text = format_report(report)
-    assert "3 usable clip(s)" in text and "11 skipped of 14 mp4" in text and "3 invalid-name" in text
+    assert "3 usable clip(s)" in text and "8 skipped of 14 mp4" in text and "2 decode" in text
+    assert "3 file(s) in Actor_* folders are not clips" in text
     assert "01-01-04-01-02-01-01.mp4: no audio stream" in text
 
 
