@@ -1,14 +1,27 @@
-"""Decode an mp4 once with PyAV: a few sampled video frames plus the whole audio track.
+"""Decode a clip once with PyAV: a few sampled video frames plus the whole audio track.
 
 The public code opened each clip with moviepy and asked for each of the 30 frames by time, which made FFmpeg seek
 (and decode from the previous key frame) again and again. Here every packet is demuxed and decoded exactly once, in
 order, and only the frames nearest to the wanted times are converted to RGB arrays.
+
+Real recordings are not clean, so the pass is tolerant where FFmpeg's command line is:
+
+* a packet the decoder rejects (PyAV raises ``av.InvalidDataError`` where ``ffmpeg`` prints a warning) is counted
+  and skipped; only a stream with more than ``max_corrupt_fraction`` of its packets rejected, or with no decodable
+  frame at all, makes the clip an error;
+* audio is placed on the clip's timeline by each decoded frame's timestamp, so a skipped packet leaves a gap of
+  zeros instead of pulling the rest of the track earlier;
+* video frame times follow FFmpeg's "best effort" rule: a decoder returns frames in display order, and when a
+  container's presentation timestamps are not increasing in that order (AVI stores none; FFmpeg derives them from
+  the decode order, so B-frames come out as 1, 3, 4, 2, ...) the frames' decode timestamps are used instead, as
+  ``ffmpeg`` does. Sorting by the broken presentation timestamps would return the wrong pictures.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -25,8 +38,12 @@ class DecodedClip:
     """What one decoding pass yields.
 
     frames:      uint8 (T, H, W, 3) RGB, frame k is the decoded frame nearest to time k*D/T
-    frame_times: float64 (T,) presentation time (s, from the first video frame) of each returned frame
-    audio:       float32 (N,) mono (mean of the channels) at ``sample_rate``; sample 0 is at time 0 of the clip. None if not requested
+    frame_times: float64 (T,) presentation time (s, from the first video frame) of each returned frame,
+                 non-decreasing
+    audio:       float32 (N,) mono (mean of the channels) at ``sample_rate``; sample 0 is at time 0 of the clip
+                 (the container's start), each decoded audio frame placed by its timestamp, zeros where packets were
+                 skipped or the track starts late. None if not requested
+    corrupt_*:   packets the decoder rejected and that were skipped (video + audio = total)
     """
 
     frames: np.ndarray
@@ -38,6 +55,26 @@ class DecodedClip:
     height: int
     fps: float
     n_decoded: int  # video frames decoded in the pass
+    corrupt_packets: int = 0
+    corrupt_video_packets: int = 0
+    corrupt_audio_packets: int = 0
+
+
+# How far (in frames) a timestamp may sit from the j/fps grid and still count as frame j (at least, more where the
+# stream's time base rounds timestamps more coarsely, as Matroska's 1 ms does at 60 fps); a target within 2.5 times
+# that of the midpoint between two frames keeps both when frames are skipped, so that the frame the grid says is
+# nearest really is the nearest. Past _MAX_GRID_TOLERANCE the stream is decoded without skipping.
+_GRID_TOLERANCE = 0.02
+_MAX_GRID_TOLERANCE = 0.1
+# The first video frames are held back until this many have been decoded, so that the clip's time origin is the
+# earliest of them even if the decoder does not return the earliest first.
+_ORIGIN_LOOKAHEAD = 8
+# Audio timestamps this close (s) to where the previous frame ended count as contiguous (containers round them:
+# Matroska to 1 ms, AVI from byte counts); a larger jump places the frame by its timestamp.
+_AUDIO_JITTER = 0.005
+# Containers whose video packets carry no presentation time (FFmpeg guesses it), where the per-packet
+# frame-skipping decision of skip_unneeded cannot be trusted.
+_NO_PTS_FORMATS = {"avi"}
 
 
 def sample_times(duration: float, count: int) -> np.ndarray:
@@ -64,32 +101,43 @@ def _configure_threads(stream: av.video.stream.VideoStream, threads: int) -> Non
         ctx.thread_count = max(threads, 0)
 
 
-def needed_frame_slots(targets: np.ndarray, fps: float) -> set[int]:
-    """Indices j of the frames at j/fps nearest to each target time (ties: both neighbours, to be safe)."""
+def needed_frame_slots(targets: np.ndarray, fps: float, margin: float = 1e-6) -> set[int]:
+    """Indices j of the frames at j/fps nearest to each target time.
+
+    Ties (a target within ``margin`` frames of the midpoint between two frames): both neighbours, to be safe.
+    """
     x = np.asarray(targets, dtype=np.float64) * fps
     lower = np.floor(x).astype(np.int64)
     frac = x - lower
     slots = set(np.where(frac <= 0.5, lower, lower + 1).tolist())
-    near_tie = np.abs(frac - 0.5) < 1e-6
+    near_tie = np.abs(frac - 0.5) < margin
     slots.update(lower[near_tie].tolist())
     slots.update((lower[near_tie] + 1).tolist())
     return slots
 
 
 def decode_clip(path: str | Path, num_frames: int, sample_rate: int, *, with_audio: bool = True,
-                threads: int = 1, skip_unneeded: bool = True) -> DecodedClip:
+                threads: int = 1, skip_unneeded: bool = True, max_corrupt_fraction: float = 0.05) -> DecodedClip:
     """Decode ``path`` in one sequential pass.
 
     num_frames:    T, frames sampled at k*D/T (nearest decoded frame; a frame may be returned twice at low fps)
-    sample_rate:   audio is resampled to this rate and averaged to mono
+    sample_rate:   audio is resampled to this rate and averaged to mono; it is placed on the clip's timeline by the
+                   decoded frames' timestamps, so sample i is at time i / sample_rate from the clip's start even
+                   when packets were skipped (their span is zeros)
     with_audio:    when True a missing audio stream is an error
     threads:       decoder threads for the video stream (1 = single-threaded, 0 = FFmpeg's choice)
     skip_unneeded: on a constant-frame-rate stream, let the decoder drop the non-reference frames (no other frame
                    depends on them) that are not among the T wanted ones, about a third of the H.264 decode work
-                   with B-frames; the frames returned are the same
+                   with B-frames; the frames returned are the same (the pass checks that the stream's timestamps
+                   allowed it, and decodes again without skipping when they did not)
+    max_corrupt_fraction: packets the decoder rejects (a corrupt packet, which FFmpeg's command line skips with a
+                   warning) are skipped and counted in the result; more than this fraction of one stream's packets
+                   rejected is an error. A stream without any decodable frame is always an error
     Raises ``MediaError`` (message starts with the file name) for anything that prevents a faithful decode.
     """
     path = Path(path)
+    if not 0.0 <= max_corrupt_fraction <= 1.0:
+        raise ValueError(f"max_corrupt_fraction must be within [0, 1], got {max_corrupt_fraction}")
     try:
         size = os.path.getsize(path)
     except OSError as exc:
@@ -97,12 +145,20 @@ def decode_clip(path: str | Path, num_frames: int, sample_rate: int, *, with_aud
     if size == 0:
         raise MediaError(f"{path.name}: empty file (0 bytes)")
     try:
+        if skip_unneeded:
+            with av.open(str(path)) as container:
+                try:
+                    return _decode(container, path, num_frames, sample_rate, with_audio, threads, True,
+                                   max_corrupt_fraction)
+                except _SkippingWasUnsafe:
+                    pass  # the stream's timestamps are not on a constant-rate grid: decode everything
         with av.open(str(path)) as container:
-            return _decode(container, path, num_frames, sample_rate, with_audio, threads, skip_unneeded)
+            return _decode(container, path, num_frames, sample_rate, with_audio, threads, False,
+                           max_corrupt_fraction)
     except MediaError:
         raise
     except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
-        # PyAV reports truncation, a missing moov atom or corrupt packets as FFmpeg errors
+        # PyAV reports truncation, a missing moov atom or an unreadable container as FFmpeg errors
         raise MediaError(f"{path.name}: cannot decode ({type(exc).__name__}: {exc})") from exc
 
 
@@ -112,8 +168,49 @@ def _is_constant_rate(stream: av.video.stream.VideoStream, duration: float, fps:
         abs(stream.frames - duration * fps) <= 1
 
 
+class _SkippingWasUnsafe(Exception):
+    """The skip_unneeded pass found timestamps off the constant-rate grid, so it may have dropped a wanted frame."""
+
+
+@dataclass
+class _PacketCount:
+    packets: int = 0  # non-empty packets demuxed
+    corrupt: int = 0  # decode calls that raised
+
+    def fraction(self) -> float:
+        return self.corrupt / max(self.packets, 1)
+
+
+class _SkipCheck:
+    """What the skip_unneeded pass must confirm: every video packet is on the j/fps grid, the grid has no hole and
+    every wanted frame was decoded. Then the frame nearest to each target was among those decoded."""
+
+    def __init__(self, targets: np.ndarray, fps: float, tolerance: float) -> None:
+        self.tolerance = tolerance
+        self.needed = needed_frame_slots(targets, fps, margin=2.5 * tolerance)
+        self.packet_slots: list[int] = []
+        self.max_offset = 0.0
+
+    def packet(self, x: float) -> int:
+        slot = round(x)
+        self.packet_slots.append(slot)
+        self.max_offset = max(self.max_offset, abs(x - slot))
+        return slot
+
+    def holds(self, decoded_times: list[float], fps: float) -> bool:
+        if self.max_offset > self.tolerance or not self.packet_slots:
+            return False
+        n = len(self.packet_slots)
+        if sorted(self.packet_slots) != list(range(n)):  # each frame once, no hole
+            return False
+        x = np.asarray(decoded_times, dtype=np.float64) * fps
+        if len(x) == 0 or np.abs(x - np.round(x)).max() > self.tolerance:
+            return False
+        return {s for s in self.needed if s < n} <= set(np.round(x).astype(np.int64).tolist())
+
+
 def _decode(container: av.container.InputContainer, path: Path, num_frames: int, sample_rate: int,
-            with_audio: bool, threads: int, skip_unneeded: bool) -> DecodedClip:
+            with_audio: bool, threads: int, skip_unneeded: bool, max_corrupt_fraction: float) -> DecodedClip:
     if not container.streams.video:
         raise MediaError(f"{path.name}: no video stream")
     vstream = container.streams.video[0]
@@ -128,120 +225,303 @@ def _decode(container: av.container.InputContainer, path: Path, num_frames: int,
     fps = float(rate) if rate else 0.0
 
     targets = sample_times(duration, num_frames)
-    picker = _NearestFramePicker(targets)
-    audio = _AudioCollector(sample_rate) if (with_audio and astream is not None) else None
+    video = _VideoFrames(targets, fps)
+    audio = None
+    if with_audio and astream is not None:
+        # clip time 0 is the container's start, as in the wav FFmpeg writes for moviepy
+        start = container.start_time / av.time_base if container.start_time is not None else 0.0
+        end = max(duration, container.duration / av.time_base if container.duration is not None else 0.0)
+        audio = _AudioCollector(sample_rate, origin=max(start, 0.0), jitter=_audio_jitter(astream),
+                                fill_until=max(start, 0.0) + end + 1.0)
     streams = [vstream] + ([astream] if audio is not None else [])
 
     # Slots of the wanted frames; a packet whose frame is not wanted is decoded with skip_frame=NONREF, so the
     # decoder drops it if no other frame references it (reference frames are always decoded).
-    needed = needed_frame_slots(targets, fps) if skip_unneeded and _is_constant_rate(vstream, duration, fps) \
-        else None
     ctx = vstream.codec_context
     tb, start_pts = vstream.time_base, vstream.start_time
-    v_start: float | None = None
-    n_decoded = 0
+    check = None
+    if skip_unneeded and container.format.name not in _NO_PTS_FORMATS and _is_constant_rate(vstream, duration, fps):
+        tolerance = max(_GRID_TOLERANCE, 0.6 * float(tb) * fps)
+        if tolerance <= _MAX_GRID_TOLERANCE:
+            check = _SkipCheck(targets, fps, tolerance)
+    vcount, acount = _PacketCount(), _PacketCount()
     for packet in container.demux(*streams):
-        if needed is not None and packet.stream is vstream and packet.pts is not None:
-            slot = round(float((packet.pts - start_pts) * tb) * fps)
-            ctx.skip_frame = "DEFAULT" if slot in needed else "NONREF"
-        for frame in packet.decode():
-            if isinstance(frame, av.VideoFrame):
-                t = frame.time if frame.time is not None else n_decoded / (fps or 1.0)
-                if v_start is None:
-                    v_start = t
-                picker.push(frame, t - v_start)
-                n_decoded += 1
+        is_video = packet.stream.index == vstream.index
+        count = vcount if is_video else acount
+        if packet.size:
+            count.packets += 1
+        if check is not None and is_video and packet.pts is not None:
+            slot = check.packet(float((packet.pts - start_pts) * tb) * fps)
+            ctx.skip_frame = "DEFAULT" if slot in check.needed else "NONREF"
+        try:
+            frames = packet.decode()
+        except av.FFmpegError:
+            # one bad packet (FFmpeg's command line warns and goes on): skip it, the decoder recovers
+            count.corrupt += 1
+            continue
+        for frame in frames:
+            if is_video:
+                video.push(frame)
             elif audio is not None:
                 audio.push(frame)
 
-    if n_decoded == 0:
-        raise MediaError(f"{path.name}: video stream has no decodable frames")
-    frames, times = picker.finish()
+    if check is not None and not check.holds(video.decoded_times(), fps):
+        raise _SkippingWasUnsafe
+    _check_corruption(path, vcount, acount if audio is not None else None, max_corrupt_fraction)
+    if video.n_decoded == 0:
+        raise MediaError(f"{path.name}: video stream has no decodable frames "
+                         f"({vcount.corrupt} of {vcount.packets} packets corrupt)")
+    if audio is not None and audio.n_frames == 0:
+        raise MediaError(f"{path.name}: audio stream has no decodable frames "
+                         f"({acount.corrupt} of {acount.packets} packets corrupt)")
+    frames, times, last_time = video.finish()
     # A file cut short still reports the full duration in its header; refuse rather than repeat the last frame.
     frame_step = 1.0 / fps if fps > 0 else 0.1
-    if targets[-1] - picker.last_time > 2.0 * frame_step:
-        raise MediaError(f"{path.name}: video ends at {picker.last_time:.2f} s but the header says {duration:.2f} s "
+    if targets[-1] - last_time > 2.0 * frame_step:
+        raise MediaError(f"{path.name}: video ends at {last_time:.2f} s but the header says {duration:.2f} s "
                          f"(truncated file?)")
     return DecodedClip(
         frames=frames, frame_times=times, audio=audio.finish() if audio is not None else None,
         sample_rate=sample_rate, duration=duration, width=vstream.codec_context.width,
-        height=vstream.codec_context.height, fps=fps, n_decoded=n_decoded,
+        height=vstream.codec_context.height, fps=fps, n_decoded=video.n_decoded,
+        corrupt_packets=vcount.corrupt + acount.corrupt, corrupt_video_packets=vcount.corrupt,
+        corrupt_audio_packets=acount.corrupt,
     )
 
 
-class _NearestFramePicker:
-    """Streams decoded frames and keeps, for each target time, the nearest one (ties go to the earlier frame).
+def _check_corruption(path: Path, video: _PacketCount, audio: _PacketCount | None, limit: float) -> None:
+    over = video.fraction() > limit or (audio is not None and audio.fraction() > limit)
+    if not over:
+        return
+    parts = [f"video {video.corrupt} of {video.packets} ({video.fraction():.1%})"]
+    if audio is not None:
+        parts.append(f"audio {audio.corrupt} of {audio.packets} ({audio.fraction():.1%})")
+    raise MediaError(f"{path.name}: too many corrupt packets: {', '.join(parts)}; at most "
+                     f"max_corrupt_fraction={limit:g} ({limit:.1%}) of a stream's packets may be skipped")
 
-    Only chosen frames are converted to RGB, so the cost of the 70-odd frames in between is the decode alone.
+
+class _VideoFrames:
+    """Decoded video frames -> the frame nearest to each target, with FFmpeg's best-effort timestamps.
+
+    Each frame is offered to two pickers, one timing frames by their presentation timestamps and one by their
+    decode timestamps; at the end the presentation timestamps are used unless they go backwards (in the decoder's
+    output order, which is display order) more often than the decode timestamps do, the rule of libavcodec's
+    guess_correct_pts applied to the whole stream.
+    """
+
+    def __init__(self, targets: np.ndarray, fps: float) -> None:
+        self.fps = fps
+        self.reformatter = VideoReformatter()  # one converter: to_ndarray would set up libswscale per frame
+        self.by_pts = _NearestFramePicker(targets)
+        self.by_dts = _NearestFramePicker(targets)
+        self.faults = {"pts": 0, "dts": 0}
+        self.last: dict[str, float | None] = {"pts": None, "dts": None}
+        self.n_decoded = 0
+
+    def _fault(self, key: str, t: float) -> None:
+        last = self.last[key]
+        if last is not None and t <= last:
+            self.faults[key] += 1
+        self.last[key] = t
+
+    def push(self, frame: av.VideoFrame) -> None:
+        step = 1.0 / self.fps if self.fps > 0 else 0.0
+        fallback = self.n_decoded * (step or 1.0)
+        self.n_decoded += 1
+        t_pts = frame.time
+        if t_pts is None:
+            t_pts = fallback
+        else:
+            self._fault("pts", t_pts)
+        self.by_pts.push(frame, t_pts)
+        if frame.dts is not None and frame.time_base is not None:
+            t_dts = float(frame.dts * frame.time_base)
+            self._fault("dts", t_dts)
+        elif self.last["dts"] is not None:
+            # the frames drained from the decoder at the end carry no decode timestamp: one frame on
+            t_dts = self.last["dts"] = self.last["dts"] + step
+        else:
+            t_dts = t_pts
+        self.by_dts.push(frame, t_dts)
+
+    def _picker(self) -> _NearestFramePicker:
+        if self.faults["pts"] > self.faults["dts"]:
+            return self.by_dts
+        return self.by_pts
+
+    def decoded_times(self) -> list[float]:
+        """Times (s, from the first frame) of the frames decoded, by the chosen timestamps."""
+        picker = self._picker()
+        picker.settle()
+        return picker.times_seen
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """frames uint8 (T, H, W, 3), their times (T,), and the time of the last frame."""
+        picker = self._picker()
+        frames, times = picker.finish(self.reformatter)
+        return frames, times, picker.last_time
+
+
+class _NearestFramePicker:
+    """Keeps, for each target time, the nearest frame seen so far (ties go to the earlier frame), whatever order the
+    frames arrive in; times are taken from the earliest of the first few frames.
+
+    The frames are kept as decoded (a reference, no copy) and only the chosen ones are converted to RGB at the end,
+    so the cost of the frames in between is the decode alone, and at most T frames (plus the first few, until the
+    origin is known) are held.
     """
 
     def __init__(self, targets: np.ndarray) -> None:
-        self.targets = targets
-        # one converter for the clip: VideoFrame.to_ndarray would set up a new libswscale context per frame
-        self.reformatter = VideoReformatter()
-        self.next = 0  # index of the first target not yet assigned
-        self.chosen: list[np.ndarray | None] = [None] * len(targets)
-        self.times = np.zeros(len(targets), dtype=np.float64)
-        self.prev: tuple[av.VideoFrame, float] | None = None
-        self.prev_rgb: np.ndarray | None = None
+        self.targets = np.asarray(targets, dtype=np.float64)
+        n = len(self.targets)
+        self.best_dist = np.full(n, np.inf)
+        self.best_time = np.full(n, np.inf)
+        self.best_id = np.full(n, -1, dtype=np.int64)
+        self.held: dict[int, av.VideoFrame] = {}
+        self.next_id = 0
+        self.pending: list[tuple[av.VideoFrame, float]] = []
+        self.origin: float | None = None
+        self.times_seen: list[float] = []
         self.last_time = -np.inf
 
-    def _rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        return self.reformatter.reformat(frame, format="rgb24").to_ndarray()
-
     def push(self, frame: av.VideoFrame, t: float) -> None:
-        cur_rgb: np.ndarray | None = None
-        while self.next < len(self.targets) and self.targets[self.next] <= t:
-            target = self.targets[self.next]
-            if self.prev is not None and target - self.prev[1] <= t - target:
-                if self.prev_rgb is None:
-                    self.prev_rgb = self._rgb(self.prev[0])
-                self.chosen[self.next], self.times[self.next] = self.prev_rgb, self.prev[1]
-            else:
-                if cur_rgb is None:
-                    cur_rgb = self._rgb(frame)
-                self.chosen[self.next], self.times[self.next] = cur_rgb, t
-            self.next += 1
-        self.prev, self.prev_rgb, self.last_time = (frame, t), cur_rgb, t
+        if self.origin is None:
+            self.pending.append((frame, t))
+            if len(self.pending) >= _ORIGIN_LOOKAHEAD:
+                self.settle()
+            return
+        self._offer(frame, t - self.origin)
 
-    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+    def settle(self) -> None:
+        """Fix the time origin (the earliest frame so far) and place the frames held back until now."""
+        if self.origin is None and self.pending:
+            self.origin = min(t for _, t in self.pending)
+            pending, self.pending = self.pending, []
+            for frame, t in pending:
+                self._offer(frame, t - self.origin)
+
+    def _offer(self, frame: av.VideoFrame, t: float) -> None:
+        self.times_seen.append(t)
+        self.last_time = max(self.last_time, t)
+        dist = np.abs(self.targets - t)
+        better = (dist < self.best_dist) | ((dist == self.best_dist) & (t < self.best_time))
+        if not better.any():
+            return
+        self.best_dist[better], self.best_time[better], self.best_id[better] = dist[better], t, self.next_id
+        self.held[self.next_id] = frame
+        self.next_id += 1
+        alive = set(self.best_id.tolist())
+        for key in [k for k in self.held if k not in alive]:
+            del self.held[key]
+
+    def finish(self, reformatter: VideoReformatter) -> tuple[np.ndarray, np.ndarray]:
         """Returns frames uint8 (T, H, W, 3) and their times (T,); targets past the last frame get the last frame."""
-        if self.next < len(self.targets):
-            assert self.prev is not None
-            rgb = self.prev_rgb if self.prev_rgb is not None else self._rgb(self.prev[0])
-            for k in range(self.next, len(self.targets)):
-                self.chosen[k], self.times[k] = rgb, self.prev[1]
-        return np.stack(self.chosen), self.times.copy()
+        self.settle()
+        assert self.held, "finish() needs at least one frame"
+        rgb = {k: reformatter.reformat(f, format="rgb24").to_ndarray() for k, f in self.held.items()}
+        frames = np.stack([rgb[k] for k in self.best_id.tolist()])
+        return frames, self.best_time.copy()
+
+
+def _audio_jitter(stream: av.audio.stream.AudioStream) -> float:
+    tick = float(stream.time_base) if stream.time_base else 0.0
+    return max(_AUDIO_JITTER, 1.5 * tick)
+
+
+# Integer sample formats -> (offset, scale) to float in [-1, 1), as libswresample converts them.
+_INT_SCALE = {"u8": (128.0, 1 / 128), "s16": (0.0, 1 / 2 ** 15), "s32": (0.0, 1 / 2 ** 31), "s64": (0.0, 1 / 2 ** 63)}
+
+
+def _mono(frame: av.AudioFrame) -> np.ndarray:
+    """float32 (samples,) mean of the channels of any sample format, planar or packed."""
+    data = frame.to_ndarray()
+    channels = frame.layout.nb_channels or 1
+    if not frame.format.is_planar:
+        data = data.reshape(-1, channels).T
+    name = frame.format.packed.name
+    if name in _INT_SCALE:
+        offset, scale = _INT_SCALE[name]
+        data = (data.astype(np.float32) - np.float32(offset)) * np.float32(scale)
+    return data.astype(np.float32, copy=False).mean(axis=0)
 
 
 class _AudioCollector:
-    """Resamples every decoded audio frame to float32 at ``rate``, averages the channels to mono and aligns the
-    track to time 0.
+    """Averages every decoded audio frame to mono, places it on the clip's timeline by its timestamp (at the
+    track's own rate) and resamples the assembled track to ``rate`` at the end.
+
+    A frame that starts within ``jitter`` seconds of where the previous one ended follows it directly (containers
+    round timestamps: Matroska to 1 ms, AVI derives them from byte counts). A frame further away opens a gap of
+    zeros (a skipped packet; a gap within ``jitter`` of a whole number of frames is taken as exactly that many, the
+    usual cause) or, if earlier, overwrites. The whole track is then shifted by the median difference between the
+    frames' timestamps and their places, so that one rounded timestamp (the first frame's, say) does not shift it.
+    Samples before the origin are dropped. Gaps are not opened past ``fill_until`` (s), so that a wild timestamp
+    cannot make the track arbitrarily long.
 
     Channels are averaged here rather than downmixed by libswresample, whose stereo->mono matrix weights each
     channel by 0.707: the paper's path (moviepy's stereo wav, then librosa.load(mono=True)) takes the mean.
     """
 
-    def __init__(self, rate: int) -> None:
+    _BLOCK = 1 << 16  # samples per frame handed to the resampler
+
+    def __init__(self, rate: int, *, origin: float, jitter: float, fill_until: float) -> None:
         self.rate = rate
-        self.resampler = av.AudioResampler(format="fltp", layout=None, rate=rate)
-        self.chunks: list[np.ndarray] = []
-        self.start: float | None = None
+        self.origin = origin
+        self.jitter = jitter
+        self.fill_until = fill_until
+        self.in_rate: int | None = None
+        self.chunks: list[tuple[int, np.ndarray]] = []  # (place in samples at in_rate, mono samples)
+        self.offsets: list[float] = []  # timestamp minus place, per timestamped frame (samples)
+        self.pos = 0  # place of the next frame if it follows directly
+        self.last_len = 0
+        self.n_frames = 0
 
     def push(self, frame: av.AudioFrame) -> None:
-        if self.start is None:
-            self.start = frame.time if frame.time is not None else 0.0
-        for out in self.resampler.resample(frame):
-            self.chunks.append(out.to_ndarray().mean(axis=0))
+        samples = _mono(frame)
+        if self.in_rate is None:
+            self.in_rate = frame.sample_rate
+        if frame.sample_rate != self.in_rate:  # a rate change mid-stream: bring the frame to the track's rate
+            n = int(round(len(samples) * self.in_rate / frame.sample_rate))
+            samples = np.interp(np.arange(n) * (frame.sample_rate / self.in_rate), np.arange(len(samples)),
+                                samples).astype(np.float32)
+        self.n_frames += 1
+        t = frame.time
+        if t is not None:
+            at = (t - self.origin) * self.in_rate
+            if self.offsets:
+                gap = at - (self.offsets[0] + self.pos)
+                tolerance = self.jitter * self.in_rate
+                if abs(gap) > tolerance and (gap < 0 or t <= self.fill_until):
+                    whole = round(gap / self.last_len) if self.last_len else 0
+                    if whole > 0 and abs(gap - whole * self.last_len) <= tolerance:
+                        gap = whole * self.last_len
+                    self.pos += int(round(gap))
+            self.offsets.append(at - self.pos)
+        self.chunks.append((self.pos, samples))
+        self.pos += len(samples)
+        self.last_len = len(samples)
 
     def finish(self) -> np.ndarray:
-        for out in self.resampler.resample(None):
-            self.chunks.append(out.to_ndarray().mean(axis=0))
-        audio = np.concatenate(self.chunks) if self.chunks else np.zeros(0, dtype=np.float32)
-        # moviepy's wav starts at the clip's time 0: pad a late-starting track, drop samples before 0
-        shift = int(round((self.start or 0.0) * self.rate))
-        if shift > 0:
-            audio = np.concatenate([np.zeros(shift, dtype=np.float32), audio])
-        elif shift < 0:
-            audio = audio[-shift:]
-        return np.ascontiguousarray(audio, dtype=np.float32)
+        shift = int(round(float(np.median(self.offsets)))) if self.offsets else 0
+        end = max((place + shift + len(c) for place, c in self.chunks), default=0)
+        track = np.zeros(max(end, 0), dtype=np.float32)
+        for place, chunk in self.chunks:
+            start = place + shift
+            if start < 0:
+                chunk, start = chunk[-start:], 0
+            track[start:start + len(chunk)] = chunk
+        self.chunks = []
+        if self.in_rate is None or self.in_rate == self.rate or len(track) == 0:
+            return track
+        return _resample(track, self.in_rate, self.rate, self._BLOCK)
+
+
+def _resample(track: np.ndarray, in_rate: int, out_rate: int, block: int) -> np.ndarray:
+    resampler = av.AudioResampler(format="fltp", layout="mono", rate=out_rate)
+    out: list[np.ndarray] = []
+    for start in range(0, len(track), block):
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(track[None, start:start + block]), format="fltp",
+                                           layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = in_rate, start, Fraction(1, in_rate)
+        out.extend(o.to_ndarray()[0] for o in resampler.resample(frame))
+    out.extend(o.to_ndarray()[0] for o in resampler.resample(None))
+    return np.ascontiguousarray(np.concatenate(out) if out else np.zeros(0), dtype=np.float32)
