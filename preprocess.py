@@ -17,7 +17,8 @@ def main(cfg: DictConfig) -> None:
     try:
         prepare_corpus(cfg.data.root, cfg.data.cache_dir, preprocess_settings(cfg),
                        generate=cfg.data.get("generate"), workers=cfg.preprocess.workers,
-                       force=cfg.preprocess.force)
+                       force=cfg.preprocess.force, verify=cfg.preprocess.verify,
+                       retry_failed=cfg.preprocess.retry_failed)
     except (FileNotFoundError, ValueError, RuntimeError) as exc:  # nothing usable, or not a RAVDESS folder
         print(f"preprocess.py: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -56,6 +56,7 @@ def build_datamodule(cfg: DictConfig) -> RavdessDataModule:
         generate=dict(d.generate) if d.get("generate") else None,
         preprocess_workers=cfg.preprocess.workers,
         preprocess_force=cfg.preprocess.force,
+        preprocess_options={"verify": cfg.preprocess.verify, "retry_failed": cfg.preprocess.retry_failed},
         allow_missing_clips=d.allow_missing_clips,
     )
 

@@ -59,13 +59,25 @@ def test_evaluate_reproduces_the_training_test_metrics(trained_run: dict, tmp_pa
     assert f"{100 * trained_run['test']['war']:7.2f}" in capsys.readouterr().out
 
 
-def test_resume_ends_with_the_same_metrics(tiny_data_dir: Path, tmp_path: Path):
-    common = ["fusion=msaf", "protocol=paper", "fold=2"]
-    full = train(compose_train([*common, "trainer.max_epochs=2", "logger=csv"], tiny_data_dir, tmp_path / "full"))
-    half = train(compose_train([*common, "trainer.max_epochs=1"], tiny_data_dir, tmp_path / "half"))
-    resumed = train(compose_train([*common, "trainer.max_epochs=2", f"ckpt_path={half['last_ckpt']}"],
-                                  tiny_data_dir, tmp_path / "resumed"))
-    assert resumed["epochs"] == 2
+def test_resume_ends_with_the_same_metrics(tiny_data_dir: Path, tmp_path: Path, monkeypatch):
+    from cfnsr.module import EmotionModule
+
+    common = ["fusion=msaf", "protocol=paper", "fold=2", "trainer.max_epochs=2"]
+    full = train(compose_train([*common, "logger=csv"], tiny_data_dir, tmp_path / "full"))
+    original = EmotionModule.on_train_epoch_start
+
+    def killed(self):  # the run dies at the start of its second epoch, after last.ckpt of the first
+        if self.current_epoch == 1:
+            raise KeyboardInterrupt
+        original(self)
+
+    monkeypatch.setattr(EmotionModule, "on_train_epoch_start", killed)
+    with pytest.raises(BaseException):
+        train(compose_train(common, tiny_data_dir, tmp_path / "half"))
+    monkeypatch.setattr(EmotionModule, "on_train_epoch_start", original)
+    resumed = train(compose_train([*common, f"ckpt_path={tmp_path / 'half' / 'checkpoints' / 'last.ckpt'}"],
+                                  tiny_data_dir, tmp_path / "launch"))
+    assert resumed["epochs"] == 2 and resumed["run_dir"] == str((tmp_path / "half").resolve())
     for tag in ("test", "test_last"):
         assert resumed[tag] == full[tag]
     a = torch.load(full["last_ckpt"], weights_only=True)["state_dict"]

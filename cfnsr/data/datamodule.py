@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from cfnsr.data.augment import ClipAugment
-from cfnsr.data.cache import CacheError
+from cfnsr.data.cache import CacheError, verify_entry
 from cfnsr.data.folds import Split
 from cfnsr.data.prepare import prepare_corpus
 from cfnsr.data.preprocess import PreprocessSettings, cached_clips, check_cache, load_clip
@@ -175,6 +175,13 @@ class RavdessDataModule(pl.LightningDataModule):
         by_actor: dict[int, list[str]] = {}
         for stem in stems:
             by_actor.setdefault(parse_name(stem).actor, []).append(stem)
+        # Cheap facts of every entry (files, sizes, format); preprocess.verify=full also checks their checksums.
+        broken = [(stem, why) for stem in stems if (why := verify_entry(self.cache_dir, stem)) is not None]
+        if broken:
+            raise CacheError(f"{self.cache_dir}: {len(broken)} broken cache entr{'y' if len(broken) == 1 else 'ies'}: "
+                             + "; ".join(f"{s}: {w}" for s, w in broken[:5])
+                             + ("; ..." if len(broken) > 5 else "")
+                             + " - re-run preprocessing to rebuild them (python preprocess.py ...)")
         problems = []
         for part, actors in (("train", self.split.train_actors), ("val", self.split.val_actors),
                              ("test", self.split.test_actors)):
