@@ -67,8 +67,20 @@ def run_metadata(cfg: DictConfig, params: int, gflops: float | None) -> dict[str
     }
 
 
-def _loggers(cfg: DictConfig) -> list[Any]:
-    return [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None and "_target_" in c]
+def _loggers(cfg: DictConfig, run_dir: Path, resumed: bool) -> list[Any]:
+    """The configured loggers, writing into the run folder (a resumed run's, not the new launch folder).
+
+    A resumed CSV logger writes a new version folder: reusing ``csv/`` would delete the first part's per-epoch log.
+    """
+    out = []
+    for c in (cfg.get("logger") or {}).values():
+        if c is None or "_target_" not in c:
+            continue
+        extra: dict[str, Any] = {"save_dir": str(run_dir)}
+        if resumed and c._target_.endswith("CSVLogger"):
+            extra["version"] = f"resumed-{time.strftime('%Y%m%d-%H%M%S')}"
+        out.append(instantiate(c, **extra))
+    return out
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -118,7 +130,7 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
 
     ckpt_dir = out / "checkpoints"
     checkpoints = RunCheckpoints(ckpt_dir, run_id, monitor="val/war", mode="max")
-    loggers = _loggers(cfg)
+    loggers = _loggers(cfg, out, resumed=ckpt_path is not None)
     trainer = build_trainer(cfg, out, [checkpoints], loggers or False)
     for lg in loggers:
         lg.log_hyperparams({**meta, "run_id": run_id, "config": module.run_config})

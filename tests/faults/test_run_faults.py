@@ -283,5 +283,9 @@ def test_a_slurm_requeue_continues_its_own_run_and_nothing_else_does(tiny_data_d
     with pytest.raises(Exception, match="already holds"):
         train(compose_train([*FAST, "trainer.max_epochs=2"], tiny_data_dir, run))
     monkeypatch.setenv("SLURM_JOB_ID", "4242")  # the requeued job: same command, same job id
+    first_log = (run / "csv" / "metrics.csv").read_text()
     record = train(compose_train([*FAST, "trainer.max_epochs=2"], tiny_data_dir, run))
     assert record["run_id"] == first["run_id"] and record["status"] == "finished" and record["epochs"] == 2
+    # nothing already done is lost: the first part's per-epoch log stays, the resumed part logs beside it
+    assert (run / "csv" / "metrics.csv").read_text() == first_log
+    assert len(list((run / "csv").glob("resumed-*/metrics.csv"))) == 1
