@@ -71,8 +71,13 @@ def test_resume_with_crafted_checkpoint_state_runs_no_code(tiny_data_dir, tmp_pa
     last = run / "checkpoints" / "last.ckpt"
     ckpt = torch.load(last, weights_only=True)
     # What Lightning's ModelCheckpoint restores: the test step used to load this path with weights_only=False.
-    ckpt.setdefault("callbacks", {})["ModelCheckpoint{'monitor': 'val/war', 'mode': 'max'}"] = {
-        "best_model_path": str(evil), "best_model_score": torch.tensor(1.0), "dirpath": str(last.parent)}
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    crafted = {"best_model_path": str(evil), "best_model_score": torch.tensor(1.0), "dirpath": str(last.parent)}
+    callbacks = ckpt.setdefault("callbacks", {})
+    for key in [k for k in callbacks if k.startswith("ModelCheckpoint")]:
+        callbacks[key] = {**callbacks[key], **crafted}
+    callbacks[ModelCheckpoint(monitor="val/war", mode="max").state_key] = crafted
     torch.save(ckpt, last)
     record = train(compose_train([*FAST, "trainer.max_epochs=2", f"ckpt_path={last}"], tiny_data_dir,
                                  tmp_path / "launch"))
