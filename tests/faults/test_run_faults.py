@@ -73,7 +73,9 @@ def test_resume_with_crafted_checkpoint_state_runs_no_code(tiny_data_dir, tmp_pa
     # What Lightning's ModelCheckpoint restores: the test step used to load this path with weights_only=False.
     from pytorch_lightning.callbacks import ModelCheckpoint
 
-    crafted = {"best_model_path": str(evil), "best_model_score": torch.tensor(1.0), "dirpath": str(last.parent)}
+    top = torch.tensor(1.0)  # an unbeatable score, so the restored path stays the "best" one
+    crafted = {"best_model_path": str(evil), "best_model_score": top, "dirpath": str(last.parent),
+               "best_k_models": {str(evil): top}, "kth_best_model_path": str(evil), "kth_value": top}
     callbacks = ckpt.setdefault("callbacks", {})
     for key in [k for k in callbacks if k.startswith("ModelCheckpoint")]:
         callbacks[key] = {**callbacks[key], **crafted}
