@@ -7,9 +7,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cfnsr.report.build import ReportError, build_report
+from cfnsr.report.build import FUSION_ORDER, ReportError, build_report, model_name
 from cfnsr.report.collect import collect_runs
 from cfnsr.report.markdown import format_markdown
+from cfnsr.report.robustness import build_robustness, collect_robustness, format_robustness, write_robustness
 from cfnsr.report.write import write_report
 
 
@@ -27,6 +28,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "table where both protocols are present. Runs whose training recipes differ in other keys (epochs, "
         "optimiser, batch size, ...) are always put in separate, labelled tables, with or without --split",
     )
+    p.add_argument("--robustness", nargs="+", type=Path, default=None, metavar="DIR",
+                   help="also summarise the robustness.json files under these directories (written by "
+                        "evaluate.py ... robustness=default): relative and effective robustness per fusion")
     return p.parse_args(argv)
 
 
@@ -45,6 +49,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = first.parent if first.is_file() else first
     written = write_report(report, out)
     print(format_markdown(report))
+    if args.robustness:
+        try:
+            rob_runs, rob_skipped = collect_robustness(args.robustness)
+        except FileNotFoundError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        blocks = build_robustness(rob_runs, order=FUSION_ORDER)
+        text = format_robustness(blocks, name=model_name)
+        for path, why in rob_skipped:
+            text += f"\n- skipped {path}: {why}"
+        print(text)
+        if blocks:
+            written.update(write_robustness(blocks, out, name=model_name))
+        (out / "robustness.md").write_text(text + "\n")
+        written["robustness_md"] = out / "robustness.md"
     if report.recipe_hint:
         print(f"note: {report.recipe_hint}", file=sys.stderr)
     print(f"wrote {len(written)} file(s) to {out}: {', '.join(p.name for p in written.values())}", file=sys.stderr)
