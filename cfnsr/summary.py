@@ -26,7 +26,8 @@ def format_run_summary(record: dict[str, Any], run_dir: str | Path) -> str:
         if res:
             lines.append(f"   {label:44s} {_pct(res['war'])} {_pct(res['uar'])} {_pct(res['f1'])} {res['n']:5d}")
     if record.get("best_epoch") is not None:
-        lines.append(f"   selected epoch: {record['best_epoch']} of {record.get('epochs')}")
+        # 1-based for people; the file name keeps the 0-based epoch Lightning counts (best-e001 = epoch 2)
+        lines.append(f"   selected epoch: {record['best_epoch'] + 1} of {record.get('epochs')}")
     lines += [
         f"   checkpoints: {record.get('best_ckpt')} (selected), {record.get('last_ckpt')} (last)"
         if record.get("last_ckpt") else f"   checkpoint:  {record.get('best_ckpt')}",
