@@ -7,7 +7,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
-EVALUATE_KEYS = {"task_name", "experiment_name", "ckpt_path", "data", "paths", "trainer"}
+EVALUATE_KEYS = {"task_name", "experiment_name", "ckpt_path", "data", "paths", "trainer", "robustness"}
 EVALUATE_DATA_KEYS = {"root", "cache_dir"}
 
 

@@ -1,4 +1,5 @@
-"""Re-evaluate a checkpoint on its fold's test actors, rebuilding the run from the config saved inside it."""
+"""Re-evaluate a checkpoint on its fold's test actors, rebuilding the run from the config saved inside it; with
+``robustness=<suite>`` also under the suite's corruptions (``cfnsr.robustness``, docs/robustness.md)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,14 @@ from cfnsr.checkpoints import load_checkpoint
 from cfnsr.complexity import count_params
 from cfnsr.config_checks import check_evaluate_config
 from cfnsr.experiment import build_datamodule, build_module
+from cfnsr.robustness.suite import (
+    checkpoint_meta,
+    parse_suite,
+    require_audio_window,
+    robustness_document,
+    run_suite,
+    write_outputs,
+)
 from cfnsr.summary import format_run_summary
 from cfnsr.train import run_metadata
 
@@ -28,12 +37,20 @@ def load_run_config(ckpt_path: str | Path) -> tuple[DictConfig, dict[str, Any]]:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Test ``cfg.ckpt_path`` on the test actors of the fold it was trained on; returns the record it prints."""
+    """Test ``cfg.ckpt_path`` on the test actors of the fold it was trained on; returns the record it prints.
+
+    With a robustness suite (``cfg.robustness`` listing corruptions) the same test split is then tested under each
+    corruption; ``robustness.{json,csv,png}`` go to the output dir and the record gets ``robustness`` (the JSON).
+    """
     check_evaluate_config(cfg)
-    run_cfg, state_dict = load_run_config(cfg.ckpt_path)
+    suite = parse_suite(cfg.get("robustness"))  # before any work: a wrong suite stops here
+    ckpt = load_checkpoint(cfg.ckpt_path, require_run=False)
+    run_cfg, state_dict = OmegaConf.create(ckpt["cfnsr_config"]), ckpt["state_dict"]
     for key in ("root", "cache_dir"):  # the data may have moved since training
         if cfg.data.get(key):
             run_cfg.data[key] = cfg.data[key]
+    if suite is not None:
+        require_audio_window(run_cfg.data.cache_dir)
     out = Path(cfg.paths.output_dir)
     module = build_module(run_cfg, results_dir=out, load_init=False)
     module.load_state_dict(state_dict)
@@ -44,5 +61,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     result = json.loads((out / "test.json").read_text())
     record = {**run_metadata(run_cfg, count_params(module.model), None), "test": result,
               "selection": f"checkpoint {Path(cfg.ckpt_path).name}", "best_ckpt": str(cfg.ckpt_path)}
+    if suite is not None:
+        rows = run_suite(suite, trainer, module, datamodule, out)
+        if trainer.is_global_zero:
+            doc = robustness_document(checkpoint_meta(ckpt, cfg.ckpt_path, suite), result, rows)
+            paths = write_outputs(out, doc)
+            record["robustness"] = doc
+            print(f"robustness: {len(rows)} condition(s) -> {paths['json']}, {paths['csv'].name}, "
+                  f"{paths['png'].name}")
     print(format_run_summary(record, out))
     return record

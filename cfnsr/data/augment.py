@@ -23,6 +23,11 @@ class ClipAugment(nn.Module):
     In eval mode only the conversion and normalisation happen. Randomness comes from the global torch RNG, which
     the training module reseeds at every epoch start so that resumed runs draw the same crops. Tensors are made on
 the input's device, so the module itself never needs moving.
+
+    ``modality_dropout`` (training batches only, applied by the data module): the probability that a clip loses
+    one of its two modalities, video or audio chosen 50/50, with the missing-modality policy of
+    ``cfnsr.data.missing`` (zeros after normalisation); see ``modality_dropout_masks``. 0 (the default) draws
+    nothing, so runs without it see exactly the random numbers they saw before the option existed.
     """
 
     def __init__(
@@ -32,8 +37,12 @@ the input's device, so the module itself never needs moving.
         flip: float = 0.5,
         mean: Sequence[float] = (0.485, 0.456, 0.406),
         std: Sequence[float] = (0.229, 0.224, 0.225),
+        modality_dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= float(modality_dropout) <= 1.0:
+            raise ValueError(f"augment modality_dropout={modality_dropout} must be in [0, 1]")
+        self.modality_dropout = float(modality_dropout)
         if not 0 < scale[0] <= scale[1] <= 1:
             raise ValueError(f"augment scale {tuple(scale)} must satisfy 0 < min <= max <= 1")
         self.scale = (float(scale[0]), float(scale[1]))
@@ -53,6 +62,18 @@ the input's device, so the module itself never needs moving.
         scale = x.new_tensor([1 / (255 * s) for s in self.std]).view(1, 3, 1, 1, 1)
         shift = x.new_tensor([m / s for m, s in zip(self.mean, self.std, strict=False)]).view(1, 3, 1, 1, 1)
         return x.mul_(scale).sub_(shift)
+
+    def modality_dropout_masks(self, b: int) -> tuple[Tensor, Tensor] | None:
+        """(drop_video, drop_audio) bool (B,) on the CPU for a training batch of ``b`` clips, or None when
+        ``modality_dropout`` is 0 (nothing drawn). Each clip is hit with probability ``modality_dropout``; a hit
+        clip loses its video or its audio, 50/50, never both. Drawn from the global torch RNG (reseeded per epoch).
+        """
+        if self.modality_dropout <= 0.0:
+            return None
+        u = torch.rand(b, 2)
+        hit = u[:, 0] < self.modality_dropout
+        video = u[:, 1] < 0.5
+        return hit & video, hit & ~video
 
     def _boxes(self, b: int, h: int, w: int) -> list[tuple[int, int, int, int, bool]]:
         """One (top, left, height, width, flip) per clip, drawn on the CPU from the global torch RNG."""

@@ -5,12 +5,13 @@
 <cache_dir>/preprocess_report.json   written by cfnsr.data.preprocess
 <cache_dir>/clips/<stem>/frames.npy  uint8 (T, S, S, 3)
 <cache_dir>/clips/<stem>/mfcc.npy    float32 (n_mfcc, L)
+<cache_dir>/clips/<stem>/audio.npy   int16 (N,): the MFCC's audio window (offset, duration at sample_rate) x 32767
 <cache_dir>/clips/<stem>/meta.json   {"stem", "actor", "label", "face_source", ..., "format", "files"}
 ```
 An entry is written under ``clips/.<stem>.tmp-<pid>/`` and renamed into place, so ``clips/<stem>/`` exists only
 when complete and an interrupted run leaves nothing half-written that a later run or the data module could trust.
 
-``meta.json`` records the entry format and, for frames.npy and mfcc.npy, the facts written with them
+``meta.json`` records the entry format and, for frames.npy, mfcc.npy and audio.npy, the facts written with them
 (``files: {name: {bytes, shape, dtype, sha256}}``), so a file damaged later (truncated copy, bad disk, a stray
 write) is found: ``verify_entry`` checks the cheap facts (files present, sizes, meta parses, format) or also the
 checksums, and ``load_clip`` refuses any entry that does not match with a ``CacheError`` naming it and the reason.
@@ -28,17 +29,26 @@ from typing import Any
 
 import numpy as np
 
+from cfnsr.data.features import dequantize_audio
+
 # Bump when the entry layout changes: it is part of the hash, so old caches are refused. 2: meta.json records the
-# entry format and the size/shape/dtype/sha256 of its arrays.
-CACHE_FORMAT = 2
+# entry format and the size/shape/dtype/sha256 of its arrays. 3: entries also keep the raw audio window (audio.npy).
+CACHE_FORMAT = 3
+# What each format added, quoted when an older cache is refused.
+FORMAT_CHANGES = {
+    3: "format 3 entries also keep audio.npy, the raw audio window of the MFCC (the robustness suite's audio "
+       "corruptions need it)",
+}
 SETTINGS_FILE = "settings.json"
 REPORT_FILE = "preprocess_report.json"
 CLIPS_DIR = "clips"
-ARRAY_FILES = ("frames.npy", "mfcc.npy")
+ARRAY_FILES = ("frames.npy", "mfcc.npy", "audio.npy")
 ENTRY_FILES = (*ARRAY_FILES, "meta.json")
-_DTYPES = {"frames.npy": np.uint8, "mfcc.npy": np.float32}
+_DTYPES = {"frames.npy": np.uint8, "mfcc.npy": np.float32, "audio.npy": np.int16}
 _HASH_CHUNK = 1 << 20
 REBUILD_HINT = "rebuild it with `python preprocess.py data=... preprocess.force=true`"
+AUDIO_REBUILD_HINT = ("rebuild the cache with `python preprocess.py data=<dataset> data.root=<corpus> "
+                      "preprocess.force=true` (the same settings as the run)")
 _TMP_MARK = ".tmp-"
 
 
@@ -99,7 +109,14 @@ def check_settings(cache_dir: str | Path, settings: Mapping[str, Any]) -> None:
     diffs = settings_differences(recorded, settings)
     if diffs:
         raise CacheError(f"the cache at {cache_dir} was built with other preprocessing settings:\n  "
-                         + "\n  ".join(diffs) + f"\n{REBUILD_HINT}")
+                         + "\n  ".join(diffs) + format_note(recorded.get("format")) + f"\n{REBUILD_HINT}")
+
+
+def format_note(found: Any) -> str:
+    """What the formats after ``found`` added (one line each, with a leading newline), or "" when none."""
+    if not isinstance(found, int) or isinstance(found, bool) or found >= CACHE_FORMAT:
+        return ""
+    return "".join(f"\n({FORMAT_CHANGES[f]})" for f in range(found + 1, CACHE_FORMAT + 1) if f in FORMAT_CHANGES)
 
 
 def clips_dir(cache_dir: str | Path) -> Path:
@@ -136,8 +153,10 @@ def _file_facts(path: Path, arr: np.ndarray) -> dict[str, Any]:
 
 
 def write_entry(cache_dir: str | Path, stem: str, frames: np.ndarray, mfcc: np.ndarray,
-                meta: Mapping[str, Any]) -> Path:
-    """Write frames uint8 (T, S, S, 3), mfcc float32 (n_mfcc, L) and meta under a temporary name, then rename.
+                meta: Mapping[str, Any], *, audio: np.ndarray) -> Path:
+    """Write frames uint8 (T, S, S, 3), mfcc float32 (n_mfcc, L), audio int16 (N,) (the MFCC's window, quantised
+    with ``cfnsr.data.features.quantize_audio``; meta should record its scale) and meta under a temporary name,
+    then rename.
 
     meta.json gets ``format`` and ``files`` (byte size, shape, dtype and sha256 of each array file) added.
     If another writer finished the same entry first, its entry is kept and ours discarded.
@@ -149,7 +168,7 @@ def write_entry(cache_dir: str | Path, stem: str, frames: np.ndarray, mfcc: np.n
     tmp.mkdir(parents=True)
     try:
         files = {}
-        for name, arr in (("frames.npy", frames), ("mfcc.npy", mfcc)):
+        for name, arr in (("frames.npy", frames), ("mfcc.npy", mfcc), ("audio.npy", audio)):
             arr = np.ascontiguousarray(arr, dtype=_DTYPES[name])
             np.save(tmp / name, arr)
             files[name] = _file_facts(tmp / name, arr)
@@ -192,7 +211,7 @@ def _read_meta(entry: Path) -> tuple[dict[str, Any] | None, str | None]:
 def check_entry(cache_dir: str | Path, stem: str, full: bool = False) -> tuple[dict[str, Any] | None, str | None]:
     """(meta, None) when the entry passes the checks, else (meta or None, reason).
 
-    Cheap (``full=False``): the three files are present, meta.json parses, its format is ``CACHE_FORMAT`` and the
+    Cheap (``full=False``): the entry files are present, meta.json parses, its format is ``CACHE_FORMAT`` and the
     byte size of each array file is the one recorded. ``full=True`` also compares each file's sha256 (reads it all).
     """
     entry = entry_dir(cache_dir, stem)
@@ -297,7 +316,7 @@ def load_clip(cache_dir: str | Path, stem: str, mmap: bool = True) -> tuple[np.n
     assert meta is not None
     mode = "r" if mmap else None
     arrays = []
-    for name in ARRAY_FILES:
+    for name in ("frames.npy", "mfcc.npy"):
         try:
             arr = np.load(entry / name, mmap_mode=mode, allow_pickle=False)
         except Exception as exc:  # noqa: BLE001 - numpy raises ValueError/OSError/EOFError/... for damaged files
@@ -309,6 +328,43 @@ def load_clip(cache_dir: str | Path, stem: str, mmap: bool = True) -> tuple[np.n
                              f"records shape {facts['shape']} {facts['dtype']}; re-run preprocessing to rebuild it")
         arrays.append(arr)
     return arrays[0], arrays[1]
+
+
+def load_audio(cache_dir: str | Path, stem: str) -> np.ndarray:
+    """The raw audio window of one entry -> float32 (N,) (audio.npy divided by the scale in meta.json).
+
+    This is the window the cached MFCC was computed from (after ``audio_offset``, ``audio_duration`` seconds at
+    ``sample_rate``), quantised to int16 (``cfnsr.data.features.quantize_audio``). Raises ``CacheError`` naming the
+    entry: a cache written before format 3 has no audio.npy (the message says how to rebuild it); otherwise the
+    same checks as ``load_clip``.
+    """
+    entry = entry_dir(cache_dir, stem)
+    meta, reason = check_entry(cache_dir, stem)
+    if entry.is_dir() and not (entry / "audio.npy").is_file():
+        found = meta.get("format") if meta is not None else None
+        raise CacheError(
+            f"cache entry {entry}: audio.npy is missing (entry format {found if found is not None else '<absent>'}; "
+            f"cache format {CACHE_FORMAT} keeps the raw audio window there, which the audio corruptions need); "
+            f"{AUDIO_REBUILD_HINT}")
+    if reason is not None and not is_complete(entry):
+        raise CacheError(f"no complete cache entry for {stem} in {clips_dir(cache_dir)} ({reason})")
+    if reason is not None:
+        raise CacheError(f"cache entry {entry}: {reason}; re-run preprocessing to rebuild it")
+    assert meta is not None
+    try:
+        arr = np.load(entry / "audio.npy", allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - as load_clip
+        raise CacheError(f"cache entry {entry}: audio.npy cannot be read ({type(exc).__name__}: {exc}); re-run "
+                         f"preprocessing to rebuild it") from exc
+    facts = meta["files"]["audio.npy"]
+    if list(arr.shape) != list(facts["shape"]) or str(arr.dtype) != facts["dtype"] or arr.ndim != 1:
+        raise CacheError(f"cache entry {entry}: audio.npy holds shape {list(arr.shape)} {arr.dtype}, meta.json "
+                         f"records shape {facts['shape']} {facts['dtype']}; re-run preprocessing to rebuild it")
+    scale = meta.get("audio_scale")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise CacheError(f"cache entry {entry}: meta.json has no valid audio_scale ({scale!r}); re-run "
+                         f"preprocessing to rebuild it")
+    return dequantize_audio(arr, scale)
 
 
 def load_meta(cache_dir: str | Path, stem: str) -> dict[str, Any]:

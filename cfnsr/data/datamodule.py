@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from cfnsr.data.augment import ClipAugment
 from cfnsr.data.cache import CacheError, verify_entry
 from cfnsr.data.folds import Split
+from cfnsr.data.missing import remove_per_clip
 from cfnsr.data.prepare import prepare_corpus
 from cfnsr.data.preprocess import PreprocessSettings, cached_clips, check_cache, load_clip
 from cfnsr.data.ravdess import av_speech_names, parse_name
@@ -251,12 +252,17 @@ class RavdessDataModule(pl.LightningDataModule):
 
     # ---------------------------------------------------------------- on the device
     def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int) -> dict[str, torch.Tensor]:
-        """uint8 clips -> augmented (training only), normalised float ``(B, 3, T, H, W)``; audio as float."""
+        """uint8 clips -> augmented (training only), normalised float ``(B, 3, T, H, W)``; audio as float; in
+        training, ``augment.modality_dropout`` then removes one modality of some clips (``ClipAugment``)."""
         if "video" not in batch:  # device storage: the batch holds indices into the resident split
             batch = {**batch, **self._gather(batch["index"])}
         training = self.trainer is not None and self.trainer.training
         self.augment.train(training)
-        return {**batch, "video": self.augment(batch["video"]), "audio": batch["audio"].float()}
+        video, audio = self.augment(batch["video"]), batch["audio"].float()
+        masks = self.augment.modality_dropout_masks(video.shape[0]) if training else None
+        if masks is not None:  # augment.modality_dropout: one modality removed per hit clip (cfnsr.data.missing)
+            video, audio = remove_per_clip(video, audio, masks[0].to(video.device), masks[1].to(video.device))
+        return {**batch, "video": video, "audio": audio}
 
     def _gather(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
         part = self._current_part()

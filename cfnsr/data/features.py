@@ -57,3 +57,26 @@ def clip_mfcc(audio: np.ndarray, sample_rate: int, offset: float, duration: floa
     """Window + MFCC in one call: audio float32 (N,) -> float32 (n_mfcc, 1 + int(duration*sr) // hop_length)."""
     window = audio_window(audio, sample_rate, offset, duration)
     return compute_mfcc(window, sample_rate, n_mfcc, n_fft, hop_length)
+
+
+# The cache keeps the MFCC's audio window as int16: sample * AUDIO_INT16_SCALE, rounded and clipped (meta.json
+# records the scale as ``audio_scale``). Quantisation noise is about 96 dB below full scale.
+AUDIO_INT16_SCALE = 32767
+
+
+def quantize_audio(window: np.ndarray, scale: int = AUDIO_INT16_SCALE) -> tuple[np.ndarray, int]:
+    """float (N,) in [-1, 1] -> (int16 (N,) = round(window * scale) clipped to [-scale, scale], samples clipped).
+
+    Raises ``ValueError`` for non-finite samples (they have no int16 value; their MFCC would be non-finite too).
+    """
+    x = np.asarray(window, dtype=np.float64)
+    if not np.isfinite(x).all():
+        raise ValueError(f"the audio window holds {int((~np.isfinite(x)).sum())} non-finite sample(s)")
+    scaled = np.rint(x * scale)
+    clipped = int(np.count_nonzero(np.abs(scaled) > scale))
+    return np.clip(scaled, -scale, scale).astype(np.int16), clipped
+
+
+def dequantize_audio(samples: np.ndarray, scale: float = AUDIO_INT16_SCALE) -> np.ndarray:
+    """int16 (N,) -> float32 (N,) = samples / scale (the inverse of ``quantize_audio`` up to rounding)."""
+    return np.asarray(samples, dtype=np.float32) / np.float32(scale)

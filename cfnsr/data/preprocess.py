@@ -1,7 +1,9 @@
-"""RAVDESS -> preprocessed cache: face crops (T, S, S, 3) and MFCC (n_mfcc, L) per full-AV speech clip.
+"""RAVDESS -> preprocessed cache: face crops (T, S, S, 3), MFCC (n_mfcc, L) and the raw audio window per full-AV
+speech clip.
 
 Pipeline per clip (one worker process each): find its OpenFace CSV -> decode the mp4 once (frames at k*D/T + audio)
--> MFCC of the 0.5 s + 2.45 s window -> landmark (or detector) box per frame -> crops -> atomic cache entry.
+-> MFCC of the 0.5 s + 2.45 s window (the window itself is kept as int16) -> landmark (or detector) box per frame
+-> crops -> atomic cache entry.
 A clip that cannot be used is skipped with a reason and the run goes on; ``preprocess_report.json`` lists them,
 with every other file of the Actor_* folders that is not a clip.
 
@@ -29,7 +31,14 @@ import numpy as np
 from cfnsr.data import cache
 from cfnsr.data.cache import REPORT_FILE, CacheError, cached_clips, load_clip  # re-exported for callers
 from cfnsr.data.faces import crop_faces, detect_extents
-from cfnsr.data.features import HEAVY_MODULES, AudioTooShortError, clip_mfcc
+from cfnsr.data.features import (
+    AUDIO_INT16_SCALE,
+    HEAVY_MODULES,
+    AudioTooShortError,
+    audio_window,
+    compute_mfcc,
+    quantize_audio,
+)
 from cfnsr.data.landmarks import (
     LandmarkError,
     Landmarks,
@@ -264,8 +273,10 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
                 f"Actor_XX/) and face_fallback=none"))
         clip = decode_clip(job.path, s.frames, s.sample_rate, with_audio=True, threads=job.threads)
         assert clip.audio is not None
-        mfcc = clip_mfcc(clip.audio, s.sample_rate, s.audio_offset, s.audio_duration, s.n_mfcc, s.n_fft,
-                         s.hop_length)
+        # the window is kept (audio.npy, int16) so that evaluation can corrupt the waveform and recompute the MFCC
+        window = audio_window(clip.audio, s.sample_rate, s.audio_offset, s.audio_duration)
+        mfcc = compute_mfcc(window, s.sample_rate, s.n_mfcc, s.n_fft, s.hop_length)
+        audio, audio_clipped = quantize_audio(window)
         mismatch: dict[str, Any] = {}
         if landmarks is not None:
             assert csv is not None
@@ -293,11 +304,13 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
             "source": job.rel, "settings_hash": s.hash, "duration": clip.duration, "fps": clip.fps,
             "width": clip.width, "height": clip.height, "frame_times": [round(t, 4) for t in clip.frame_times],
             "frames_shape": list(crops.shape), "mfcc_shape": list(mfcc.shape),
+            # audio.npy = round(window * audio_scale) clipped to +-audio_scale; audio_clipped: samples clipped
+            "audio_shape": list(audio.shape), "audio_scale": AUDIO_INT16_SCALE, "audio_clipped": audio_clipped,
             # packets the decoder found corrupt and concealed (0 until cfnsr.data.media counts them)
             **{name: int(getattr(clip, name, 0) or 0) for name in _CORRUPT_FIELDS},
             **info,
         }
-        cache.write_entry(job.cache_dir, job.name.stem, crops, mfcc, meta)
+        cache.write_entry(job.cache_dir, job.name.stem, crops, mfcc, meta, audio=audio)
     except MediaError as exc:
         text = str(exc)
         kind = "no-audio" if "no audio stream" in text else "no-video" if "no video stream" in text else "decode"

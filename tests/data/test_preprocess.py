@@ -152,6 +152,38 @@ def test_cache_entries_follow_the_contract(messy_run):
         load_clip(cache, "01-01-04-01-01-01-01")
 
 
+def test_the_cache_keeps_the_mfcc_audio_window_as_int16(messy_run, messy_corpus):
+    """audio.npy is the MFCC's window (after offset, duration x sample_rate samples) x 32767 as int16, with its facts."""
+    from cfnsr.data.cache import file_sha256, load_audio
+    from cfnsr.data.features import audio_window, compute_mfcc
+    from cfnsr.data.media import decode_clip
+
+    _, cache = messy_run
+    stem = GOOD[0]
+    entry = cache / "clips" / stem
+    raw = np.load(entry / "audio.npy")
+    meta = load_meta(cache, stem)
+    assert raw.dtype == np.int16 and raw.shape == (int(SMALL.audio_duration * SMALL.sample_rate),)
+    assert meta["audio_scale"] == 32767 and meta["audio_shape"] == list(raw.shape) and meta["audio_clipped"] == 0
+    facts = meta["files"]["audio.npy"]
+    assert facts == {"bytes": (entry / "audio.npy").stat().st_size, "shape": list(raw.shape), "dtype": "int16",
+                     "sha256": file_sha256(entry / "audio.npy")}
+    audio = load_audio(cache, stem)
+    assert audio.dtype == np.float32
+    np.testing.assert_array_equal(audio, raw.astype(np.float32) / np.float32(32767))
+    # the same samples as the window cut from a fresh decode: the offset is applied, nothing else is
+    clip = decode_clip(messy_corpus / "Actor_01" / f"{stem}.mp4", SMALL.frames, SMALL.sample_rate, with_audio=True)
+    window = audio_window(clip.audio, SMALL.sample_rate, SMALL.audio_offset, SMALL.audio_duration)
+    assert np.abs(window).max() > 0.05  # a real signal, not silence
+    assert np.max(np.abs(audio - window)) <= 0.5 / 32767 + 1e-7
+    shifted = audio_window(clip.audio, SMALL.sample_rate, SMALL.audio_offset + 0.01, SMALL.audio_duration)
+    assert np.max(np.abs(audio - shifted)) > 100 / 32767
+    # and its MFCC is the cached one up to the int16 rounding
+    cached = load_clip(cache, stem)[1]
+    mfcc = compute_mfcc(audio, SMALL.sample_rate, SMALL.n_mfcc, SMALL.n_fft, SMALL.hop_length)
+    assert np.max(np.abs(mfcc - cached)) < 1e-3 * np.max(np.abs(cached))
+
+
 def test_nothing_usable_is_an_error(tmp_path):
     root = tmp_path / "corpus"
     write_clip(root / "Actor_01" / "02-01-03-01-01-01-01.mp4", **TINY)

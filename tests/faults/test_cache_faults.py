@@ -92,7 +92,8 @@ def test_entry_meta_records_format_and_file_facts(built):
     stem = cached_clips(cache)[0]
     meta = load_meta(cache, stem)
     assert meta["format"] == cache_mod.CACHE_FORMAT
-    for name, arr in zip(("frames.npy", "mfcc.npy"), load_clip(cache, stem, mmap=False), strict=True):
+    arrays = (*load_clip(cache, stem, mmap=False), np.load(cache / "clips" / stem / "audio.npy"))
+    for name, arr in zip(("frames.npy", "mfcc.npy", "audio.npy"), arrays, strict=True):
         facts = meta["files"][name]
         path = cache / "clips" / stem / name
         assert facts["bytes"] == path.stat().st_size
@@ -104,12 +105,26 @@ def test_entry_meta_records_format_and_file_facts(built):
 
 def test_a_cache_of_the_old_format_is_refused_with_the_rebuild_hint(built):
     _, cache = built
-    assert cache_mod.CACHE_FORMAT >= 2
+    assert cache_mod.CACHE_FORMAT >= 3
     record = json.loads((cache / "settings.json").read_text())
-    record["format"] = 1
+    record["format"] = 2  # before audio.npy
     (cache / "settings.json").write_text(json.dumps(record))
-    with pytest.raises(CacheError, match=r"(?s)format: cache 1, requested \d+.*preprocess\.force=true"):
+    with pytest.raises(CacheError, match=r"(?s)format: cache 2, requested \d+.*audio\.npy.*preprocess\.force=true"):
         preprocess_mod.check_cache(cache, SMALL)
+
+
+def test_an_entry_without_audio_npy_is_named_by_load_audio_and_rebuilt_by_a_rerun(built):
+    root, cache = built
+    stem = cached_clips(cache)[0]
+    good = cache_mod.load_audio(cache, stem)
+    (cache / "clips" / stem / "audio.npy").unlink()
+    assert stem not in cached_clips(cache)
+    assert "audio.npy is missing" in cache_mod.verify_entry(cache, stem)
+    with pytest.raises(CacheError, match=rf"(?s){stem}.*audio\.npy is missing.*preprocess\.force=true"):
+        cache_mod.load_audio(cache, stem)
+    report = _run(root, cache)
+    assert [r["stem"] for r in report["rebuilt"]] == [stem] and "audio.npy" in report["rebuilt"][0]["reason"]
+    np.testing.assert_array_equal(cache_mod.load_audio(cache, stem), good)
 
 
 def test_truncated_frames_are_named_by_load_clip_and_rebuilt_by_a_rerun(built):
