@@ -50,6 +50,7 @@ def check_evaluate_config(cfg: DictConfig) -> None:
         keys = extra + [f"data.{k}" for k in data_extra]
         raise ConfigError(
             f"evaluate.py does not take {', '.join(keys)}: the fold, model and data settings come from the "
-            f"checkpoint's saved config (only ckpt_path, data.root, data.cache_dir, trainer.* and paths.* apply)")
+            f"checkpoint's saved config (only ckpt_path, data.root, data.cache_dir, robustness, trainer.* and paths.* "
+            f"apply)")
     if not cfg.get("ckpt_path"):
         raise ConfigError("evaluate.py needs ckpt_path=<run>/checkpoints/<file>.ckpt")

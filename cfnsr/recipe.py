@@ -20,6 +20,8 @@ The rule, key by key (a prefix matches the key itself and everything under it, b
 * :data:`INIT_PATH_KEYS` (initialisation checkpoints) are replaced by whether each was set (``True``/``False``; a
   key missing from the config counts as not set): a per-fold checkpoint path differs per fold but is the same
   recipe.
+* :data:`NEUTRAL_VALUES`: options added after runs were recorded are left out while they keep their neutral value
+  (the behaviour from before they existed), so old and new runs with the option off share a recipe.
 * Everything else is kept: epochs, optimiser and learning rate, batch size, augmentation, preprocessing settings,
   backbone and fusion settings, protocol, fold scheme, dataset, precision and determinism, ...
 
@@ -75,7 +77,7 @@ EXECUTION_PREFIXES: tuple[str, ...] = (
 )
 
 # Values quoted for display only.
-DESCRIPTIVE_PREFIXES: tuple[str, ...] = ("fusion.paper",)
+DESCRIPTIVE_PREFIXES: tuple[str, ...] = ("fusion.paper", "protocol.objective")
 
 # Initialisation checkpoints: kept as "was it set", not as the path.
 INIT_PATH_KEYS: tuple[str, ...] = (
@@ -85,6 +87,13 @@ INIT_PATH_KEYS: tuple[str, ...] = (
     "model.init.from_runs",
     "model.init.weights",
 )
+
+# Options added after runs were recorded, with the value that reproduces the behaviour from before they existed: a
+# key at that value is left out, so an old record and a new run with the option off have the same recipe.
+NEUTRAL_VALUES: dict[str, Any] = {
+    "augment.modality_dropout": 0.0,
+    "data.allow_missing_clips": False,
+}
 
 EXCLUDED_PREFIXES: tuple[str, ...] = WHERE_PREFIXES + EXECUTION_PREFIXES + DESCRIPTIVE_PREFIXES
 
@@ -138,6 +147,8 @@ def clean_recipe(flat: Mapping[str, Any]) -> dict[str, Any]:
         init = matches_prefix(key, INIT_PATH_KEYS)
         if init is not None:
             init_set[init] = init_set.get(init, False) or _is_set(value)
+            continue
+        if key in NEUTRAL_VALUES and value == NEUTRAL_VALUES[key]:
             continue
         out[key] = _plain(value)
     # Every initialisation key is recorded, absent ones as False, so a config written before a key existed compares

@@ -214,3 +214,13 @@ def test_differences_lines() -> None:
         "trainer.max_epochs: 12 vs 1",
     ]
     assert recipe_differences(a, dict(a)) == []
+
+
+def test_options_added_later_at_their_neutral_value_leave_the_recipe_unchanged():
+    old = {"trainer": {"max_epochs": 3}, "augment": {"flip": 0.5}, "data": {"batch_size": 4},
+           "protocol": {"name": "clean"}}
+    new = {"trainer": {"max_epochs": 3}, "augment": {"flip": 0.5, "modality_dropout": 0.0},
+           "data": {"batch_size": 4, "allow_missing_clips": False}, "protocol": {"name": "clean", "objective": "val/war"}}
+    assert recipe_hash(training_recipe(old)) == recipe_hash(training_recipe(new))
+    on = {**new, "augment": {"flip": 0.5, "modality_dropout": 0.3}}
+    assert training_recipe(on)["augment.modality_dropout"] == 0.3
