@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from cfnsr.data.features import dequantize_audio
+from cfnsr.data.worker_pool import pid_alive
 
 # Bump when the entry layout changes: it is part of the hash, so old caches are refused. 2: meta.json records the
 # entry format and the size/shape/dtype/sha256 of its arrays. 3: entries also keep the raw audio window (audio.npy).
@@ -255,16 +256,6 @@ def verify_entry(cache_dir: str | Path, stem: str, full: bool = False) -> str | 
     return check_entry(cache_dir, stem, full)[1]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def clean_stale_temps(cache_dir: str | Path) -> list[str]:
     """Remove temporary entries and files left by interrupted runs (their writer process is gone).
 
@@ -279,7 +270,7 @@ def clean_stale_temps(cache_dir: str | Path) -> list[str]:
             if not p.name.startswith(".") or _TMP_MARK not in p.name:
                 continue
             pid_text = p.name.rsplit(_TMP_MARK, 1)[1]
-            if pid_text.isdigit() and int(pid_text) != os.getpid() and _pid_alive(int(pid_text)):
+            if pid_text.isdigit() and int(pid_text) != os.getpid() and pid_alive(int(pid_text)):
                 continue
             if p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)

@@ -38,7 +38,8 @@ def die_with_parent(sig: int = signal.SIGKILL) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (it may belong to another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -70,7 +71,7 @@ def _release_forkserver_alive_fd() -> None:
 def _init_worker(owner: int, initializer: Callable[..., Any] | None, initargs: tuple[Any, ...]) -> None:
     if die_with_parent():
         _release_forkserver_alive_fd()
-        if not _alive(owner):
+        if not pid_alive(owner):
             # the run died between this worker's fork and the prctl: no signal will come any more
             os._exit(1)
     if initializer is not None:
