@@ -3,8 +3,8 @@
 import hydra
 from omegaconf import DictConfig
 
-from cfnsr.evaluate import evaluate
-from cfnsr.sweep_dirs import register
+from cfnsr.runs.job_dirs import register
+from cfnsr.tasks.evaluate import evaluate
 
 register()
 

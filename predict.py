@@ -8,7 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from cfnsr.predict.run import predict
-from cfnsr.sweep_dirs import register
+from cfnsr.runs.job_dirs import register
 
 register()  # conf/hydra/default.yaml names multirun job folders with ${job_dirname:...}
 

@@ -7,9 +7,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from cfnsr.config_checks import check_sweeper
-from cfnsr.sweep_dirs import register
-from cfnsr.train import train
+from cfnsr.builders.config_checks import check_sweeper
+from cfnsr.runs.job_dirs import register
+from cfnsr.tasks.train import train
 
 register()  # ${job_dirname:...} names multirun job folders
 

@@ -54,10 +54,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from cfnsr.data.augment import ClipAugment
+from cfnsr.data.cache import cached_clips, load_clip
 from cfnsr.data.datamodule import CachedClips, RavdessDataModule
 from cfnsr.data.folds import Split
-from cfnsr.data.preprocess import PreprocessSettings, cached_clips, check_cache, load_clip, preprocess_corpus
+from cfnsr.data.preprocess import preprocess_corpus
 from cfnsr.data.ravdess import parse_name
+from cfnsr.data.settings import PreprocessSettings, check_cache
 from cfnsr.data.synthetic import generate_corpus
 
 MEAN = (0.485, 0.456, 0.406)

@@ -50,7 +50,9 @@ import av
 import cv2
 import numpy as np
 
-from cfnsr.data.preprocess import PreprocessSettings, cached_clips, preprocess_corpus
+from cfnsr.data.cache import cached_clips
+from cfnsr.data.preprocess import preprocess_corpus
+from cfnsr.data.settings import PreprocessSettings
 
 WIDTH, HEIGHT, FPS, DURATION = 1280, 720, 30, 3.5
 SKIN, HAIR = (225, 190, 160), (60, 40, 20)

@@ -23,7 +23,7 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from cfnsr.checkpoints import CHECKPOINT_FORMAT
+from cfnsr.runs.checkpoint_files import CHECKPOINT_FORMAT
 
 
 def _metrics(num_classes: int) -> MetricCollection:
@@ -70,6 +70,7 @@ class EmotionModule(pl.LightningModule):
         self.test_tag = "test"
         self.run_config: dict[str, Any] | None = None  # saved into every checkpoint, see on_save_checkpoint
         self.run_id: str | None = None
+        self.run_dir: Path | None = None  # the run folder; callbacks write there (cfnsr.callbacks)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last_3d)
         # Bypass nn.Module registration: the compiled wrapper must not add "_orig_mod." keys to the state dict.

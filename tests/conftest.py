@@ -11,8 +11,8 @@ from tests_helpers import compose_train
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data dir holding the tiny synthetic corpus and its cache, prepared once for the session."""
+    from cfnsr.builders.objects import preprocess_settings
     from cfnsr.data.prepare import prepare_corpus
-    from cfnsr.experiment import preprocess_settings
 
     data_dir = tmp_path_factory.mktemp("data")
     cfg = compose_train([], data_dir=data_dir, output_dir=data_dir / "unused")

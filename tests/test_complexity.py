@@ -6,8 +6,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from cfnsr.complexity import complexity_table, count_params, cpu_latency_ms, format_table, gflops_per_clip
 from cfnsr.models.build import build_model
+from cfnsr.tasks.complexity import complexity_table, count_params, cpu_latency_ms, format_table, gflops_per_clip
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -12,9 +12,9 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from tests_helpers import CONF_DIR
 
-from cfnsr.complexity import count_params
-from cfnsr.experiment import build_datamodule, clip_shapes, fold_split
+from cfnsr.builders.objects import build_datamodule, clip_shapes, fold_split
 from cfnsr.models.build import build_model
+from cfnsr.tasks.complexity import count_params
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))

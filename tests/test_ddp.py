@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from tests_helpers import compose_eval, compose_train
 
-from cfnsr.evaluate import evaluate
-from cfnsr.train import train
+from cfnsr.tasks.evaluate import evaluate
+from cfnsr.tasks.train import train
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from tests_helpers import compose_train
 
-from cfnsr.train import train
+from cfnsr.tasks.train import train
 
 pytestmark = pytest.mark.slow
 FUSIONS = ["averaging", "multiplicative", "multiplication", "concat_fc", "mcbp", "mmtm", "msaf", "cfnsr"]

@@ -1,4 +1,4 @@
-"""cfnsr.recipe: what counts as the training recipe, its hash and the difference listing."""
+"""cfnsr.runs.recipe: what counts as the training recipe, its hash and the difference listing."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cfnsr.recipe import (
+from cfnsr.runs.recipe import (
     EXECUTION_PREFIXES,
     INIT_PATH_KEYS,
     WHERE_PREFIXES,

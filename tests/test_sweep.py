@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 from tests_helpers import TINY_DATA, TINY_FOLDS
 
 from cfnsr.report import build_report, collect_runs
-from cfnsr.run_record import read_record
+from cfnsr.runs.record import read_record
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

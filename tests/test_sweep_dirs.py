@@ -1,6 +1,6 @@
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from cfnsr.sweep_dirs import MAX_LEN, job_dirname
+from cfnsr.runs.job_dirs import MAX_LEN, job_dirname
 
 
 def test_job_folder_is_number_plus_overrides():

@@ -9,9 +9,9 @@ import pytest
 import torch
 from tests_helpers import compose_eval, compose_train
 
-from cfnsr.evaluate import evaluate
-from cfnsr.run_record import read_record
-from cfnsr.train import train
+from cfnsr.runs.record import read_record
+from cfnsr.tasks.evaluate import evaluate
+from cfnsr.tasks.train import train
 
 pytestmark = pytest.mark.slow
 

@@ -16,12 +16,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from cfnsr.data.augment import ClipAugment
-from cfnsr.data.cache import CacheError, verify_entry
+from cfnsr.data.cache import CacheError, cached_clips, load_clip, verify_entry
 from cfnsr.data.folds import Split
 from cfnsr.data.missing import remove_per_clip
 from cfnsr.data.prepare import prepare_corpus
-from cfnsr.data.preprocess import PreprocessSettings, cached_clips, check_cache, load_clip
 from cfnsr.data.ravdess import av_speech_names, parse_name
+from cfnsr.data.settings import PreprocessSettings, check_cache
 
 STORAGES = ("mmap", "memory", "device")
 

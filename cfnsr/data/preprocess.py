@@ -22,14 +22,14 @@ import traceback
 from collections import Counter
 from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cfnsr.data import cache
-from cfnsr.data.cache import REPORT_FILE, CacheError, cached_clips, load_clip  # re-exported for callers
+from cfnsr.data.cache import REPORT_FILE, CacheError, cached_clips
 from cfnsr.data.faces import crop_faces, detect_extents
 from cfnsr.data.features import (
     AUDIO_INT16_SCALE,
@@ -48,14 +48,11 @@ from cfnsr.data.landmarks import (
     rows_for_times,
 )
 from cfnsr.data.media import DecodedClip, MediaError, decode_clip
-from cfnsr.data.ravdess import RavdessName, RavdessNameError, parse_name
+from cfnsr.data.ravdess import RavdessName, discover_clips, skip_entry
+from cfnsr.data.settings import PreprocessSettings
 from cfnsr.data.worker_pool import process_pool
 
-__all__ = [
-    "PreprocessSettings", "PreprocessError", "NotRavdessError", "NoUsableClipsError", "CacheError",
-    "preprocess_corpus", "check_cache", "cached_clips", "load_clip", "format_report", "discover_clips",
-    "VERIFY_MODES",
-]
+__all__ = ["PreprocessError", "NoUsableClipsError", "preprocess_corpus", "format_report", "VERIFY_MODES"]
 
 VERIFY_MODES = ("cheap", "full")
 _CORRUPT_FIELDS = ("corrupt_packets", "corrupt_video_packets", "corrupt_audio_packets")
@@ -65,76 +62,8 @@ class PreprocessError(RuntimeError):
     """The corpus as a whole cannot be preprocessed."""
 
 
-class NotRavdessError(PreprocessError):
-    """The root has no Actor_* folders or no mp4 with a RAVDESS name."""
-
-
 class NoUsableClipsError(PreprocessError):
     """Every clip was skipped: the cache would be empty."""
-
-
-_INT_FIELDS = ("frames", "size", "sample_rate", "n_mfcc", "n_fft", "hop_length")
-_FLOAT_FIELDS = ("crop_margin", "audio_offset", "audio_duration")
-
-
-@dataclass(frozen=True)
-class PreprocessSettings:
-    """Everything that shapes the cache; its dict and hash go to settings.json. Paper values by default.
-
-    The public code's quirks are options, off by default: ``squash_before_crop=True`` (resize the whole 1280x720
-    frame to size x size, then cut the landmark box from it and enlarge it), ``crop_margin=0`` (tight box),
-    ``channel_order="bgr"`` (what its cv2.imwrite/imread round trip fed the network).
-    ``landmark_mismatch``: what to do with a clip whose landmark CSV does not cover its frames (too few rows, or
-    timestamps ending early): "detector" crops it with the face detector, "skip" leaves it out.
-    """
-
-    frames: int = 30
-    size: int = 224
-    crop_margin: float = 0.2
-    squash_before_crop: bool = False
-    channel_order: str = "rgb"
-    sample_rate: int = 44100
-    audio_offset: float = 0.5
-    audio_duration: float = 2.45
-    n_mfcc: int = 13
-    n_fft: int = 2048
-    hop_length: int = 512
-    face_fallback: str = "haar"  # "haar": OpenCV detector when a clip has no CSV; "none": skip such clips
-    landmark_mismatch: str = "detector"  # CSV not covering the clip: "detector" (face detector) or "skip"
-
-    def __post_init__(self) -> None:
-        # Hydra may hand 0 for 0.0 or 224.0 for 224; normalise so equal settings always hash equally.
-        for name in _INT_FIELDS:
-            value = getattr(self, name)
-            if isinstance(value, bool) or float(value) != int(value):
-                raise ValueError(f"preprocess setting {name} must be an integer, got {value!r}")
-            object.__setattr__(self, name, int(value))
-        for name in _FLOAT_FIELDS:
-            object.__setattr__(self, name, float(getattr(self, name)))
-        if not isinstance(self.squash_before_crop, (bool, np.bool_)):
-            raise ValueError(f"squash_before_crop must be true/false, got {self.squash_before_crop!r}")
-        object.__setattr__(self, "squash_before_crop", bool(self.squash_before_crop))
-        object.__setattr__(self, "channel_order", str(self.channel_order).lower())
-        object.__setattr__(self, "face_fallback", str(self.face_fallback).lower())
-        object.__setattr__(self, "landmark_mismatch", str(self.landmark_mismatch).lower())
-        if self.channel_order not in ("rgb", "bgr"):
-            raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {self.channel_order!r}")
-        if self.face_fallback not in ("haar", "none"):
-            raise ValueError(f"face_fallback must be 'haar' or 'none', got {self.face_fallback!r}")
-        if self.landmark_mismatch not in ("detector", "skip"):
-            raise ValueError(f"landmark_mismatch must be 'detector' or 'skip', got {self.landmark_mismatch!r}")
-        for name in _INT_FIELDS:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"preprocess setting {name} must be positive, got {getattr(self, name)}")
-        if self.crop_margin < 0 or self.audio_offset < 0 or self.audio_duration <= 0:
-            raise ValueError("crop_margin and audio_offset must be >= 0 and audio_duration > 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def hash(self) -> str:
-        return cache.settings_hash(self.to_dict())
 
 
 @dataclass(frozen=True)
@@ -148,88 +77,6 @@ class ClipJob:
     cache_dir: str
     settings: PreprocessSettings
     threads: int  # decoder threads
-
-
-def _skip(file: str, kind: str, reason: str) -> dict[str, str]:
-    return {"file": file, "kind": kind, "reason": reason}
-
-
-def _skip_reason_for_name(name: RavdessName) -> tuple[str, str] | None:
-    if name.modality == 2:
-        return "video-only", "video-only clip (modality 02, no audio): the paper uses full-AV 01-01-* only"
-    if name.modality == 3:
-        return "audio-only", "audio-only clip (modality 03): the paper uses full-AV 01-01-* only"
-    if name.vocal_channel == 2:
-        return "song", "song clip (vocal channel 02): the paper uses speech 01-01-* only"
-    return None
-
-
-def _not_a_clip(file: str, reason: str) -> dict[str, str]:
-    return _skip(file, "not-a-clip", reason)
-
-
-def _is_landmark_csv(path: Path) -> bool:
-    """A CSV named after a clip (``<stem>.csv``): an OpenFace file kept beside the mp4s, not a stray file."""
-    if path.suffix.lower() != ".csv":
-        return False
-    try:
-        parse_name(path.stem + ".mp4")
-    except RavdessNameError:
-        return False
-    return True
-
-
-def discover_clips(root: str | Path) -> tuple[list[tuple[Path, RavdessName]], list[dict[str, str]], int]:
-    """Walk ``root/Actor_*/``.
-
-    Returns (full-AV speech clips to process as (path, name), skipped [{file, kind, reason}], mp4 files found).
-    Skipped holds the RAVDESS clips not used (video-only, song, duplicate ...) and, with kind ``not-a-clip``, every
-    other entry of the Actor_* folders: an mp4 without a RAVDESS name, any other file (landmark CSVs named after a
-    clip excepted), a sub-folder.
-    Raises ``NotRavdessError`` when there is no Actor_* folder or no mp4 with a valid RAVDESS name.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise NotRavdessError(f"corpus root {root} is not a directory")
-    actor_dirs = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("Actor_"))
-    if not actor_dirs:
-        raise NotRavdessError(f"{root} does not look like RAVDESS: no Actor_* folders (expected "
-                              f"<root>/Actor_01/01-01-03-02-01-01-01.mp4 ...)")
-    keep: list[tuple[Path, RavdessName]] = []
-    skipped: list[dict[str, str]] = []
-    seen: dict[str, str] = {}
-    n_found = n_named = 0
-    for actor_dir in actor_dirs:
-        for path in sorted(actor_dir.iterdir()):
-            rel = path.relative_to(root).as_posix()
-            if not path.is_file():
-                skipped.append(_not_a_clip(rel, f"{path.name}: a folder inside {actor_dir.name}, not a clip"))
-                continue
-            if path.suffix.lower() != ".mp4":
-                if not _is_landmark_csv(path):
-                    skipped.append(_not_a_clip(rel, f"{path.name}: not an mp4 (RAVDESS clips are "
-                                                    f"MM-VV-EE-II-SS-RR-AA.mp4)"))
-                continue
-            n_found += 1
-            try:
-                name = parse_name(path.name)
-            except RavdessNameError as exc:
-                skipped.append(_not_a_clip(rel, f"invalid RAVDESS name: {exc}"))
-                continue
-            n_named += 1
-            why = _skip_reason_for_name(name)
-            if why is not None:
-                skipped.append(_skip(rel, *why))
-            elif name.stem in seen:
-                skipped.append(_skip(rel, "duplicate", f"{path.name}: same clip as {seen[name.stem]}, kept that one"))
-            else:
-                seen[name.stem] = rel
-                keep.append((path, name))
-    if n_named == 0:
-        raise NotRavdessError(f"{root} does not look like RAVDESS: {n_found} mp4 file(s) under "
-                              f"{len(actor_dirs)} Actor_* folder(s), none with a valid RAVDESS name "
-                              f"(MM-VV-EE-II-SS-RR-AA.mp4)")
-    return keep, skipped, n_found
 
 
 def _landmark_extents(job: ClipJob, landmarks: Landmarks, csv: Path, clip: DecodedClip
@@ -248,7 +95,7 @@ def _landmark_extents(job: ClipJob, landmarks: Landmarks, csv: Path, clip: Decod
 
 
 def _skipped(job: ClipJob, kind: str, reason: str) -> dict[str, Any]:
-    return {"status": "skipped", **_skip(job.rel, kind, reason)}
+    return {"status": "skipped", **skip_entry(job.rel, kind, reason)}
 
 
 def _video_frames(clip: DecodedClip) -> int:
@@ -604,8 +451,3 @@ def format_report(report: dict[str, Any]) -> str:
                      + ", ".join(x["stem"] for x in report["corrupt_packets"][:5])
                      + (" ..." if c["corrupt_packets"] > 5 else ""))
     return "\n".join(lines)
-
-
-def check_cache(cache_dir: str | Path, settings: PreprocessSettings) -> None:
-    """Raise ``CacheError`` (saying how to rebuild) unless the cache's settings.json matches ``settings``."""
-    cache.check_settings(cache_dir, settings.to_dict())

@@ -93,3 +93,94 @@ def av_speech_names(actor: int) -> list[RavdessName]:
                 for repetition in (1, 2):
                     names.append(RavdessName(1, 1, emotion, intensity, statement, repetition, actor))
     return names
+
+
+# ---------------------------------------------------------------- the corpus layout: which files are clips to use
+
+
+class NotRavdessError(RuntimeError):
+    """The root has no Actor_* folders or no mp4 with a RAVDESS name."""
+
+
+def skip_entry(file: str, kind: str, reason: str) -> dict[str, str]:
+    """One entry of the preprocessing report's skipped list."""
+    return {"file": file, "kind": kind, "reason": reason}
+
+
+def unused_reason(name: RavdessName) -> tuple[str, str] | None:
+    """(kind, reason) when the paper does not use this clip (it uses full-AV speech 01-01-* only), else None."""
+    if name.modality == 2:
+        return "video-only", "video-only clip (modality 02, no audio): the paper uses full-AV 01-01-* only"
+    if name.modality == 3:
+        return "audio-only", "audio-only clip (modality 03): the paper uses full-AV 01-01-* only"
+    if name.vocal_channel == 2:
+        return "song", "song clip (vocal channel 02): the paper uses speech 01-01-* only"
+    return None
+
+
+def _not_a_clip(file: str, reason: str) -> dict[str, str]:
+    return skip_entry(file, "not-a-clip", reason)
+
+
+def _is_landmark_csv(path: Path) -> bool:
+    """A CSV named after a clip (``<stem>.csv``): an OpenFace file kept beside the mp4s, not a stray file."""
+    if path.suffix.lower() != ".csv":
+        return False
+    try:
+        parse_name(path.stem + ".mp4")
+    except RavdessNameError:
+        return False
+    return True
+
+
+def discover_clips(root: str | Path) -> tuple[list[tuple[Path, RavdessName]], list[dict[str, str]], int]:
+    """Walk ``root/Actor_*/``.
+
+    Returns (full-AV speech clips to process as (path, name), skipped [{file, kind, reason}], mp4 files found).
+    Skipped holds the RAVDESS clips not used (video-only, song, duplicate ...) and, with kind ``not-a-clip``, every
+    other entry of the Actor_* folders: an mp4 without a RAVDESS name, any other file (landmark CSVs named after a
+    clip excepted), a sub-folder.
+    Raises ``NotRavdessError`` when there is no Actor_* folder or no mp4 with a valid RAVDESS name.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise NotRavdessError(f"corpus root {root} is not a directory")
+    actor_dirs = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("Actor_"))
+    if not actor_dirs:
+        raise NotRavdessError(f"{root} does not look like RAVDESS: no Actor_* folders (expected "
+                              f"<root>/Actor_01/01-01-03-02-01-01-01.mp4 ...)")
+    keep: list[tuple[Path, RavdessName]] = []
+    skipped: list[dict[str, str]] = []
+    seen: dict[str, str] = {}
+    n_found = n_named = 0
+    for actor_dir in actor_dirs:
+        for path in sorted(actor_dir.iterdir()):
+            rel = path.relative_to(root).as_posix()
+            if not path.is_file():
+                skipped.append(_not_a_clip(rel, f"{path.name}: a folder inside {actor_dir.name}, not a clip"))
+                continue
+            if path.suffix.lower() != ".mp4":
+                if not _is_landmark_csv(path):
+                    skipped.append(_not_a_clip(rel, f"{path.name}: not an mp4 (RAVDESS clips are "
+                                                    f"MM-VV-EE-II-SS-RR-AA.mp4)"))
+                continue
+            n_found += 1
+            try:
+                name = parse_name(path.name)
+            except RavdessNameError as exc:
+                skipped.append(_not_a_clip(rel, f"invalid RAVDESS name: {exc}"))
+                continue
+            n_named += 1
+            why = unused_reason(name)
+            if why is not None:
+                skipped.append(skip_entry(rel, *why))
+            elif name.stem in seen:
+                skipped.append(skip_entry(rel, "duplicate", f"{path.name}: same clip as {seen[name.stem]}, kept that one"))
+            else:
+                seen[name.stem] = rel
+                keep.append((path, name))
+    if n_named == 0:
+        raise NotRavdessError(f"{root} does not look like RAVDESS: {n_found} mp4 file(s) under "
+                              f"{len(actor_dirs)} Actor_* folder(s), none with a valid RAVDESS name "
+                              f"(MM-VV-EE-II-SS-RR-AA.mp4)")
+    return keep, skipped, n_found

@@ -30,15 +30,15 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
-from cfnsr.checkpoints import load_checkpoint
+from cfnsr.builders.objects import fold_split
 from cfnsr.data.cache import cached_clips, load_clip, load_meta
 from cfnsr.data.faces import crop_faces
 from cfnsr.data.landmarks import LandmarkError, read_openface_csv
 from cfnsr.data.ravdess import parse_name
-from cfnsr.experiment import fold_split
 from cfnsr.predict.faces import calibrate_boxes, detect_boxes, fit_calibration, smooth_boxes
 from cfnsr.predict.model import Predictor, predictor_from_config
 from cfnsr.predict.windows import RawWindow, WindowStream, plan_windows, probe
+from cfnsr.runs.checkpoint_files import load_checkpoint
 
 VARIANTS = ("landmark crops (cache)", "detector crops", "detector crops, calibrated", "predict end to end")
 USAGE = ("usage: python -m cfnsr.predict.crop_gap ckpt_path=<ckpt> [data.root=<corpus>] [data.cache_dir=<cache>] "

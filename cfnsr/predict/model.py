@@ -5,7 +5,7 @@ never from predict's own settings: frames T, crop size and margin, squash and ch
 audio sample rate, window and MFCC parameters, the normalisation mean/std (``augment.*``), the class count and
 names, the backbone and the fusion. A checkpoint whose config lacks any of them is refused with the list of what is
 missing, rather than predicted with guessed values. The file is read with ``weights_only=True``
-(``cfnsr.checkpoints.load_checkpoint``), like every checkpoint cfnsr reads.
+(``cfnsr.runs.checkpoint_files.load_checkpoint``), like every checkpoint cfnsr reads.
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor
 
-from cfnsr.checkpoints import CheckpointError, load_checkpoint
 from cfnsr.data.augment import ClipAugment
 from cfnsr.data.features import compute_mfcc, mfcc_frames, window_length
 from cfnsr.data.missing import remove_per_clip
-from cfnsr.data.preprocess import PreprocessSettings
 from cfnsr.data.ravdess import EMOTIONS
+from cfnsr.data.settings import PreprocessSettings
 from cfnsr.models.build import build_model
 from cfnsr.models.fusion.base import FusionModel, FusionOutput
 from cfnsr.models.fusion.late import LateFusion
 from cfnsr.predict.faces import CropSettings
 from cfnsr.predict.windows import default_window_s
+from cfnsr.runs.checkpoint_files import CheckpointError, load_checkpoint
 
 # What predict reads from a checkpoint's config, by what it is for.
 REQUIRED_KEYS: dict[str, tuple[str, ...]] = {

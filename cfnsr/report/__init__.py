@@ -11,7 +11,7 @@ API::
 
 CLI: ``python -m cfnsr.report <dir> [<dir> ...] [--out DIR] [--split]``.
 
-Tables and rows come from each record's ``recipe`` (``cfnsr.recipe.training_recipe`` of the run's config), never from
+Tables and rows come from each record's ``recipe`` (``cfnsr.runs.recipe.training_recipe`` of the run's config), never from
 folder names: one table = runs whose recipes agree on every key but ``fusion.*`` and ``model.init.*``; one row = one
 fusion with one fusion config and one initialisation (``TABLE_RULE``). Differing recipes always give separate,
 labelled tables; mixing protocols, datasets or backbones additionally needs ``--split``. Records without a recipe

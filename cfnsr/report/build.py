@@ -1,6 +1,6 @@
 """Turn finished runs into the comparison table(s): aggregation, grouping, paired tests and the protocol gap.
 
-Tables and rows are formed from each record's training recipe (:mod:`cfnsr.recipe`), see :data:`TABLE_RULE`; records
+Tables and rows are formed from each record's training recipe (:mod:`cfnsr.runs.recipe`), see :data:`TABLE_RULE`; records
 written without a recipe are grouped by (protocol, dataset, backbone) in their own tables. Nothing here looks at
 folder names. Everything is pure data (no files, no plotting), so tests can check the numbers against hand
 computation. Accuracies are stored in percent from here on: the records hold fractions, the tables show percent.
@@ -15,23 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from cfnsr.recipe import canonical_json, format_value, matches_prefix, recipe_hash
+from cfnsr.models.fusion.catalog import FUSION_ORDER, fusion_sort_key  # noqa: F401 - re-exported for the report
 from cfnsr.report.collect import Run, Skipped, deduplicate
 from cfnsr.report.stats import paired_comparison
+from cfnsr.runs.recipe import canonical_json, format_value, matches_prefix, recipe_hash
 
-# The paper's table order (paper-spec §6); anything else follows alphabetically.
-FUSION_ORDER = (
-    "video_only",
-    "audio_only",
-    "averaging",
-    "multiplicative",
-    "multiplication",
-    "concat_fc",
-    "mcbp",
-    "mmtm",
-    "msaf",
-    "cfnsr",
-)
 MODEL_NAMES = {
     "video_only": "3D ResNeXt-50 (video only)",
     "audio_only": "1D CNN (audio only)",
@@ -66,7 +54,7 @@ NO_RECIPE_NOTE = (
     "epochs, optimiser, batch size, augmentation, ... cannot be told apart here and may share a row."
 )
 TABLE_RULE = (
-    "One table = runs whose training recipes (cfnsr.recipe) agree on every key except fusion.* and model.init.*; "
+    "One table = runs whose training recipes (cfnsr.runs.recipe) agree on every key except fusion.* and model.init.*; "
     "within a table one row = one fusion strategy with one fusion config and one initialisation. Runs whose "
     "recipes differ in any other key are in separate tables, labelled with the differing keys."
 )
@@ -74,11 +62,6 @@ TABLE_RULE = (
 
 class ReportError(ValueError):
     """The runs cannot go into one table as asked (e.g. mixed protocols without ``--split``)."""
-
-
-def fusion_sort_key(name: str) -> tuple[int, str]:
-    """Paper order first, then other fusion names alphabetically."""
-    return (FUSION_ORDER.index(name), "") if name in FUSION_ORDER else (len(FUSION_ORDER), name)
 
 
 def model_name(fusion: str) -> str:

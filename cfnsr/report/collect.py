@@ -14,8 +14,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from cfnsr.recipe import clean_recipe, matches_prefix, recipe_hash
-from cfnsr.run_record import FILENAME, read_record
+from cfnsr.runs.recipe import clean_recipe, matches_prefix, recipe_hash
+from cfnsr.runs.record import FILENAME, read_record
 
 # Fields a finished record must carry for the report to use it; a record missing one is skipped, not half-used.
 REQUIRED_FIELDS = ("dataset", "backbone", "fusion", "protocol", "fold", "seed", "test")

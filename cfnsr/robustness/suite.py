@@ -25,16 +25,16 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
-from cfnsr.config_checks import ConfigError
+from cfnsr.builders.config_checks import ConfigError
 from cfnsr.data import cache
 from cfnsr.data.cache import CacheError, load_audio, load_clip
 from cfnsr.data.datamodule import UnpaddedDistributedSampler
 from cfnsr.data.features import compute_mfcc
 from cfnsr.data.missing import remove_modality, remove_per_clip
-from cfnsr.data.preprocess import PreprocessSettings
 from cfnsr.data.ravdess import parse_name
-from cfnsr.recipe import recipe_hash, training_recipe
+from cfnsr.data.settings import PreprocessSettings
 from cfnsr.robustness import corruptions as C
+from cfnsr.runs.recipe import recipe_hash, training_recipe
 
 SCHEMA = 1
 RESULTS_SUBDIR = "robustness"  # per-condition test results (metrics + confusion), one JSON each

@@ -16,18 +16,10 @@ import pytest
 from media_factory import SKIN, face_track, make_clip_with_csv, track_landmarks, write_clip, write_openface_csv
 from omegaconf import OmegaConf
 
-from cfnsr.data.cache import load_meta
-from cfnsr.data.preprocess import (
-    CacheError,
-    NotRavdessError,
-    NoUsableClipsError,
-    PreprocessSettings,
-    cached_clips,
-    check_cache,
-    format_report,
-    load_clip,
-    preprocess_corpus,
-)
+from cfnsr.data.cache import CacheError, cached_clips, load_clip, load_meta
+from cfnsr.data.preprocess import NoUsableClipsError, format_report, preprocess_corpus
+from cfnsr.data.ravdess import NotRavdessError
+from cfnsr.data.settings import PreprocessSettings, check_cache
 
 SMALL = PreprocessSettings(frames=8, size=32)
 TINY = dict(width=160, height=90, fps=10, duration=3.2)
@@ -253,7 +245,7 @@ def test_killed_run_resumes(tmp_path):
     for stem in stems:
         _good(root, stem, width=320, height=180)
     cache = tmp_path / "cache"
-    code = ("from cfnsr.data.preprocess import PreprocessSettings, preprocess_corpus\n"
+    code = ("from cfnsr.data.preprocess import preprocess_corpus\nfrom cfnsr.data.settings import PreprocessSettings\n"
             f"preprocess_corpus({str(root)!r}, {str(cache)!r}, PreprocessSettings(frames=8, size=32), workers=0, "
             "progress=False)\n")
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

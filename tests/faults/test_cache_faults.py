@@ -27,7 +27,8 @@ from cfnsr.data import cache as cache_mod  # noqa: E402
 from cfnsr.data import preprocess as preprocess_mod  # noqa: E402
 from cfnsr.data.cache import CacheError, cached_clips, load_clip, load_meta  # noqa: E402
 from cfnsr.data.prepare import prepare_corpus  # noqa: E402
-from cfnsr.data.preprocess import PreprocessSettings, preprocess_corpus  # noqa: E402
+from cfnsr.data.preprocess import preprocess_corpus  # noqa: E402
+from cfnsr.data.settings import PreprocessSettings, check_cache  # noqa: E402
 from cfnsr.data.synthetic import generate_corpus, make_config, selected_names  # noqa: E402
 
 GEN = dict(actors=2, clips_per_actor=3, width=96, height=54, fps=10, duration=3.0)
@@ -110,7 +111,7 @@ def test_a_cache_of_the_old_format_is_refused_with_the_rebuild_hint(built):
     record["format"] = 2  # before audio.npy
     (cache / "settings.json").write_text(json.dumps(record))
     with pytest.raises(CacheError, match=r"(?s)format: cache 2, requested \d+.*audio\.npy.*preprocess\.force=true"):
-        preprocess_mod.check_cache(cache, SMALL)
+        check_cache(cache, SMALL)
 
 
 def test_an_entry_without_audio_npy_is_named_by_load_audio_and_rebuilt_by_a_rerun(built):
@@ -303,7 +304,7 @@ def test_pool_workers_die_with_a_killed_parent(tmp_path):
         make_clip_with_csv(root, f"01-01-0{e}-01-01-01-01", width=320, height=180, fps=15, duration=3.2)
     key = f"CFNSR_FAULT_TEST_{uuid.uuid4().hex}"
     marker = f"{key}=1".encode()
-    code = ("from cfnsr.data.preprocess import PreprocessSettings, preprocess_corpus\n"
+    code = ("from cfnsr.data.preprocess import preprocess_corpus\nfrom cfnsr.data.settings import PreprocessSettings\n"
             f"preprocess_corpus({str(root)!r}, {str(tmp_path / 'cache')!r}, PreprocessSettings(frames=8, size=32), "
             "workers=2, progress=False)\n")
     child = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, key: "1"},

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from cfnsr.recipe import recipe_hash, training_recipe
 from cfnsr.report import build_report, collect_runs, format_markdown, main
-from cfnsr.run_record import write_record
+from cfnsr.runs.recipe import recipe_hash, training_recipe
+from cfnsr.runs.record import write_record
 
 N = 240  # clips per test fold
 SELECTION = {"paper": "best test epoch (paper protocol)", "clean": "best validation epoch (clean protocol)"}

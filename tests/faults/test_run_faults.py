@@ -15,9 +15,9 @@ import pytest
 import torch
 from tests_helpers import compose_eval, compose_train
 
-from cfnsr.evaluate import evaluate
 from cfnsr.module import EmotionModule
-from cfnsr.train import train
+from cfnsr.tasks.evaluate import evaluate
+from cfnsr.tasks.train import train
 
 pytestmark = pytest.mark.slow
 FAST = ["fusion=averaging", "complexity=false", "fold=2"]
@@ -204,7 +204,7 @@ def _copy_data(src: Path, dst: Path) -> Path:
 def test_a_split_missing_an_actor_is_an_error_naming_it(tiny_data_dir, tmp_path):
     data = _copy_data(tiny_data_dir, tmp_path / "data")
     cfg = compose_train([*FAST], data, tmp_path / "out")
-    from cfnsr.experiment import build_datamodule
+    from cfnsr.builders.objects import build_datamodule
 
     for entry in (Path(cfg.data.cache_dir) / "clips").glob("*-04"):  # actor 4: half of fold 2's test block
         shutil.rmtree(entry)
@@ -274,7 +274,7 @@ def test_the_objective_is_validation_not_test(finished):
 
 
 def test_an_optimising_sweeper_refuses_the_paper_protocol():
-    from cfnsr.config_checks import check_sweeper
+    from cfnsr.builders.config_checks import check_sweeper
 
     with pytest.raises(Exception, match="test"):
         check_sweeper("hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper", None)

@@ -341,7 +341,7 @@ def test_expand_inputs_file_folder_glob(tmp_path: Path):
 @pytest.fixture(scope="module")
 def late_ckpt(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Averaging (late fusion) trained for one epoch on the tiny corpus: 8 frames of 32x32, audio 0.5 + 2.45 s."""
-    from cfnsr.train import train
+    from cfnsr.tasks.train import train
 
     out = tmp_path_factory.mktemp("late")
     record = train(compose_train(["fusion=averaging", "trainer.max_epochs=1", "complexity=false", "logger=csv"],

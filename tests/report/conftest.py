@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from report_fixtures import CORRECT, RunWriter, make_record
 
-from cfnsr.run_record import write_record
+from cfnsr.runs.record import write_record
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cfnsr.recipe import recipe_hash, training_recipe
+from cfnsr.runs.recipe import recipe_hash, training_recipe
 
 N_TEST = 240  # clips per test fold, as in RAVDESS
 SELECTION = {"paper": "best test epoch (paper protocol)", "clean": "best validation epoch (clean protocol)"}

@@ -11,7 +11,7 @@ from report_fixtures import CORRECT, N_TEST, make_record
 
 from cfnsr.report import ReportError, build_report, collect_runs, format_markdown
 from cfnsr.report.collect import DUPLICATE_RULE
-from cfnsr.run_record import write_record
+from cfnsr.runs.record import write_record
 
 
 def pct(correct: int) -> float:

@@ -14,13 +14,13 @@ import torch
 from tests_helpers import compose_eval, compose_train
 from torch.utils.data import default_collate
 
-from cfnsr.config_checks import ConfigError
+from cfnsr.builders.config_checks import ConfigError
 from cfnsr.data import cache as cache_mod
 from cfnsr.data.augment import ClipAugment
 from cfnsr.data.cache import CacheError, load_audio, load_clip
 from cfnsr.data.features import compute_mfcc, quantize_audio
 from cfnsr.data.missing import remove_modality
-from cfnsr.data.preprocess import PreprocessSettings
+from cfnsr.data.settings import PreprocessSettings
 from cfnsr.robustness import corruptions as C
 from cfnsr.robustness.suite import (
     ROW_FIELDS,
@@ -271,8 +271,8 @@ STRONGEST = ["robustness=default", "~robustness.corruptions",
 @pytest.fixture(scope="module")
 def unimodal_runs(tiny_data_dir: Path, tmp_path_factory) -> dict:
     """audio_only and video_only trained for one epoch on the tiny corpus, each evaluated under every corruption."""
-    from cfnsr.evaluate import evaluate
-    from cfnsr.train import train
+    from cfnsr.tasks.evaluate import evaluate
+    from cfnsr.tasks.train import train
 
     runs = {}
     for fusion in ("audio_only", "video_only"):
@@ -324,8 +324,8 @@ def test_removing_the_only_modality_gives_a_constant_prediction_and_uar_one_eigh
 
 @pytest.mark.slow
 def test_outputs_carry_the_checkpoint_metadata_and_repeat_exactly(unimodal_runs, tmp_path):
-    from cfnsr.evaluate import evaluate
-    from cfnsr.run_record import read_record
+    from cfnsr.runs.record import read_record
+    from cfnsr.tasks.evaluate import evaluate
 
     run = unimodal_runs["audio_only"]
     doc = run["result"]["robustness"]
@@ -355,7 +355,7 @@ def test_outputs_carry_the_checkpoint_metadata_and_repeat_exactly(unimodal_runs,
 
 @pytest.mark.slow
 def test_robustness_on_an_old_cache_stops_before_testing(unimodal_runs, tmp_path):
-    from cfnsr.evaluate import evaluate
+    from cfnsr.tasks.evaluate import evaluate
 
     old = tmp_path / "old_cache"
     old.mkdir()

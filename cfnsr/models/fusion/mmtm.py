@@ -8,7 +8,7 @@ from torch import nn
 
 from cfnsr.models.backbones.base import Backbone
 from cfnsr.models.fusion.stagewise import StagewiseFusion
-from cfnsr.models.layers.mmtm import MMTM
+from cfnsr.models.layers.mmtm_block import MMTM
 
 
 class MMTMFusion(StagewiseFusion):

@@ -8,7 +8,7 @@ from torch import nn
 
 from cfnsr.models.backbones.base import Backbone
 from cfnsr.models.fusion.stagewise import StagewiseFusion
-from cfnsr.models.layers.msaf import MSAFBlock
+from cfnsr.models.layers.msaf_block import MSAFBlock
 
 
 class MSAF(StagewiseFusion):

@@ -1,6 +1,6 @@
 import torch
 
-from cfnsr.models.layers.mmtm import MMTM
+from cfnsr.models.layers.mmtm_block import MMTM
 
 
 def test_paper_sizes():

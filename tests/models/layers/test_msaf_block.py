@@ -1,7 +1,7 @@
 import torch
 from torch.nn import functional as F
 
-from cfnsr.models.layers.msaf import MSAFBlock
+from cfnsr.models.layers.msaf_block import MSAFBlock
 
 
 def _inputs():

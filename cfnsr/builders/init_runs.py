@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cfnsr.run_record import FILENAME, read_record
+from cfnsr.runs.record import FILENAME, read_record
 
 _STREAM_OF = {"video_only": "video", "audio_only": "audio"}
 

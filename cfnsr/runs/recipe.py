@@ -74,6 +74,8 @@ EXECUTION_PREFIXES: tuple[str, ...] = (
     "model.compile",
     "model.channels_last",
     "resume",
+    "callbacks.wandb_summary",
+    "callbacks.run_checkpoints._target_",
 )
 
 # Values quoted for display only.
@@ -93,6 +95,10 @@ INIT_PATH_KEYS: tuple[str, ...] = (
 NEUTRAL_VALUES: dict[str, Any] = {
     "augment.modality_dropout": 0.0,
     "data.allow_missing_clips": False,
+    # The checkpoint callback became config (conf/callbacks/) after runs were recorded; before, it always selected
+    # on the highest val/war.
+    "callbacks.run_checkpoints.monitor": "val/war",
+    "callbacks.run_checkpoints.mode": "max",
 }
 
 EXCLUDED_PREFIXES: tuple[str, ...] = WHERE_PREFIXES + EXECUTION_PREFIXES + DESCRIPTIVE_PREFIXES

@@ -1,11 +1,11 @@
-"""cfnsr checkpoints: what they carry, how they are read (as data only), and the callback that writes them.
+"""cfnsr checkpoint files: what they carry, how they are read (as data only), which files a run tests.
 
 A cfnsr training checkpoint is a Lightning checkpoint plus four plain entries:
 
 * ``cfnsr_format``: ``CHECKPOINT_FORMAT``; a checkpoint of another format is refused with a clear message;
 * ``cfnsr_run_id``: the id of the run that wrote it (also in that run's ``metrics.json``);
 * ``cfnsr_config``: the run's resolved config (plain dicts and lists), from which ``evaluate.py`` rebuilds the run;
-* the ``RunCheckpoints`` callback state: best validation score and its epoch (numbers, never paths).
+* the ``RunCheckpoints`` callback state (``cfnsr.callbacks.run_checkpoints``): best validation score and its epoch (numbers, never paths).
 
 Every checkpoint is read with ``torch.load(weights_only=True)``: a file that needs arbitrary unpickling (and so could
 run code) is refused, never executed. Which files a run tests is decided from its own checkpoint folder and the run
@@ -14,17 +14,16 @@ id inside each file, never from state restored out of a checkpoint.
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 
 CHECKPOINT_FORMAT = 1
 LAST_NAME = "last.ckpt"
+CHECKPOINT_DIR = "checkpoints"  # a run's checkpoints: <run_dir>/checkpoints/
 BEST_PATTERN = re.compile(r"^best-e(\d{3,})\.ckpt$")
 
 
@@ -70,68 +69,6 @@ def load_checkpoint(path: str | Path, require_run: bool = True) -> dict[str, Any
 
 def run_id_of(ckpt: dict[str, Any]) -> str | None:
     return ckpt.get("cfnsr_run_id")
-
-
-class RunCheckpoints(pl.Callback):
-    """After every validation: ``<dir>/last.ckpt``, and ``<dir>/best-eNNN.ckpt`` when ``monitor`` improved.
-
-    Replaces Lightning's ModelCheckpoint, whose restored state holds file paths (a crafted checkpoint could point
-    the test at any file), which writes ``last-v1.ckpt`` beside a ``last.ckpt`` it did not write itself, and which
-    refreshes ``save_last`` only on a new best. Here the state is numbers only, names are fixed, each file is
-    written under a temporary name and renamed, and only the previous best of this run is deleted.
-    """
-
-    def __init__(self, dirpath: str | Path, run_id: str, monitor: str = "val/war", mode: str = "max") -> None:
-        if mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-        self.dirpath = Path(dirpath)
-        self.run_id = run_id
-        self.monitor = monitor
-        self.mode = mode
-        self.best_score: float | None = None
-        self.best_epoch: int | None = None
-
-    @property
-    def state_key(self) -> str:
-        return "RunCheckpoints"
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "monitor": self.monitor, "best_score": self.best_score,
-                "best_epoch": self.best_epoch}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("run_id") != self.run_id or state.get("monitor") != self.monitor:
-            raise CheckpointError(f"checkpoint callback state of run {state.get('run_id')!r} monitoring "
-                                  f"{state.get('monitor')!r} cannot continue run {self.run_id!r} ({self.monitor})")
-        self.best_score, self.best_epoch = state.get("best_score"), state.get("best_epoch")
-
-    def _improved(self, score: float) -> bool:
-        if self.best_score is None:
-            return True
-        return score > self.best_score if self.mode == "max" else score < self.best_score
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
-        value = trainer.callback_metrics.get(self.monitor)
-        if value is None:
-            raise RuntimeError(f"RunCheckpoints: metric {self.monitor!r} was not logged this epoch")
-        score, epoch = float(value), trainer.current_epoch
-        previous = self.best_epoch
-        if self._improved(score):
-            self.best_score, self.best_epoch = score, epoch
-            self._save(trainer, best_name(epoch))
-            if previous is not None and previous != epoch:
-                trainer.strategy.remove_checkpoint(self.dirpath / best_name(previous))
-        self._save(trainer, LAST_NAME)
-
-    def _save(self, trainer: pl.Trainer, name: str) -> None:
-        final = self.dirpath / name
-        tmp = self.dirpath / f".{name}.tmp"
-        trainer.save_checkpoint(tmp, weights_only=False)  # full state for resume; collective, rank 0 writes
-        if trainer.is_global_zero:
-            os.replace(tmp, final)
-        trainer.strategy.barrier("RunCheckpoints.save")
 
 
 def run_checkpoints(ckpt_dir: str | Path, run_id: str | None) -> tuple[Path, dict[str, Any], Path, dict[str, Any]]:

@@ -1,8 +1,8 @@
 """One training job: fit on a fold, test the selected and the last-epoch weights, write ``metrics.json``.
 
 The job folder is locked while the job writes it; a fresh run gets a new run id, a resumed run keeps its own
-(``cfnsr.run_folder``). Checkpoints are read as data only and the files tested are this run's own, checked by the
-run id inside them (``cfnsr.checkpoints``).
+(``cfnsr.runs.folder``). Checkpoints are read as data only and the files tested are this run's own, checked by the
+run id inside them (``cfnsr.runs.checkpoint_files``).
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from cfnsr.checkpoints import RunCheckpoints, callback_state, run_checkpoints
-from cfnsr.complexity import count_params, gflops_per_clip
-from cfnsr.config_checks import check_train_config
-from cfnsr.experiment import build_datamodule, build_module, build_trainer, clip_shapes, fold_split
-from cfnsr.recipe import recipe_hash, training_recipe
-from cfnsr.run_folder import (
+from cfnsr.builders.config_checks import check_train_config
+from cfnsr.builders.objects import build_datamodule, build_module, build_trainer, clip_shapes
+from cfnsr.builders.run_metadata import run_metadata
+from cfnsr.callbacks import run_end
+from cfnsr.models.complexity import count_params, gflops_per_clip
+from cfnsr.runs.checkpoint_files import CHECKPOINT_DIR, callback_state, run_checkpoints
+from cfnsr.runs.folder import (
     JobLock,
     claim_for_new_run,
     global_rank_from_env,
@@ -34,37 +35,12 @@ from cfnsr.run_folder import (
     plan_resume,
     requeued_checkpoint,
 )
-from cfnsr.run_record import write_record
-from cfnsr.summary import format_run_summary
+from cfnsr.runs.record import write_record
+from cfnsr.runs.summary import format_run_summary
 
 RUN_ID_ENV = "CFNSR_RUN_ID"
 # The test-only trainer warns that the fit's checkpoint callbacks are missing; they have nothing to do in a test.
 warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`")
-
-
-def run_metadata(cfg: DictConfig, params: int, gflops: float | None) -> dict[str, Any]:
-    """The descriptive fields of a run record (everything but the results)."""
-    split = fold_split(cfg)
-    recipe = training_recipe(OmegaConf.to_container(cfg, resolve=True))
-    return {
-        "experiment": cfg.experiment_name,
-        "dataset": cfg.data.name,
-        "backbone": cfg.backbone.name,
-        "fusion": cfg.fusion.name,
-        "fusion_stage": cfg.fusion.stage,
-        "protocol": cfg.protocol.name,
-        "selection": cfg.protocol.selection,
-        "folds": cfg.folds.name,
-        "fold": cfg.fold,
-        "test_actors": list(split.test_actors),
-        "val_actors": list(split.val_actors),
-        "seed": cfg.seed,
-        "params": params,
-        "gflops": gflops,
-        "paper": OmegaConf.to_container(cfg.fusion.paper) if cfg.fusion.get("paper") else None,
-        "recipe": recipe,
-        "recipe_hash": recipe_hash(recipe),
-    }
 
 
 def _loggers(cfg: DictConfig, run_dir: Path, resumed: bool) -> list[Any]:
@@ -81,6 +57,11 @@ def _loggers(cfg: DictConfig, run_dir: Path, resumed: bool) -> list[Any]:
             extra["version"] = f"resumed-{time.strftime('%Y%m%d-%H%M%S')}"
         out.append(instantiate(c, **extra))
     return out
+
+
+def _callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    """The configured callbacks (``conf/callbacks/``); entries set to null are left out."""
+    return [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None and "_target_" in c]
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -118,6 +99,7 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
         module = build_module(cfg, results_dir=out / "test_results", load_init=ckpt_path is None)
         module.run_config = OmegaConf.to_container(cfg, resolve=True)
         module.run_id = run_id
+        module.run_dir = out
         gflops = gflops_per_clip(module.model, *clip_shapes(cfg)) if cfg.complexity else None
         meta = run_metadata(cfg, count_params(module.model), gflops)
     except Exception as exc:  # bad fold, missing checkpoint, ...: leave a record the report can list
@@ -128,10 +110,10 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
                                "backbone": cfg.backbone.name})
         raise
 
-    ckpt_dir = out / "checkpoints"
-    checkpoints = RunCheckpoints(ckpt_dir, run_id, monitor="val/war", mode="max")
+    ckpt_dir = out / CHECKPOINT_DIR
+    callbacks = _callbacks(cfg)
     loggers = _loggers(cfg, out, resumed=ckpt_path is not None)
-    trainer = build_trainer(cfg, out, [checkpoints], loggers or False)
+    trainer = build_trainer(cfg, out, callbacks, loggers or False)
     for lg in loggers:
         lg.log_hyperparams({**meta, "run_id": run_id, "config": module.run_config})
 
@@ -173,7 +155,7 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
         raise
     finally:
         record["train_seconds"] = round(time.time() - started, 1)
-        _finish_loggers(loggers, record)
+        run_end(callbacks, record)
     if rank0:
         write_record(out, record)
         print(format_run_summary(record, out))
@@ -191,23 +173,3 @@ def _objective(cfg: DictConfig, state: dict[str, Any]) -> dict[str, Any] | None:
     if name != state.get("monitor"):
         raise RuntimeError(f"protocol.objective={name} but the checkpoints monitor {state.get('monitor')!r}")
     return {"name": name, "value": state.get("best_score"), "epoch": state.get("best_epoch")}
-
-
-def _finish_loggers(loggers: list[Any], record: dict[str, Any]) -> None:
-    for lg in loggers:
-        if type(lg).__name__ == "WandbLogger":
-            import wandb
-
-            if record.get("status") == "finished" and wandb.run is not None:
-                for tag in ("test", "test_last"):
-                    res = record.get(tag) or {}
-                    for key in ("war", "uar", "f1"):
-                        if key in res:
-                            wandb.run.summary[f"{tag}/{key}"] = res[key]
-                if record.get("test"):
-                    wandb.run.summary["params"] = record["params"]
-                    wandb.log({"test/confusion": wandb.Table(
-                        columns=["true", "pred", "count"],
-                        data=[[i, j, c] for i, row in enumerate(record["test"]["confusion"])
-                              for j, c in enumerate(row)])})
-            wandb.finish()  # one wandb run per job, also inside a multirun

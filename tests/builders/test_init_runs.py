@@ -2,8 +2,8 @@ import os
 
 import pytest
 
-from cfnsr.models.init_runs import find_unimodal_checkpoints
-from cfnsr.run_record import write_record
+from cfnsr.builders.init_runs import find_unimodal_checkpoints
+from cfnsr.runs.record import write_record
 
 
 def _run(root, name, fusion, fold, mtime, **fields):

@@ -1,63 +1,18 @@
-"""Model complexity: parameters, FLOPs per clip and CPU latency, for one model or a table of fusions."""
+"""The complexity job: parameters, FLOPs per clip and CPU latency of one fusion or of every fusion, as a table.
+
+``python complexity.py [backbone=paper] [fusion=cfnsr] [latency=true]`` (the measurements: ``cfnsr.models.complexity``)."""
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
+from cfnsr.data.settings import settings_from_config
 from cfnsr.models.build import build_model
-
-
-def count_params(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (all of them by default, as the papers count them; buffers excluded)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-def _example_inputs(model: nn.Module, video_shape: Sequence[int],
-                    audio_shape: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """One clip (batch 1) on the model's device: video (1, 3, T, H, W), audio (1, n_mfcc, L)."""
-    device = next(model.parameters()).device
-    return torch.zeros(1, *video_shape, device=device), torch.zeros(1, *audio_shape, device=device)
-
-
-def gflops_per_clip(model: nn.Module, video_shape: Sequence[int], audio_shape: Sequence[int]) -> float:
-    """Forward GFLOPs (2 x multiply-adds) for one clip in eval mode.
-
-    video_shape: (3, T, H, W); audio_shape: (n_mfcc, L). A model on the ``meta`` device is counted
-    from shapes alone, without computing anything. Convs, linears, matmuls and attention are counted;
-    elementwise ops, pooling, normalisation and FFTs are not.
-    """
-    was_training = model.training
-    model.eval()
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(*_example_inputs(model, video_shape, audio_shape))
-    model.train(was_training)
-    return counter.get_total_flops() / 1e9
-
-
-def cpu_latency_ms(model: nn.Module, video_shape: Sequence[int], audio_shape: Sequence[int],
-                   repeats: int = 5) -> float:
-    """Median wall time in ms of a batch-1 eval forward on the CPU, after one warm-up run."""
-    was_training = model.training
-    model.eval()
-    inputs = _example_inputs(model, video_shape, audio_shape)
-    times = []
-    with torch.inference_mode():
-        model(*inputs)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(*inputs)
-            times.append(time.perf_counter() - start)
-    model.train(was_training)
-    return 1000 * statistics.median(times)
+from cfnsr.models.complexity import count_params, cpu_latency_ms, gflops_per_clip
 
 
 def complexity_table(backbone_cfg: DictConfig, fusion_cfgs: Mapping[str, DictConfig],
@@ -110,9 +65,9 @@ def _fusion_configs(cfg: DictConfig) -> dict[str, DictConfig]:
 
     from omegaconf import OmegaConf
 
-    from cfnsr.report.build import fusion_sort_key
+    from cfnsr.models.fusion.catalog import fusion_sort_key
 
-    conf_dir = Path(__file__).resolve().parents[1] / "conf" / "fusion"
+    conf_dir = Path(__file__).resolve().parents[2] / "conf" / "fusion"
     names = sorted((p.stem for p in conf_dir.glob("*.yaml")), key=fusion_sort_key)
     return {n: OmegaConf.load(conf_dir / f"{n}.yaml") for n in names}
 
@@ -120,15 +75,13 @@ def _fusion_configs(cfg: DictConfig) -> dict[str, DictConfig]:
 def main() -> None:
     import hydra
 
-    from cfnsr.sweep_dirs import register
+    from cfnsr.runs.job_dirs import register
 
     register()
 
-    @hydra.main(version_base="1.3", config_path="../conf", config_name="complexity")
+    @hydra.main(version_base="1.3", config_path="../../conf", config_name="complexity")
     def _run(cfg: DictConfig) -> None:
-        from cfnsr.experiment import clip_shapes
-
-        (_, frames, size, _), (n_mfcc, length) = clip_shapes(cfg)
+        (_, frames, size, _), (n_mfcc, length) = settings_from_config(cfg.preprocess).input_shapes()
         print(f"backbone={cfg.backbone.name}, clip: video (3, {frames}, {size}, {size}), audio ({n_mfcc}, {length})")
         rows = complexity_table(cfg.backbone, _fusion_configs(cfg), (frames, size, n_mfcc, length),
                                 latency=cfg.latency, repeats=cfg.repeats)

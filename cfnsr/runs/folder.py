@@ -24,9 +24,9 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from cfnsr.checkpoints import LAST_NAME, CheckpointError, load_checkpoint, run_id_of
-from cfnsr.recipe import recipe_differences, training_recipe
-from cfnsr.run_record import FILENAME as RECORD_FILE
+from cfnsr.runs.checkpoint_files import LAST_NAME, CheckpointError, load_checkpoint, run_id_of
+from cfnsr.runs.recipe import recipe_differences, training_recipe
+from cfnsr.runs.record import FILENAME as RECORD_FILE
 
 LOCK_FILE = ".job.lock"
 OWNER_FILE = ".job.lock.owner"

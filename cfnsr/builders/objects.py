@@ -6,7 +6,6 @@ that wrote it.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -14,25 +13,22 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from cfnsr.builders.init_runs import find_unimodal_checkpoints
 from cfnsr.data.datamodule import RavdessDataModule
 from cfnsr.data.folds import Split, make_split
-from cfnsr.data.preprocess import PreprocessSettings
+from cfnsr.data.settings import PreprocessSettings, settings_from_config
 from cfnsr.models.build import build_model, load_backbone_weights, load_kinetics_resnext, load_model_weights
-from cfnsr.models.init_runs import find_unimodal_checkpoints
 from cfnsr.module import EmotionModule
 
 
 def preprocess_settings(cfg: DictConfig) -> PreprocessSettings:
     """The cache-shaping subset of ``cfg.preprocess`` (``workers``/``force`` are run options, not settings)."""
-    names = {f.name for f in dataclasses.fields(PreprocessSettings)}
-    return PreprocessSettings(**{k: v for k, v in cfg.preprocess.items() if k in names})
+    return settings_from_config(cfg.preprocess)
 
 
 def clip_shapes(cfg: DictConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """Per-clip input shapes: video (3, T, S, S) and audio (n_mfcc, L), L = 1 + samples // hop (librosa, centred)."""
-    p = preprocess_settings(cfg)
-    samples = int(p.audio_duration * p.sample_rate)
-    return (3, p.frames, p.size, p.size), (p.n_mfcc, 1 + samples // p.hop_length)
+    """Per-clip input shapes: video (3, T, S, S) and audio (n_mfcc, L)."""
+    return preprocess_settings(cfg).input_shapes()
 
 
 def fold_split(cfg: DictConfig) -> Split:
@@ -93,6 +89,6 @@ def build_module(cfg: DictConfig, results_dir: str | Path | None, load_init: boo
 
 def build_trainer(cfg: DictConfig, output_dir: Path, callbacks: list[Any], loggers: list[Any] | bool) -> pl.Trainer:
     # enable_checkpointing=False: Lightning's default ModelCheckpoint would write a second set of files (under the
-    # logger's folder); cfnsr.checkpoints.RunCheckpoints writes the run's checkpoints.
+    # logger's folder); cfnsr.runs.checkpoint_files.RunCheckpoints writes the run's checkpoints.
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, default_root_dir=str(output_dir),
                        enable_checkpointing=False)

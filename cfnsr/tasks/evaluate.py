@@ -10,10 +10,10 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from cfnsr.checkpoints import load_checkpoint
-from cfnsr.complexity import count_params
-from cfnsr.config_checks import check_evaluate_config
-from cfnsr.experiment import build_datamodule, build_module
+from cfnsr.builders.config_checks import check_evaluate_config
+from cfnsr.builders.objects import build_datamodule, build_module
+from cfnsr.builders.run_metadata import run_metadata
+from cfnsr.models.complexity import count_params
 from cfnsr.robustness.suite import (
     checkpoint_meta,
     parse_suite,
@@ -22,8 +22,8 @@ from cfnsr.robustness.suite import (
     run_suite,
     write_outputs,
 )
-from cfnsr.summary import format_run_summary
-from cfnsr.train import run_metadata
+from cfnsr.runs.checkpoint_files import load_checkpoint
+from cfnsr.runs.summary import format_run_summary
 
 
 def load_run_config(ckpt_path: str | Path) -> tuple[DictConfig, dict[str, Any]]:

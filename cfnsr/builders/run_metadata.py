@@ -1,0 +1,35 @@
+"""The descriptive fields of a run record, from the run's resolved config (shared by training and evaluation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from cfnsr.builders.objects import fold_split
+from cfnsr.runs.recipe import recipe_hash, training_recipe
+
+
+def run_metadata(cfg: DictConfig, params: int, gflops: float | None) -> dict[str, Any]:
+    """The descriptive fields of a run record (everything but the results)."""
+    split = fold_split(cfg)
+    recipe = training_recipe(OmegaConf.to_container(cfg, resolve=True))
+    return {
+        "experiment": cfg.experiment_name,
+        "dataset": cfg.data.name,
+        "backbone": cfg.backbone.name,
+        "fusion": cfg.fusion.name,
+        "fusion_stage": cfg.fusion.stage,
+        "protocol": cfg.protocol.name,
+        "selection": cfg.protocol.selection,
+        "folds": cfg.folds.name,
+        "fold": cfg.fold,
+        "test_actors": list(split.test_actors),
+        "val_actors": list(split.val_actors),
+        "seed": cfg.seed,
+        "params": params,
+        "gflops": gflops,
+        "paper": OmegaConf.to_container(cfg.fusion.paper) if cfg.fusion.get("paper") else None,
+        "recipe": recipe,
+        "recipe_hash": recipe_hash(recipe),
+    }
