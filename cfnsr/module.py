@@ -23,6 +23,7 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from cfnsr.files import write_text_atomic
 from cfnsr.runs.checkpoint_files import CHECKPOINT_FORMAT
 
 
@@ -154,9 +155,7 @@ class EmotionModule(pl.LightningModule):
             result = {**values, "n": int(confusion.sum()), "confusion": confusion.tolist()}
             self.results_dir.mkdir(parents=True, exist_ok=True)
             path = self.results_dir / f"{self.test_tag}.json"
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(json.dumps(result))
-            os.replace(tmp, path)
+            write_text_atomic(path, json.dumps(result))
 
     # ---------------------------------------------------------------- optimisation and checkpoints
     def configure_optimizers(self) -> torch.optim.Optimizer:

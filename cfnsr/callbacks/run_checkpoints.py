@@ -11,6 +11,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from cfnsr.files import tmp_path
 from cfnsr.runs.checkpoint_files import CHECKPOINT_DIR, LAST_NAME, CheckpointError, best_name
 
 
@@ -84,7 +85,7 @@ class RunCheckpoints(pl.Callback):
 
     def _save(self, trainer: pl.Trainer, name: str) -> None:
         final = self.dirpath / name
-        tmp = self.dirpath / f".{name}.tmp"
+        tmp = tmp_path(final)
         trainer.save_checkpoint(tmp, weights_only=False)  # full state for resume; collective, rank 0 writes
         if trainer.is_global_zero:
             os.replace(tmp, final)

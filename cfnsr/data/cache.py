@@ -31,6 +31,7 @@ import numpy as np
 
 from cfnsr.data.features import dequantize_audio
 from cfnsr.data.worker_pool import pid_alive
+from cfnsr.files import TMP_MARK, tmp_path, write_text_atomic
 
 # Bump when the entry layout changes: it is part of the hash, so old caches are refused. 2: meta.json records the
 # entry format and the size/shape/dtype/sha256 of its arrays. 3: entries also keep the raw audio window (audio.npy).
@@ -50,7 +51,6 @@ _HASH_CHUNK = 1 << 20
 REBUILD_HINT = "rebuild it with `python preprocess.py data=... preprocess.force=true`"
 AUDIO_REBUILD_HINT = ("rebuild the cache with `python preprocess.py data=<dataset> data.root=<corpus> "
                       "preprocess.force=true` (the same settings as the run)")
-_TMP_MARK = ".tmp-"
 
 
 class CacheError(RuntimeError):
@@ -69,9 +69,7 @@ def settings_record(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def read_settings(cache_dir: str | Path) -> dict[str, Any] | None:
@@ -163,7 +161,7 @@ def write_entry(cache_dir: str | Path, stem: str, frames: np.ndarray, mfcc: np.n
     If another writer finished the same entry first, its entry is kept and ours discarded.
     """
     final = entry_dir(cache_dir, stem)
-    tmp = clips_dir(cache_dir) / f".{stem}{_TMP_MARK}{os.getpid()}"
+    tmp = tmp_path(final)  # a folder here: written whole, then renamed (os.rename of a folder is atomic too)
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
@@ -190,7 +188,7 @@ def remove_entry(cache_dir: str | Path, stem: str) -> None:
     final = entry_dir(cache_dir, stem)
     if not final.exists():
         return
-    trash = clips_dir(cache_dir) / f".{stem}.old{_TMP_MARK}{os.getpid()}"
+    trash = clips_dir(cache_dir) / f".{stem}.old{TMP_MARK}{os.getpid()}"
     if trash.exists():
         shutil.rmtree(trash)
     os.rename(final, trash)
@@ -267,9 +265,9 @@ def clean_stale_temps(cache_dir: str | Path) -> list[str]:
         if not folder.is_dir():
             continue
         for p in folder.iterdir():
-            if not p.name.startswith(".") or _TMP_MARK not in p.name:
+            if not p.name.startswith(".") or TMP_MARK not in p.name:
                 continue
-            pid_text = p.name.rsplit(_TMP_MARK, 1)[1]
+            pid_text = p.name.rsplit(TMP_MARK, 1)[1]
             if pid_text.isdigit() and int(pid_text) != os.getpid() and pid_alive(int(pid_text)):
                 continue
             if p.is_dir():
@@ -285,7 +283,7 @@ def clear_entries(cache_dir: str | Path) -> None:
     root = clips_dir(cache_dir)
     if root.is_dir():
         # rename first so that an interrupt leaves either the old directory or none, never a half-deleted one
-        trash = Path(cache_dir) / f".clips-old{_TMP_MARK}{os.getpid()}"
+        trash = Path(cache_dir) / f".clips-old{TMP_MARK}{os.getpid()}"
         os.rename(root, trash)
         shutil.rmtree(trash)
     (Path(cache_dir) / REPORT_FILE).unlink(missing_ok=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from cfnsr.data.features import compute_mfcc
 from cfnsr.data.missing import remove_modality, remove_per_clip
 from cfnsr.data.ravdess import parse_name
 from cfnsr.data.settings import PreprocessSettings
+from cfnsr.files import atomic_write, write_text_atomic
 from cfnsr.robustness import corruptions as C
 from cfnsr.runs.recipe import recipe_hash, training_recipe
 
@@ -330,12 +330,9 @@ def write_outputs(out_dir: str | Path, doc: dict[str, Any]) -> dict[str, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "robustness.json", "csv": out / "robustness.csv", "png": out / "robustness.png"}
-    tmp = paths["json"].with_name(".robustness.json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    os.replace(tmp, paths["json"])
+    write_text_atomic(paths["json"], json.dumps(doc, indent=2) + "\n")
 
-    tmp = paths["csv"].with_name(".robustness.csv.tmp")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_write(paths["csv"]) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow([*ROW_FIELDS, *META_FIELDS])
         ids = [doc["meta"].get(k) for k in META_FIELDS]
@@ -344,11 +341,8 @@ def write_outputs(out_dir: str | Path, doc: dict[str, Any]) -> dict[str, Path]:
         for r in doc["rows"]:
             writer.writerow([r["corruption"], "" if r["level"] is None else r["level"], r["war"], r["uar"], r["f1"],
                              r["n"], "" if r["relative"] is None else r["relative"], *ids])
-    os.replace(tmp, paths["csv"])
-
-    tmp = paths["png"].with_name(".robustness.tmp.png")
-    plot_robustness(doc, tmp)
-    os.replace(tmp, paths["png"])
+    with atomic_write(paths["png"]) as tmp:
+        plot_robustness(doc, tmp)
     return paths
 
 

@@ -36,9 +36,10 @@ Accuracies are fractions in [0, 1]; ``war`` is micro accuracy (weighted average 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from cfnsr.files import write_text_atomic
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)  # 1: written before run ids and recipes; still read, compared by the report as legacy
@@ -49,9 +50,7 @@ def write_record(run_dir: str | Path, record: dict[str, Any]) -> Path:
     """Write ``metrics.json`` atomically (temp file + rename), so a crash never leaves half a record."""
     path = Path(run_dir) / FILENAME
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{FILENAME}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"schema": SCHEMA_VERSION, **record}, indent=2, sort_keys=False))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps({"schema": SCHEMA_VERSION, **record}, indent=2, sort_keys=False))
     return path
 
 
