@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from cfnsr.data import synthetic as syn
-from cfnsr.data.ravdess import EMOTIONS, parse_name
+from cfnsr.data.ravdess import EMOTIONS, RavdessName, parse_name
 
 SMALL = dict(actors=2, width=128, height=72, fps=10, duration=3.0, clips_per_actor=8, seed=3)
 
@@ -283,7 +283,7 @@ def test_face_geometry_reflects_expression() -> None:
 def _voice_features(emotion: int, actor: int, statement: int) -> np.ndarray:
     """[log RMS while speaking, spectral centroid (kHz), speech onset (s)] of a rendered voice."""
     cfg = syn.SyntheticConfig(seed=1)
-    name = syn.RavdessName(1, 1, emotion, 1, statement, 1, actor)
+    name = RavdessName(1, 1, emotion, 1, statement, 1, actor)
     y, params = syn.render_audio(name, cfg)
     sr = cfg.sample_rate
     speech = y[int(1.0 * sr):int(2.9 * sr)]
@@ -308,5 +308,5 @@ def test_voice_features_follow_voice_groups() -> None:
     assert neutral[0] - calm[0] > 0.3
     assert angry[0] - neutral[0] > 0.5 and angry[1] > neutral[1]
     # Male actors (odd) speak lower than female ones.
-    f0 = {a: syn.render_audio(syn.RavdessName(1, 1, 1, 1, 1, 1, a), syn.SyntheticConfig())[1].f0 for a in (1, 2)}
+    f0 = {a: syn.render_audio(RavdessName(1, 1, 1, 1, 1, 1, a), syn.SyntheticConfig())[1].f0 for a in (1, 2)}
     assert f0[1] < 150 < f0[2]
