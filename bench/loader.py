@@ -3,7 +3,7 @@
 "Delivered" means what the forward takes, on the target device: normalised float video ``(B, 3, T, S, S)`` and MFCC
 ``(B, 13, 212)``. Every path sees the same clips, batch size and worker count, in the same process.
 
-* ``baseline (JPEG)``: what the public MSAF/CFN-SR loader does (paper-spec §2.3), written here with cv2/numpy:
+* ``baseline (JPEG)``: what the public MSAF/CFN-SR loader does (docs/paper-facts.md#loader-and-augmentation), written here with cv2/numpy:
   per clip, 30 ``cv2.imread`` of the 224x224 face JPEGs; per frame, an independent RandomResizedCrop
   (scale (0.8, 1.4), ratio (3/4, 4/3), 10 tries then the whole image), horizontal flip (p 0.5), to float / 255,
   ImageNet normalisation; the frames stacked to ``(T, 3, S, S)``; the MFCC from its ``.npy``. The batch is moved to

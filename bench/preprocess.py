@@ -8,7 +8,7 @@ frame of these short clips.
 
 Paths timed on the same clips, in the same process:
 
-* ``baseline (seek)``: the public pipeline (paper-spec §2.1-2.2), one process: for each of the 30 times
+* ``baseline (seek)``: the public pipeline (docs/paper-facts.md#preprocessing), one process: for each of the 30 times
   ``arange(0, D, D/30)``, ``container.seek`` to it and decode up to it (what a per-time ``get_frame`` costs when
   the reader seeks); the whole frame resized to 224x224, RGB->BGR, the tight landmark box (CSV read with
   ``np.genfromtxt``, rows ``ceil(k*N/30)``, coordinates scaled by 1/1280, 1/720) cut and resized to 224x224, one

@@ -159,7 +159,7 @@ def gap_table(gap: GapTable) -> str:
 
 
 PAPER_NOTE = (
-    "paper's accuracy / #Params come from the runs' records (paper-spec §6). They are best-test-epoch numbers: "
+    "paper's accuracy / #Params come from the runs' records (docs/paper-facts.md#comparison-table). They are best-test-epoch numbers: "
     "Averaging to MSAF are MSAF's 6-fold results, CFN-SR's is 5-fold (actors 21–24 never tested), the unimodal "
     "accuracies are recollections."
 )

@@ -1,4 +1,4 @@
-"""The 1D CNN on MFCCs used by MSAF and CFN-SR (paper-spec §3.2): 34,024 parameters with an 8-class head."""
+"""The 1D CNN on MFCCs used by MSAF and CFN-SR (docs/paper-facts.md#audio-backbone): 34,024 parameters with an 8-class head."""
 
 from __future__ import annotations
 

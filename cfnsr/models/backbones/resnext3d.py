@@ -69,7 +69,7 @@ class ResNeXt3D(Backbone):
         stem_channels: output channels of ``conv1``.
         base_planes: bottleneck width of layer1, doubled at each later stage (outputs are 2x planes).
         stem_kernel, stem_stride: shape of ``conv1`` (padding is kernel // 2).
-        stem_relu: False reproduces the public fusion code, whose stem skips the ReLU (paper-spec §8.6).
+        stem_relu: False reproduces the public fusion code, whose stem skips the ReLU (docs/paper-facts.md#missing-stem-relu).
     """
 
     stage_names: ClassVar[tuple[str, ...]] = ("stem", "layer1", "layer2", "layer3", "layer4")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# The paper's table order (paper-spec §6); anything else follows alphabetically.
+# The paper's table order (docs/paper-facts.md#comparison-table); anything else follows alphabetically.
 FUSION_ORDER = (
     "video_only",
     "audio_only",

@@ -14,7 +14,7 @@ from cfnsr.models.layers.transformer import TransformerEncoder
 
 
 class CFNSR(FusionModel):
-    """The cross-modal fusion network as run by the reference code (paper-spec §5.2), bugs fixed.
+    """The cross-modal fusion network as run by the reference code (docs/paper-facts.md#cfn-sr-as-run), bugs fixed.
 
         audio stages -> y (B, d, T) -> Transformer over T -> last step (B, d) ─┐
         video stages -> x (B, C, S, H, W) ──────────────> CrossModalAttention ─┴─> x' -> avg pool (B, C)

@@ -12,7 +12,7 @@ from cfnsr.models.fusion.early import EarlyFusion
 class ConcatFC(EarlyFusion):
     """[video (B, 2048) ; audio (B, 1664)] -> Linear(3712, hidden) -> ReLU -> Linear(hidden, K).
 
-    With hidden 256 and the unimodal heads kept this is hypothesis H1 of paper-spec §6.2, the only
+    With hidden 256 and the unimodal heads kept this is hypothesis H1 of docs/paper-facts.md#concat--fc, the only
     single-hidden-layer configuration that gives the table's 26.87M (26,868,664 parameters). ReLU
     between the layers is assumed; the paper's activation and dropout are unknown.
 

@@ -16,7 +16,7 @@ class EarlyFusion(FusionModel):
     Args:
         keep_unimodal_heads: keep the two unimodal classifiers, as if the model were built from the two
             full unimodal networks. The paper's parameter counts for these rows only match that way
-            (paper-spec §6.2). The fused loss never reaches the heads, so they are frozen (the
+            (docs/paper-facts.md#concat--fc). The fused loss never reaches the heads, so they are frozen (the
             optimiser and DDP then ignore them) and only report their logits in ``streams``.
     """
 

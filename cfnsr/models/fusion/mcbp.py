@@ -16,7 +16,7 @@ class MCBP(EarlyFusion):
 
     The only parameters beyond the backbones are the classifier's d * K + K (128,008 for d = 16000):
     26,044,088 in all with the unimodal heads kept. The table's 51.03M cannot be reproduced from any
-    natural configuration (paper-spec §6.3); it would need ~25M more, for instance dense sketch
+    natural configuration (docs/paper-facts.md#mcbp); it would need ~25M more, for instance dense sketch
     matrices counted as parameters, which the count sketch does not need.
 
     Args:

@@ -12,7 +12,7 @@ from cfnsr.models.layers.mmtm_block import MMTM
 
 
 class MMTMFusion(StagewiseFusion):
-    """One MMTM after video layer3 / audio conv2 and one after layer4 / conv3 (paper-spec §6.4).
+    """One MMTM after video layer3 / audio conv2 and one after layer4 / conv3 (docs/paper-facts.md#mmtm).
 
     With the paper backbones and ratio 4: 25,916,080 + 1,116,720 + 4,463,712 = 31,496,512 parameters.
     The table's 31.97M matches only if a concat head Linear(3712, 128) + Linear(128, 8) is added as

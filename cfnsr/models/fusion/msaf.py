@@ -12,7 +12,7 @@ from cfnsr.models.layers.msaf_block import MSAFBlock
 
 
 class MSAF(StagewiseFusion):
-    """MSAFNet for RAVDESS (paper-spec §4.2): 25,940,724 parameters with the paper backbones.
+    """MSAFNet for RAVDESS (docs/paper-facts.md#msaf-network): 25,940,724 parameters with the paper backbones.
 
     The block channel at each fusion point is the smaller modality's channels // ``block_channel_divisor``,
     which gives the paper's 16 (video 1024, audio 32) and 32 (2048, 64), and scales to other backbones.

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 
 class CrossModalAttention(nn.Module):
-    """x (B, C, S, H, W) video features, y (B, d) audio summary -> reweighted x, same shape (paper-spec §5.2).
+    """x (B, C, S, H, W) video features, y (B, d) audio summary -> reweighted x, same shape (docs/paper-facts.md#cfn-sr-as-run).
 
         q   = tanh(channel_affine(x) + y_affine(y))     (B, S, H, W, k), y broadcast over positions
         map = softmax over the H*W positions of attn_weight_affine(q), separately per slice s  (B, S, H, W)

@@ -1,4 +1,4 @@
-"""The MSAF block (Su et al. 2020, "MSAF: Multimodal Split Attention Fusion"), paper-spec §4.1."""
+"""The MSAF block (Su et al. 2020, "MSAF: Multimodal Split Attention Fusion"), docs/paper-facts.md#msaf-block."""
 
 from __future__ import annotations
 

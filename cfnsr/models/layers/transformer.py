@@ -1,4 +1,4 @@
-"""The MulT/fairseq-style pre-LN Transformer encoder that CFN-SR runs over the audio features (paper-spec §5.3)."""
+"""The MulT/fairseq-style pre-LN Transformer encoder that CFN-SR runs over the audio features (docs/paper-facts.md#cfn-sr-transformer)."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ def test_kept_heads_are_frozen_diagnostics(build, tiny_inputs):
 def test_heads_can_be_dropped(build):
     model = build("concat_fc", backbone="paper", meta=True, keep_unimodal_heads=False)
     assert model.video.head is None and model.audio.head is None
-    assert sum(p.numel() for p in model.parameters()) == 26_838_952  # paper-spec §6.2, the 26.84M variant
+    assert sum(p.numel() for p in model.parameters()) == 26_838_952  # docs/paper-facts.md#concat--fc, the 26.84M variant
 
 
 def test_mcbp_pipeline(build, tiny_inputs):

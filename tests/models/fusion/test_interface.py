@@ -6,7 +6,7 @@ from hydra.utils import get_class
 
 from cfnsr.models.fusion.base import FusionModel, FusionOutput, stage_segments
 
-# Exact parameter counts with the paper backbones (paper-spec Appendix A and §6; mcbp and mmtm are ours).
+# Exact parameter counts with the paper backbones (docs/paper-facts.md#parameter-counts; mcbp and mmtm are ours).
 PAPER_PARAMS = {
     "video_only": 25_882_056,
     "audio_only": 34_024,
