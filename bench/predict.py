@@ -171,8 +171,9 @@ def run_ours(video: Path, predictor, batch: int, out: Path) -> dict[str, Any]:
 
 
 def run_baseline(video: Path, predictor, batch: int) -> dict[str, Any]:
+    from cfnsr.predict.probe import probe
     from cfnsr.predict.run import PredictOptions, StageTimes, _Batcher, process_window
-    from cfnsr.predict.windows import WindowStream, plan_windows, probe
+    from cfnsr.predict.windows import WindowStream, plan_windows
 
     s = predictor.settings
     opts = PredictOptions(batch_size=batch)

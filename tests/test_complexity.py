@@ -7,7 +7,8 @@ import torch
 from omegaconf import OmegaConf
 
 from cfnsr.models.build import build_model
-from cfnsr.tasks.complexity import complexity_table, count_params, cpu_latency_ms, format_table, gflops_per_clip
+from cfnsr.models.complexity import count_params, cpu_latency_ms, gflops_per_clip
+from cfnsr.tasks.complexity import complexity_table, format_table
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
-from av.video.reformatter import VideoReformatter
+
+from cfnsr.data.media_audio import AudioCollector, audio_jitter
+from cfnsr.data.media_video import VideoFrames
 
 
 class MediaError(RuntimeError):
@@ -66,12 +67,6 @@ class DecodedClip:
 # nearest really is the nearest. Past _MAX_GRID_TOLERANCE the stream is decoded without skipping.
 _GRID_TOLERANCE = 0.02
 _MAX_GRID_TOLERANCE = 0.1
-# The first video frames are held back until this many have been decoded, so that the clip's time origin is the
-# earliest of them even if the decoder does not return the earliest first.
-_ORIGIN_LOOKAHEAD = 8
-# Audio timestamps this close (s) to where the previous frame ended count as contiguous (containers round them:
-# Matroska to 1 ms, AVI from byte counts); a larger jump places the frame by its timestamp.
-_AUDIO_JITTER = 0.005
 # Containers whose video packets carry no presentation time (FFmpeg guesses it), where the per-packet
 # frame-skipping decision of skip_unneeded cannot be trusted.
 _NO_PTS_FORMATS = {"avi"}
@@ -225,13 +220,13 @@ def _decode(container: av.container.InputContainer, path: Path, num_frames: int,
     fps = float(rate) if rate else 0.0
 
     targets = sample_times(duration, num_frames)
-    video = _VideoFrames(targets, fps)
+    video = VideoFrames(targets, fps)
     audio = None
     if with_audio and astream is not None:
         # clip time 0 is the container's start, as in the wav FFmpeg writes for moviepy
         start = container.start_time / av.time_base if container.start_time is not None else 0.0
         end = max(duration, container.duration / av.time_base if container.duration is not None else 0.0)
-        audio = _AudioCollector(sample_rate, origin=max(start, 0.0), jitter=_audio_jitter(astream),
+        audio = AudioCollector(sample_rate, origin=max(start, 0.0), jitter=audio_jitter(astream),
                                 fill_until=max(start, 0.0) + end + 1.0)
     streams = [vstream] + ([astream] if audio is not None else [])
 
@@ -298,230 +293,3 @@ def _check_corruption(path: Path, video: _PacketCount, audio: _PacketCount | Non
         parts.append(f"audio {audio.corrupt} of {audio.packets} ({audio.fraction():.1%})")
     raise MediaError(f"{path.name}: too many corrupt packets: {', '.join(parts)}; at most "
                      f"max_corrupt_fraction={limit:g} ({limit:.1%}) of a stream's packets may be skipped")
-
-
-class _VideoFrames:
-    """Decoded video frames -> the frame nearest to each target, with FFmpeg's best-effort timestamps.
-
-    Each frame is offered to two pickers, one timing frames by their presentation timestamps and one by their
-    decode timestamps; at the end the presentation timestamps are used unless they go backwards (in the decoder's
-    output order, which is display order) more often than the decode timestamps do, the rule of libavcodec's
-    guess_correct_pts applied to the whole stream.
-    """
-
-    def __init__(self, targets: np.ndarray, fps: float) -> None:
-        self.fps = fps
-        self.reformatter = VideoReformatter()  # one converter: to_ndarray would set up libswscale per frame
-        self.by_pts = _NearestFramePicker(targets)
-        self.by_dts = _NearestFramePicker(targets)
-        self.faults = {"pts": 0, "dts": 0}
-        self.last: dict[str, float | None] = {"pts": None, "dts": None}
-        self.n_decoded = 0
-
-    def _fault(self, key: str, t: float) -> None:
-        last = self.last[key]
-        if last is not None and t <= last:
-            self.faults[key] += 1
-        self.last[key] = t
-
-    def push(self, frame: av.VideoFrame) -> None:
-        step = 1.0 / self.fps if self.fps > 0 else 0.0
-        fallback = self.n_decoded * (step or 1.0)
-        self.n_decoded += 1
-        t_pts = frame.time
-        if t_pts is None:
-            t_pts = fallback
-        else:
-            self._fault("pts", t_pts)
-        self.by_pts.push(frame, t_pts)
-        if frame.dts is not None and frame.time_base is not None:
-            t_dts = float(frame.dts * frame.time_base)
-            self._fault("dts", t_dts)
-        elif self.last["dts"] is not None:
-            # the frames drained from the decoder at the end carry no decode timestamp: one frame on
-            t_dts = self.last["dts"] = self.last["dts"] + step
-        else:
-            t_dts = t_pts
-        self.by_dts.push(frame, t_dts)
-
-    def _picker(self) -> _NearestFramePicker:
-        if self.faults["pts"] > self.faults["dts"]:
-            return self.by_dts
-        return self.by_pts
-
-    def decoded_times(self) -> list[float]:
-        """Times (s, from the first frame) of the frames decoded, by the chosen timestamps."""
-        picker = self._picker()
-        picker.settle()
-        return picker.times_seen
-
-    def finish(self) -> tuple[np.ndarray, np.ndarray, float]:
-        """frames uint8 (T, H, W, 3), their times (T,), and the time of the last frame."""
-        picker = self._picker()
-        frames, times = picker.finish(self.reformatter)
-        return frames, times, picker.last_time
-
-
-class _NearestFramePicker:
-    """Keeps, for each target time, the nearest frame seen so far (ties go to the earlier frame), whatever order the
-    frames arrive in; times are taken from the earliest of the first few frames.
-
-    The frames are kept as decoded (a reference, no copy) and only the chosen ones are converted to RGB at the end,
-    so the cost of the frames in between is the decode alone, and at most T frames (plus the first few, until the
-    origin is known) are held.
-    """
-
-    def __init__(self, targets: np.ndarray) -> None:
-        self.targets = np.asarray(targets, dtype=np.float64)
-        n = len(self.targets)
-        self.best_dist = np.full(n, np.inf)
-        self.best_time = np.full(n, np.inf)
-        self.best_id = np.full(n, -1, dtype=np.int64)
-        self.held: dict[int, av.VideoFrame] = {}
-        self.next_id = 0
-        self.pending: list[tuple[av.VideoFrame, float]] = []
-        self.origin: float | None = None
-        self.times_seen: list[float] = []
-        self.last_time = -np.inf
-
-    def push(self, frame: av.VideoFrame, t: float) -> None:
-        if self.origin is None:
-            self.pending.append((frame, t))
-            if len(self.pending) >= _ORIGIN_LOOKAHEAD:
-                self.settle()
-            return
-        self._offer(frame, t - self.origin)
-
-    def settle(self) -> None:
-        """Fix the time origin (the earliest frame so far) and place the frames held back until now."""
-        if self.origin is None and self.pending:
-            self.origin = min(t for _, t in self.pending)
-            pending, self.pending = self.pending, []
-            for frame, t in pending:
-                self._offer(frame, t - self.origin)
-
-    def _offer(self, frame: av.VideoFrame, t: float) -> None:
-        self.times_seen.append(t)
-        self.last_time = max(self.last_time, t)
-        dist = np.abs(self.targets - t)
-        better = (dist < self.best_dist) | ((dist == self.best_dist) & (t < self.best_time))
-        if not better.any():
-            return
-        self.best_dist[better], self.best_time[better], self.best_id[better] = dist[better], t, self.next_id
-        self.held[self.next_id] = frame
-        self.next_id += 1
-        alive = set(self.best_id.tolist())
-        for key in [k for k in self.held if k not in alive]:
-            del self.held[key]
-
-    def finish(self, reformatter: VideoReformatter) -> tuple[np.ndarray, np.ndarray]:
-        """Returns frames uint8 (T, H, W, 3) and their times (T,); targets past the last frame get the last frame."""
-        self.settle()
-        assert self.held, "finish() needs at least one frame"
-        rgb = {k: reformatter.reformat(f, format="rgb24").to_ndarray() for k, f in self.held.items()}
-        frames = np.stack([rgb[k] for k in self.best_id.tolist()])
-        return frames, self.best_time.copy()
-
-
-def _audio_jitter(stream: av.audio.stream.AudioStream) -> float:
-    tick = float(stream.time_base) if stream.time_base else 0.0
-    return max(_AUDIO_JITTER, 1.5 * tick)
-
-
-# Integer sample formats -> (offset, scale) to float in [-1, 1), as libswresample converts them.
-_INT_SCALE = {"u8": (128.0, 1 / 128), "s16": (0.0, 1 / 2 ** 15), "s32": (0.0, 1 / 2 ** 31), "s64": (0.0, 1 / 2 ** 63)}
-
-
-def _mono(frame: av.AudioFrame) -> np.ndarray:
-    """float32 (samples,) mean of the channels of any sample format, planar or packed."""
-    data = frame.to_ndarray()
-    channels = frame.layout.nb_channels or 1
-    if not frame.format.is_planar:
-        data = data.reshape(-1, channels).T
-    name = frame.format.packed.name
-    if name in _INT_SCALE:
-        offset, scale = _INT_SCALE[name]
-        data = (data.astype(np.float32) - np.float32(offset)) * np.float32(scale)
-    return data.astype(np.float32, copy=False).mean(axis=0)
-
-
-class _AudioCollector:
-    """Averages every decoded audio frame to mono, places it on the clip's timeline by its timestamp (at the
-    track's own rate) and resamples the assembled track to ``rate`` at the end.
-
-    A frame that starts within ``jitter`` seconds of where the previous one ended follows it directly (containers
-    round timestamps: Matroska to 1 ms, AVI derives them from byte counts). A frame further away opens a gap of
-    zeros (a skipped packet; a gap within ``jitter`` of a whole number of frames is taken as exactly that many, the
-    usual cause) or, if earlier, overwrites. The whole track is then shifted by the median difference between the
-    frames' timestamps and their places, so that one rounded timestamp (the first frame's, say) does not shift it.
-    Samples before the origin are dropped. Gaps are not opened past ``fill_until`` (s), so that a wild timestamp
-    cannot make the track arbitrarily long.
-
-    Channels are averaged here rather than downmixed by libswresample, whose stereo->mono matrix weights each
-    channel by 0.707: the paper's path (moviepy's stereo wav, then librosa.load(mono=True)) takes the mean.
-    """
-
-    _BLOCK = 1 << 16  # samples per frame handed to the resampler
-
-    def __init__(self, rate: int, *, origin: float, jitter: float, fill_until: float) -> None:
-        self.rate = rate
-        self.origin = origin
-        self.jitter = jitter
-        self.fill_until = fill_until
-        self.in_rate: int | None = None
-        self.chunks: list[tuple[int, np.ndarray]] = []  # (place in samples at in_rate, mono samples)
-        self.offsets: list[float] = []  # timestamp minus place, per timestamped frame (samples)
-        self.pos = 0  # place of the next frame if it follows directly
-        self.last_len = 0
-        self.n_frames = 0
-
-    def push(self, frame: av.AudioFrame) -> None:
-        samples = _mono(frame)
-        if self.in_rate is None:
-            self.in_rate = frame.sample_rate
-        if frame.sample_rate != self.in_rate:  # a rate change mid-stream: bring the frame to the track's rate
-            n = int(round(len(samples) * self.in_rate / frame.sample_rate))
-            samples = np.interp(np.arange(n) * (frame.sample_rate / self.in_rate), np.arange(len(samples)),
-                                samples).astype(np.float32)
-        self.n_frames += 1
-        t = frame.time
-        if t is not None:
-            at = (t - self.origin) * self.in_rate
-            if self.offsets:
-                gap = at - (self.offsets[0] + self.pos)
-                tolerance = self.jitter * self.in_rate
-                if abs(gap) > tolerance and (gap < 0 or t <= self.fill_until):
-                    whole = round(gap / self.last_len) if self.last_len else 0
-                    if whole > 0 and abs(gap - whole * self.last_len) <= tolerance:
-                        gap = whole * self.last_len
-                    self.pos += int(round(gap))
-            self.offsets.append(at - self.pos)
-        self.chunks.append((self.pos, samples))
-        self.pos += len(samples)
-        self.last_len = len(samples)
-
-    def finish(self) -> np.ndarray:
-        shift = int(round(float(np.median(self.offsets)))) if self.offsets else 0
-        end = max((place + shift + len(c) for place, c in self.chunks), default=0)
-        track = np.zeros(max(end, 0), dtype=np.float32)
-        for place, chunk in self.chunks:
-            start = place + shift
-            if start < 0:
-                chunk, start = chunk[-start:], 0
-            track[start:start + len(chunk)] = chunk
-        self.chunks = []
-        if self.in_rate is None or self.in_rate == self.rate or len(track) == 0:
-            return track
-        return _resample(track, self.in_rate, self.rate, self._BLOCK)
-
-
-def _resample(track: np.ndarray, in_rate: int, out_rate: int, block: int) -> np.ndarray:
-    resampler = av.AudioResampler(format="fltp", layout="mono", rate=out_rate)
-    out: list[np.ndarray] = []
-    for start in range(0, len(track), block):
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(track[None, start:start + block]), format="fltp",
-                                           layout="mono")
-        frame.sample_rate, frame.pts, frame.time_base = in_rate, start, Fraction(1, in_rate)
-        out.extend(o.to_ndarray()[0] for o in resampler.resample(frame))
-    out.extend(o.to_ndarray()[0] for o in resampler.resample(None))
-    return np.ascontiguousarray(np.concatenate(out) if out else np.zeros(0), dtype=np.float32)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cfnsr.data.preprocess import format_report, preprocess_corpus
+from cfnsr.data.preprocess import preprocess_corpus
+from cfnsr.data.preprocess_report import format_report
 from cfnsr.data.settings import PreprocessSettings
 
 

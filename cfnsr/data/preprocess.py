@@ -19,7 +19,6 @@ import json
 import os
 import time
 import traceback
-from collections import Counter
 from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -48,14 +47,14 @@ from cfnsr.data.landmarks import (
     rows_for_times,
 )
 from cfnsr.data.media import DecodedClip, MediaError, decode_clip
+from cfnsr.data.preprocess_report import CORRUPT_FIELDS, build_report, format_report, stable_part
 from cfnsr.data.ravdess import RavdessName, discover_clips, skip_entry
 from cfnsr.data.settings import PreprocessSettings
 from cfnsr.data.worker_pool import process_pool
 
-__all__ = ["PreprocessError", "NoUsableClipsError", "preprocess_corpus", "format_report", "VERIFY_MODES"]
+__all__ = ["PreprocessError", "NoUsableClipsError", "preprocess_corpus", "VERIFY_MODES"]
 
 VERIFY_MODES = ("cheap", "full")
-_CORRUPT_FIELDS = ("corrupt_packets", "corrupt_video_packets", "corrupt_audio_packets")
 
 
 class PreprocessError(RuntimeError):
@@ -154,7 +153,7 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
             # audio.npy = round(window * audio_scale) clipped to +-audio_scale; audio_clipped: samples clipped
             "audio_shape": list(audio.shape), "audio_scale": AUDIO_INT16_SCALE, "audio_clipped": audio_clipped,
             # packets the decoder found corrupt and concealed (0 until cfnsr.data.media counts them)
-            **{name: int(getattr(clip, name, 0) or 0) for name in _CORRUPT_FIELDS},
+            **{name: int(getattr(clip, name, 0) or 0) for name in CORRUPT_FIELDS},
             **info,
         }
         cache.write_entry(job.cache_dir, job.name.stem, crops, mfcc, meta, audio=audio)
@@ -179,7 +178,7 @@ def _entry_facts(meta: dict[str, Any]) -> dict[str, Any]:
     return {"face_source": meta.get("face_source", "landmarks"), "source": meta.get("source"),
             "landmarks_mismatch": meta.get("landmarks_mismatch"),
             "landmark_csv_rejected": meta.get("landmark_csv_rejected"),
-            **{name: int(meta.get(name) or 0) for name in _CORRUPT_FIELDS}}
+            **{name: int(meta.get(name) or 0) for name in CORRUPT_FIELDS}}
 
 
 def _worker_init() -> None:
@@ -349,105 +348,12 @@ def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Preproc
             skipped.append({**{k: result[k] for k in ("file", "kind", "reason")}, **inputs[result["file"]]})
 
     elapsed = time.perf_counter() - started
-    report = _build_report(root, cache_dir, settings, n_found, sorted(processed), sorted(reused), skipped,
+    report = build_report(root, cache_dir, settings, n_found, sorted(processed), sorted(reused), skipped,
                            not_a_clip, rebuilt, sorted(not_retried), facts, seconds, elapsed, workers, verify)
-    if processed or rebuilt or previous is None or _stable_part(previous) != _stable_part(report):
+    if processed or rebuilt or previous is None or stable_part(previous) != stable_part(report):
         cache.write_json_atomic(cache_dir / REPORT_FILE, report)
     if not processed and not reused:
         raise NoUsableClipsError(f"no usable clip under {root}: all {len(skipped)} clip(s) were skipped and "
                                  f"{len(not_a_clip)} file(s) are not clips (see {cache_dir / REPORT_FILE})\n"
                                  + format_report(report))
     return report
-
-
-# What one run did or measured, as opposed to the state of the corpus and cache: left out when deciding whether
-# the report on disk is still right (they describe the run that last wrote it).
-_RUN_FIELDS = ("workers", "verify", "processed", "reused", "rebuilt", "not_retried", "elapsed_s",
-               "clip_seconds_mean", "clip_cpu_seconds_mean")
-_RUN_COUNTS = ("processed", "reused", "rebuilt", "not_retried")
-
-
-def _stable_part(report: dict[str, Any]) -> Any:
-    out = {k: v for k, v in report.items() if k not in _RUN_FIELDS}
-    if isinstance(out.get("counts"), dict):
-        out["counts"] = {k: v for k, v in out["counts"].items() if k not in _RUN_COUNTS}
-    return json.loads(json.dumps(out))  # compare as it reads back from disk (tuples -> lists, ...)
-
-
-def _build_report(root: Path, cache_dir: Path, settings: PreprocessSettings, n_found: int, processed: list[str],
-                  reused: list[str], skipped: list[dict[str, Any]], not_a_clip: list[dict[str, str]],
-                  rebuilt: list[dict[str, str]], not_retried: list[str], facts: dict[str, dict[str, Any]],
-                  seconds: list[tuple[float, float]], elapsed: float, workers: int, verify: str) -> dict[str, Any]:
-    skipped = sorted(skipped, key=lambda s: s["file"])
-    not_a_clip = sorted(not_a_clip, key=lambda s: s["file"])
-    rebuilt = sorted(rebuilt, key=lambda s: s["stem"])
-    usable = sorted(facts)
-    detector = [s for s in usable if facts[s]["face_source"] == "detector"]
-    center = [s for s in usable if facts[s]["face_source"] == "center"]
-    mismatch = [{"file": facts[s]["landmark_csv_rejected"], "kind": "landmarks-mismatch", "clip": facts[s]["source"],
-                 "reason": facts[s]["landmarks_mismatch"],
-                 "action": f"cropped with the face detector instead (face_source={facts[s]['face_source']}, "
-                           f"landmark_mismatch=detector)"}
-                for s in usable if facts[s]["landmarks_mismatch"]]
-    corrupt = [{"stem": s, "file": facts[s]["source"], **{k: facts[s][k] for k in _CORRUPT_FIELDS}}
-               for s in usable if facts[s]["corrupt_packets"] > 0]
-    return {
-        "root": str(root), "cache_dir": str(cache_dir), "settings": settings.to_dict(),
-        "settings_hash": settings.hash, "cache_format": cache.CACHE_FORMAT, "workers": workers, "verify": verify,
-        "counts": {
-            "mp4_found": n_found, "usable": len(usable), "processed": len(processed),
-            "reused": len(reused), "rebuilt": len(rebuilt), "skipped": len(skipped),
-            "not_retried": len(not_retried), "not_a_clip": len(not_a_clip), "fallback_detector": len(detector),
-            "center_crop": len(center), "landmarks_mismatch": len(mismatch), "corrupt_packets": len(corrupt),
-            "skipped_by_kind": dict(sorted(Counter(s["kind"] for s in skipped).items())),
-        },
-        "processed": processed, "reused": reused, "rebuilt": rebuilt, "skipped": skipped,
-        "not_retried": not_retried, "not_a_clip": not_a_clip,
-        "fallback_detector": detector, "center_crop": center, "landmarks_mismatch": mismatch,
-        "corrupt_packets": corrupt,
-        "elapsed_s": round(elapsed, 3),
-        # per processed clip, inside its worker: wall time and CPU time (all threads of the worker process)
-        "clip_seconds_mean": round(float(np.mean([w for w, _ in seconds])), 4) if seconds else None,
-        "clip_cpu_seconds_mean": round(float(np.mean([c for _, c in seconds])), 4) if seconds else None,
-    }
-
-
-def format_report(report: dict[str, Any]) -> str:
-    """A few lines for the terminal: totals, skips grouped by kind, the first skipped files, fallbacks, repairs."""
-    c = report["counts"]
-    lines = [f"preprocess: {c['usable']} usable clip(s) in {report['cache_dir']} ({c['processed']} new, "
-             f"{c['reused']} already cached), {c['skipped']} skipped of {c['mp4_found']} mp4, "
-             f"{report['elapsed_s']:.1f} s"]
-    if c.get("rebuilt"):
-        lines.append(f"  rebuilt {c['rebuilt']} broken cache entr{'y' if c['rebuilt'] == 1 else 'ies'}:")
-        for r in report["rebuilt"][:10]:
-            lines.append(f"    {r['stem']}: {r['reason']}")
-    if c["skipped_by_kind"]:
-        lines.append("  skipped: " + ", ".join(f"{n} {kind}" for kind, n in c["skipped_by_kind"].items()))
-        problems = [s for s in report["skipped"] if s["kind"] not in ("video-only", "audio-only", "song")]
-        for s in problems[:10]:
-            lines.append(f"    {s['reason']}")  # every reason starts with the file name
-        if len(problems) > 10:
-            lines.append(f"    ... {len(problems) - 10} more in preprocess_report.json")
-    if c.get("not_retried"):
-        lines.append(f"  {c['not_retried']} clip(s) that failed before were not retried (their files did not "
-                     f"change; preprocess.retry_failed=true retries them)")
-    if c.get("not_a_clip"):
-        lines.append(f"  {c['not_a_clip']} file(s) in Actor_* folders are not clips: "
-                     + ", ".join(s["file"] for s in report["not_a_clip"][:5])
-                     + (" ..." if c["not_a_clip"] > 5 else ""))
-    if c.get("landmarks_mismatch"):
-        lines.append(f"  {c['landmarks_mismatch']} landmark CSV(s) do not cover their clip (face detector used):")
-        for m in report["landmarks_mismatch"][:5]:
-            lines.append(f"    {m['reason']}")
-    if c["fallback_detector"] or c["center_crop"]:
-        line = (f"  no usable landmark CSV: {c['fallback_detector']} clip(s) cropped with the face detector, "
-                f"{c['center_crop']} centre-cropped (no face found)")
-        if report["center_crop"]:
-            line += ": " + ", ".join(report["center_crop"][:5]) + (" ..." if c["center_crop"] > 5 else "")
-        lines.append(line)
-    if c.get("corrupt_packets"):
-        lines.append(f"  {c['corrupt_packets']} clip(s) had corrupt packets (concealed by the decoder): "
-                     + ", ".join(x["stem"] for x in report["corrupt_packets"][:5])
-                     + (" ..." if c["corrupt_packets"] > 5 else ""))
-    return "\n".join(lines)

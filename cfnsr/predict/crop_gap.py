@@ -37,7 +37,8 @@ from cfnsr.data.landmarks import LandmarkError, read_openface_csv
 from cfnsr.data.ravdess import parse_name
 from cfnsr.predict.faces import calibrate_boxes, detect_boxes, fit_calibration, smooth_boxes
 from cfnsr.predict.model import Predictor, predictor_from_config
-from cfnsr.predict.windows import RawWindow, WindowStream, plan_windows, probe
+from cfnsr.predict.probe import probe
+from cfnsr.predict.windows import RawWindow, WindowStream, plan_windows
 from cfnsr.runs.checkpoint_files import load_checkpoint
 
 VARIANTS = ("landmark crops (cache)", "detector crops", "detector crops, calibrated", "predict end to end")

@@ -42,7 +42,8 @@ from cfnsr.predict.outputs import (
     unique_png_name,
     write_csv,
 )
-from cfnsr.predict.windows import InputError, RawWindow, VideoInfo, WindowStream, plan_windows, probe
+from cfnsr.predict.probe import InputError, VideoInfo, probe
+from cfnsr.predict.windows import RawWindow, WindowStream, plan_windows
 
 NO_VIDEO_ONLY_PATH = "not predictable: no audio and the model has no video-only path"
 

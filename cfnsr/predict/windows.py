@@ -19,119 +19,23 @@ mono over the channels and resampled to the checkpoint's sample rate.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-# Container formats that hold a single picture (or a picture sequence read as images), not a video.
-_IMAGE_FORMATS = {"image2", "image2pipe", "gif_pipe", "apng", "webp_pipe"}
+from cfnsr.predict.audio_track import AUDIO_JITTER, AudioTrack
+from cfnsr.predict.probe import InputError, video_stream
+
 # The audio is decoded this far (s) ahead of the video, so that a window's audio is there when its frames are.
 _AUDIO_LEAD = 1.0
-# Audio timestamps this close (s) to where the previous frame ended count as contiguous (containers round them).
-_AUDIO_JITTER = 0.005
-# A hole in the audio longer than this (s) is not filled with zeros (a wild timestamp must not allocate hours).
-_MAX_AUDIO_GAP = 600.0
-_RESAMPLE_BLOCK = 1 << 16
-# Audio frames held back to place the track (the median of their timestamp offsets): ~1.1 s of AAC, 1.5 s of AC3.
-_SETTLE_FRAMES = 48
 # A tail the regular windows leave uncovered gets a window ending at the video's end when it is longer than this
 # fraction of a window (a few milliseconds of rounding in the duration do not make a near-duplicate window).
 _MIN_TAIL = 0.05
-
-
-class InputError(RuntimeError):
-    """A file that cannot be predicted on: not a media file, no video stream, unreadable... The message says why."""
-
-
-# ----------------------------------------------------------------------------------------------------------- probe
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What the file's headers (or, when they lack a duration, a demux pass) say."""
-
-    duration: float  # s, video stream (else container) duration
-    fps: float
-    width: int
-    height: int
-    has_audio: bool
-    container: str
-    video_codec: str
-    audio_codec: str | None
-
-
-def probe(path: str | Path) -> VideoInfo:
-    """Open ``path`` and describe its first video stream; raises ``InputError`` when it is not a usable video."""
-    path = Path(path)
-    try:
-        size = os.path.getsize(path)
-    except OSError as exc:
-        raise InputError(f"cannot read file ({exc.strerror or exc})") from exc
-    if size == 0:
-        raise InputError("empty file (0 bytes)")
-    try:
-        with av.open(str(path)) as container:
-            fmt = container.format.name
-            vstream = video_stream(container)
-            if vstream is None:
-                kinds = sorted({s.type for s in container.streams}) or ["no streams"]
-                what = "only a cover picture" if container.streams.video else "no video stream"
-                raise InputError(f"not a video: {what} ({fmt}: {', '.join(kinds)})")
-            if fmt in _IMAGE_FORMATS or fmt.endswith("_pipe") or (vstream.frames == 1):
-                raise InputError(f"not a video: a still image ({fmt})")
-            duration = _header_duration(container, vstream)
-            if duration is None or duration <= 0:
-                duration = _demuxed_duration(container, vstream)
-            if duration is None or duration <= 0:
-                raise InputError("not a video: no duration and no timestamped video packets")
-            rate = vstream.average_rate or vstream.guessed_rate
-            astream = container.streams.audio[0] if container.streams.audio else None
-            return VideoInfo(
-                duration=float(duration), fps=float(rate) if rate else 0.0,
-                width=int(vstream.codec_context.width), height=int(vstream.codec_context.height),
-                has_audio=astream is not None, container=fmt, video_codec=vstream.codec_context.name,
-                audio_codec=astream.codec_context.name if astream is not None else None)
-    except InputError:
-        raise
-    except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
-        raise InputError(f"not a media file FFmpeg can read ({type(exc).__name__}: {exc})") from exc
-
-
-def video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
-    """The first video stream that is not an attached picture (the cover art of an audio file)."""
-    flag = getattr(getattr(av.stream, "Disposition", None), "attached_pic", None)
-    for stream in container.streams.video:
-        if flag is not None and int(getattr(stream, "disposition", 0) or 0) & int(flag):
-            continue
-        return stream
-    return None
-
-
-def _header_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
-    if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
-    if container.duration is not None:
-        return container.duration / av.time_base
-    return None
-
-
-def _demuxed_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
-    """End of the last video packet minus the first one's start, by demuxing (no decoding)."""
-    first = last = None
-    for packet in container.demux(stream):
-        if packet.pts is None or packet.time_base is None:
-            continue
-        t0 = float(packet.pts * packet.time_base)
-        t1 = t0 + float((packet.duration or 0) * packet.time_base)
-        first = t0 if first is None else min(first, t0)
-        last = t1 if last is None else max(last, t1)
-    return None if first is None else last - first
 
 
 # ----------------------------------------------------------------------------------------------------------- plan
@@ -364,161 +268,6 @@ class _FrameScheduler:
         return len({id(f) for fs in self.frames.values() for f in fs if f is not None})
 
 
-def _mono(frame: av.AudioFrame) -> np.ndarray:
-    """float32 (samples,): the mean of the channels, for any sample format (planar or packed, int or float)."""
-    data = frame.to_ndarray()
-    channels = frame.layout.nb_channels or 1
-    if not frame.format.is_planar:
-        data = data.reshape(-1, channels).T
-    kind = frame.format.packed.name
-    if kind == "u8":
-        data = (data.astype(np.float32) - 128.0) / 128.0
-    elif kind in ("s16", "s32", "s64"):
-        data = data.astype(np.float32) / np.float32(2.0 ** ({"s16": 15, "s32": 31, "s64": 63}[kind]))
-    return data.astype(np.float32, copy=False).mean(axis=0)
-
-
-class _AudioTrack:
-    """The audio as a sliding buffer of mono samples at ``rate``; sample i is at i / rate s from ``origin``.
-
-    Frames are placed as ``cfnsr.data.media`` places them: one after the other, a frame whose timestamp is further
-    than ``jitter`` from where the previous one ended opening a gap of zeros (a gap within ``jitter`` of a whole
-    number of frames counts as exactly that many) or moving back; the whole track then sits at the median
-    difference between the frames' timestamps and their places, so that one odd timestamp (AVI derives them from
-    byte counts; the first frame after a corrupt packet) does not shift it. ``decode_clip`` takes that median over
-    the whole track; a stream cannot wait for the end, so here it is taken over the first ``_SETTLE_FRAMES`` frames,
-    which are held back until then. A frame moved back over samples already passed on has its overlap dropped
-    (decode_clip overwrites the earlier samples instead).
-    """
-
-    def __init__(self, rate: int, origin: float, jitter: float, anchor_first: bool = False) -> None:
-        self.rate = rate
-        self.anchor_first = anchor_first  # a seeking reader: the track starts where its first frame belongs
-        self.origin = origin
-        self.jitter = jitter
-        self.in_rate: int | None = None
-        self.pos = 0  # place of the next frame if it follows directly (input samples, before the shift)
-        self.last_len = 0
-        self.offsets: list[float] = []  # timestamp minus place, of the first timestamped frames
-        self.shift: int | None = None  # median of offsets, once settled
-        self.pending: list[tuple[int, np.ndarray]] = []  # (place, samples) held until the shift is known
-        self.fed: int | None = None  # input samples passed to the resampler (from origin)
-        self.resampler: av.AudioResampler | None = None
-        self.chunks: list[np.ndarray] = []
-        self.base = 0  # out-rate index of chunks[0][0]
-        self.end = 0  # out-rate samples produced so far
-        self.done = False
-        self.n_frames = 0
-
-    @property
-    def end_time(self) -> float:
-        return self.end / self.rate
-
-    def push(self, frame: av.AudioFrame) -> None:
-        samples = _mono(frame)
-        if self.in_rate is None:
-            self.in_rate = int(frame.sample_rate)
-            if self.in_rate != self.rate:
-                self.resampler = av.AudioResampler(format="fltp", layout="mono", rate=self.rate)
-        elif frame.sample_rate != self.in_rate:  # a rate change mid-stream: bring the frame to the track's rate
-            n = int(round(len(samples) * self.in_rate / frame.sample_rate))
-            samples = np.interp(np.arange(n) * (frame.sample_rate / self.in_rate), np.arange(len(samples)),
-                                samples).astype(np.float32)
-        self.n_frames += 1
-        if frame.time is not None:
-            at = (frame.time - self.origin) * self.in_rate  # where the frame belongs, in input samples
-            if self.offsets:
-                gap = at - (self.offsets[0] + self.pos)
-                tolerance = self.jitter * self.in_rate
-                if abs(gap) > tolerance:
-                    whole = round(gap / self.last_len) if self.last_len else 0
-                    if whole > 0 and abs(gap - whole * self.last_len) <= tolerance:
-                        gap = whole * self.last_len
-                    self.pos += int(round(max(gap, -self.pos) if gap < 0 else min(gap, _MAX_AUDIO_GAP
-                                                                                   * self.in_rate)))
-            if self.shift is None:
-                self.offsets.append(at - self.pos)
-        place = self.pos
-        self.pos += len(samples)
-        self.last_len = len(samples)
-        if self.shift is None:
-            self.pending.append((place, samples))
-            if len(self.offsets) >= _SETTLE_FRAMES:
-                self._settle()
-        else:
-            self._emit(place + self.shift, samples)
-
-    def _settle(self) -> None:
-        self.shift = int(round(float(np.median(self.offsets)))) if self.offsets else 0
-        pending, self.pending = self.pending, []
-        for place, samples in pending:
-            self._emit(place + self.shift, samples)
-
-    def _emit(self, place: int, samples: np.ndarray) -> None:
-        """Pass ``samples`` (input rate) that belong at ``place`` on: zeros before them if there is a hole, their
-        overlap with what was passed on dropped."""
-        assert self.in_rate is not None
-        if self.fed is None:
-            self.fed = max(place, 0) if self.anchor_first else 0
-            self.base = self.end = int(round(self.fed * self.rate / self.in_rate))
-        if place > self.fed:
-            self._feed(np.zeros(place - self.fed, np.float32))
-        elif place < self.fed:
-            samples = samples[min(len(samples), self.fed - place):]
-        self._feed(samples)
-
-    def _feed(self, samples: np.ndarray) -> None:
-        if len(samples) == 0:
-            return
-        assert self.in_rate is not None and self.fed is not None
-        if self.resampler is None:
-            self._append(samples)
-        else:
-            for start in range(0, len(samples), _RESAMPLE_BLOCK):
-                block = np.ascontiguousarray(samples[None, start:start + _RESAMPLE_BLOCK])
-                frame = av.AudioFrame.from_ndarray(block, format="fltp", layout="mono")
-                frame.sample_rate, frame.time_base = self.in_rate, Fraction(1, self.in_rate)
-                frame.pts = self.fed + start
-                for out in self.resampler.resample(frame):
-                    self._append(out.to_ndarray()[0])
-        self.fed += len(samples)
-
-    def _append(self, samples: np.ndarray) -> None:
-        if len(samples):
-            self.chunks.append(np.ascontiguousarray(samples, dtype=np.float32))
-            self.end += len(samples)
-
-    def finish(self) -> None:
-        if self.shift is None and self.in_rate is not None:
-            self._settle()
-        if self.resampler is not None and not self.done:
-            for out in self.resampler.resample(None):
-                self._append(out.to_ndarray()[0])
-        self.done = True
-
-    def get(self, start: int, length: int) -> tuple[np.ndarray, float]:
-        """Samples [start, start + length) (zeros outside the track) and the fraction the track covered."""
-        out = np.zeros(length, np.float32)
-        pos = self.base
-        covered = 0
-        for chunk in self.chunks:
-            a, b = max(start, pos), min(start + length, pos + len(chunk))
-            if a < b:
-                out[a - start:b - start] = chunk[a - pos:b - pos]
-                covered += b - a
-            pos += len(chunk)
-            if pos >= start + length:
-                break
-        return out, covered / max(length, 1)
-
-    def discard_before(self, sample: int) -> None:
-        while self.chunks and self.base + len(self.chunks[0]) <= sample:
-            self.base += len(self.chunks.pop(0))
-
-    def held_seconds(self) -> float:
-        return (self.end - self.base) / self.rate
-
-
 class WindowStream:
     """Iterate ``RawWindow`` s of ``path`` in window order, decoding the file once.
 
@@ -572,7 +321,7 @@ class WindowStream:
         if ac is not None:
             astream = ac.streams.audio[0]
             tick = float(astream.time_base) if astream.time_base else 0.0
-            track = _AudioTrack(self.sample_rate, origin=start, jitter=max(_AUDIO_JITTER, 1.5 * tick),
+            track = AudioTrack(self.sample_rate, origin=start, jitter=max(AUDIO_JITTER, 1.5 * tick),
                                 anchor_first=self.seek is not None)
             if self.seek is not None:
                 first_audio = min((w.audio_start for w in self.windows), default=self.seek)

@@ -17,7 +17,8 @@ from media_factory import SKIN, face_track, make_clip_with_csv, track_landmarks,
 from omegaconf import OmegaConf
 
 from cfnsr.data.cache import CacheError, cached_clips, load_clip, load_meta
-from cfnsr.data.preprocess import NoUsableClipsError, format_report, preprocess_corpus
+from cfnsr.data.preprocess import NoUsableClipsError, preprocess_corpus
+from cfnsr.data.preprocess_report import format_report
 from cfnsr.data.ravdess import NotRavdessError
 from cfnsr.data.settings import PreprocessSettings, check_cache
 

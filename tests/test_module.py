@@ -1,0 +1,103 @@
+"""EmotionModule (cfnsr/module.py) on a tiny network: loss and gradients, metric state, non-finite input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from tests_helpers import compose_train
+from torch.utils.data import DataLoader, Dataset
+
+from cfnsr.builders.objects import build_module, clip_shapes
+from cfnsr.module import EmotionModule
+
+N_CLIPS = 6
+
+
+class _Clips(Dataset):
+    """Random clips of the config's shapes, with stems (as CachedClips has) and indices in every item."""
+
+    def __init__(self, video_shape, audio_shape, poison: int | None = None) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.video = torch.randn(N_CLIPS, *video_shape, generator=g)
+        self.audio = torch.randn(N_CLIPS, *audio_shape, generator=g)
+        if poison is not None:
+            self.audio[poison] = float("nan")
+        self.labels = torch.arange(N_CLIPS) % 8
+        self.stems = [f"01-01-0{i % 8 + 1}-01-01-01-0{i + 1}" for i in range(N_CLIPS)]
+
+    def __len__(self) -> int:
+        return N_CLIPS
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"video": self.video[i], "audio": self.audio[i], "label": self.labels[i], "index": torch.tensor(i)}
+
+
+class _Data(pl.LightningDataModule):
+    def __init__(self, ds: _Clips) -> None:
+        super().__init__()
+        self.datasets = {"train": ds, "val": ds, "test": ds}
+
+    def train_dataloader(self):
+        return DataLoader(self.datasets["train"], batch_size=3)
+
+    def test_dataloader(self):
+        return DataLoader(self.datasets["test"], batch_size=4)
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> tuple[EmotionModule, tuple, tuple]:
+    cfg = compose_train(["fusion=concat_fc"], tmp_path, tmp_path / "out")
+    torch.manual_seed(0)
+    return build_module(cfg, results_dir=tmp_path / "results", load_init=False), *clip_shapes(cfg)
+
+
+def _trainer(tmp_path: Path) -> pl.Trainer:
+    return pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_progress_bar=False,
+                      enable_model_summary=False, enable_checkpointing=False, default_root_dir=str(tmp_path))
+
+
+def test_training_step_gives_a_finite_loss_with_gradients(tiny):
+    module, vshape, ashape = tiny
+    batch = next(iter(DataLoader(_Clips(vshape, ashape), batch_size=3)))
+    loss = module.training_step(batch, 0)
+    assert loss.ndim == 0 and torch.isfinite(loss) and loss.requires_grad
+    loss.backward()
+    grads = [p.grad for p in module.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_validation_metrics_accumulate_over_batches_and_reset(tiny):
+    module, vshape, ashape = tiny
+    module.eval()
+    ds = _Clips(vshape, ashape)
+    batches = list(DataLoader(ds, batch_size=4))
+    with torch.no_grad():
+        logits = module(ds.video, ds.audio).logits
+        module.on_validation_epoch_start()
+        for i, b in enumerate(batches):
+            module.validation_step(b, i)
+    expected = (logits.argmax(1) == ds.labels).float().mean()
+    assert module.val_metrics["war"].compute() == pytest.approx(float(expected))
+    module.val_metrics.reset()
+    assert module.val_metrics["war"].tp.sum() == 0  # state emptied: the next epoch starts from zero
+
+
+def test_each_test_run_starts_from_zero(tiny, tmp_path: Path):
+    module, vshape, ashape = tiny
+    data = _Data(_Clips(vshape, ashape))
+    for _ in range(2):  # a second test (e.g. of the last checkpoint) must not count the first one's clips
+        _trainer(tmp_path).test(module, datamodule=data, verbose=False)
+        result = json.loads((tmp_path / "results" / "test.json").read_text())
+        assert result["n"] == N_CLIPS
+        assert sum(map(sum, result["confusion"])) == N_CLIPS
+
+
+def test_non_finite_input_fails_naming_the_clips(tiny, tmp_path: Path):
+    module, vshape, ashape = tiny
+    ds = _Clips(vshape, ashape, poison=4)  # second training batch: clips 3, 4, 5
+    with pytest.raises(FloatingPointError, match=ds.stems[4]):
+        _trainer(tmp_path).fit(module, datamodule=_Data(ds))
