@@ -181,13 +181,6 @@ def _entry_facts(meta: dict[str, Any]) -> dict[str, Any]:
             **{name: int(meta.get(name) or 0) for name in CORRUPT_FIELDS}}
 
 
-def _worker_init() -> None:
-    # one process per core: library thread pools would only fight over the same cores
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
 def _run_jobs(jobs: list[ClipJob], workers: int, progress: bool):
     """Yields each job's result as it completes, in-process (workers <= 1) or over a process pool."""
     if not jobs:
@@ -204,8 +197,7 @@ def _run_jobs(jobs: list[ClipJob], workers: int, progress: bool):
             return
         # forkserver workers that die with this process (cfnsr.data.worker_pool); the fork server imports this
         # module and librosa's heavy parts once
-        with process_pool(min(workers, len(jobs)), initializer=_worker_init,
-                          preload=[__name__, *HEAVY_MODULES]) as pool:
+        with process_pool(min(workers, len(jobs)), preload=[__name__, *HEAVY_MODULES]) as pool:
             futures = [pool.submit(process_clip, job) for job in jobs]
             try:
                 for future in as_completed(futures):

@@ -74,6 +74,10 @@ def _init_worker(owner: int, initializer: Callable[..., Any] | None, initargs: t
         if not pid_alive(owner):
             # the run died between this worker's fork and the prctl: no signal will come any more
             os._exit(1)
+    # One process per core: OpenCV's own thread pool (decoding, resizing, drawing) would only contend for them.
+    import cv2
+
+    cv2.setNumThreads(1)
     if initializer is not None:
         initializer(*initargs)
 
@@ -82,7 +86,7 @@ def process_pool(workers: int, initializer: Callable[..., Any] | None = None, in
                  preload: Iterable[str] = ()) -> ProcessPoolExecutor:
     """A ``ProcessPoolExecutor`` of ``workers`` processes that die with the calling process.
 
-    initializer/initargs: run in each worker after it has tied its life to the parent (module-level, picklable).
+    Each worker limits OpenCV to one thread, then runs initializer(*initargs) if given (module-level, picklable).
     preload: modules the fork server imports once before forking workers (the caller's module, heavy imports).
     An executor rather than ``mp.Pool``: a worker that dies (out of memory, a crash in a codec) surfaces as
     ``BrokenProcessPool`` instead of being respawned forever.

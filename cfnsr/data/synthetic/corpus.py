@@ -8,8 +8,6 @@ from concurrent.futures import Executor, as_completed
 from pathlib import Path
 from typing import Any
 
-import cv2
-
 from cfnsr.data.ravdess import RavdessName
 from cfnsr.data.synthetic.config import (
     _PENDING_FILE,
@@ -22,10 +20,6 @@ from cfnsr.data.synthetic.config import (
 from cfnsr.data.synthetic.writers import clip_paths, write_clip
 from cfnsr.data.worker_pool import process_pool
 from cfnsr.files import TMP_MARK, write_text_atomic
-
-
-def _worker_init() -> None:
-    cv2.setNumThreads(1)  # one process per core already; cv2's own pool would only contend
 
 
 def _write_batch(root: str, fields: list[tuple[int, ...]], cfg: SyntheticConfig) -> int:
@@ -73,7 +67,7 @@ def _remove_stale_tmp(root: Path) -> None:
 
 def _pool(workers: int) -> Executor:
     """Worker processes for clip rendering (forkserver, dying with this process: see ``cfnsr.data.worker_pool``)."""
-    return process_pool(workers, initializer=_worker_init, preload=[__name__])
+    return process_pool(workers, preload=[__name__])
 
 
 def generate_corpus(root: str | Path, workers: int = 2, progress: bool = True, cfg: SyntheticConfig | None = None,
@@ -103,7 +97,6 @@ def generate_corpus(root: str | Path, workers: int = 2, progress: bool = True, c
         if not todo:
             pass  # complete: nothing to render, no pool
         elif workers <= 1 or len(todo) <= 1:
-            _worker_init()
             for n in todo:
                 _write_batch(str(root), [n.fields], cfg)
                 if bar:
