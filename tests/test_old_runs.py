@@ -15,7 +15,7 @@ import pytest
 from tests_helpers import TINY_DATA, TINY_FOLDS, compose_eval, compose_train
 
 from cfnsr.runs.checkpoint_files import load_checkpoint
-from cfnsr.runs.recipe import run_identity
+from cfnsr.runs.folder import run_identity
 from cfnsr.runs.record import read_record
 from cfnsr.tasks.evaluate import evaluate
 

@@ -89,6 +89,6 @@ def build_module(cfg: DictConfig, results_dir: str | Path | None, load_init: boo
 
 def build_trainer(cfg: DictConfig, output_dir: Path, callbacks: list[Any], loggers: list[Any] | bool) -> pl.Trainer:
     # enable_checkpointing=False: Lightning's default ModelCheckpoint would write a second set of files (under the
-    # logger's folder); cfnsr.runs.checkpoint_files.RunCheckpoints writes the run's checkpoints.
+    # logger's folder); cfnsr.callbacks.run_checkpoints.RunCheckpoints writes the run's checkpoints.
     return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, default_root_dir=str(output_dir),
                        enable_checkpointing=False)
