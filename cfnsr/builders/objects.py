@@ -19,6 +19,10 @@ from cfnsr.data.folds import Split, make_split
 from cfnsr.data.settings import PreprocessSettings, settings_from_config
 from cfnsr.models.build import build_model, load_backbone_weights, load_kinetics_resnext, load_model_weights
 from cfnsr.module import EmotionModule
+from cfnsr.resolvers import register as register_resolvers
+
+# The trainer configs use ${sync_batchnorm_for:...} and ${job_gpu:}; every builder of a run resolves them.
+register_resolvers()
 
 
 def preprocess_settings(cfg: DictConfig) -> PreprocessSettings:
