@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tests_helpers import compose_train
 
-from cfnsr.resolvers import sync_batchnorm_for
+from cfnsr.builders.resolvers import sync_batchnorm_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,7 +22,7 @@ def test_sync_batchnorm_follows_the_accelerator(accelerator: str, expected: bool
 
 
 def test_ddp_config_turns_sync_batchnorm_off_on_cpu(tmp_path: Path):
-    import cfnsr.experiment  # noqa: F401 - registers the resolvers, as every run does
+    import cfnsr.builders.objects  # noqa: F401 - registers the resolvers, as every run does
 
     on_cpu = compose_train(["trainer=ddp", "trainer.accelerator=cpu"], tmp_path, tmp_path / "out")
     on_gpu = compose_train(["trainer=ddp"], tmp_path, tmp_path / "out")
@@ -33,7 +33,7 @@ def test_ddp_config_turns_sync_batchnorm_off_on_cpu(tmp_path: Path):
 
 
 # A process that claims a GPU out of 2, prints it, asks again (same answer), then holds it until stdin closes.
-CLAIM = ("import sys\nfrom cfnsr.resolvers import job_gpu\n"
+CLAIM = ("import sys\nfrom cfnsr.builders.resolvers import job_gpu\n"
          "try:\n    a = job_gpu(2)\nexcept RuntimeError as e:\n    print('error', e, flush=True); sys.exit(3)\n"
          "print(a[0], job_gpu(2)[0], flush=True)\nsys.stdin.read()\n")
 

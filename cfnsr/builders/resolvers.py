@@ -9,7 +9,7 @@
   hands the next job to whichever worker finishes first), and a second sweep on the same machine takes the GPUs
   that are still free.
 
-``register()`` is idempotent; ``cfnsr.experiment`` calls it on import, so every entry point that builds a trainer
+``register()`` is idempotent; ``cfnsr.builders.objects`` calls it on import, so every entry point that builds a trainer
 (and every test composing a config) can resolve these keys.
 """
 
