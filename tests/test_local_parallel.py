@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tests_helpers import TINY_DATA, TINY_FOLDS
 
-from cfnsr.run_record import read_record
+from cfnsr.runs.record import read_record
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
