@@ -96,6 +96,22 @@ def test_each_test_run_starts_from_zero(tiny, tmp_path: Path):
         assert sum(map(sum, result["confusion"])) == N_CLIPS
 
 
+class _PaddedData(_Data):
+    """Test loader that repeats clips 0 and 1, as a padding distributed sampler would for a 4th rank."""
+
+    def test_dataloader(self):
+        return DataLoader(self.datasets["test"], batch_size=4, sampler=[*range(N_CLIPS), 0, 1])
+
+
+def test_test_result_reaches_the_caller_and_repeated_clips_fail(tiny, tmp_path: Path):
+    module, vshape, ashape = tiny
+    _trainer(tmp_path).test(module, datamodule=_Data(_Clips(vshape, ashape)), verbose=False)
+    result = module.last_test_result()  # in this process, without reading rank 0's file
+    assert result["n"] == N_CLIPS and result["ranks"] == [{**result["ranks"][0], "rank": 0, "clips": N_CLIPS}]
+    with pytest.raises(RuntimeError, match=f"counted {N_CLIPS + 2} clips but the test split holds {N_CLIPS}"):
+        _trainer(tmp_path).test(module, datamodule=_PaddedData(_Clips(vshape, ashape)), verbose=False)
+
+
 def test_non_finite_input_fails_naming_the_clips(tiny, tmp_path: Path):
     module, vshape, ashape = tiny
     ds = _Clips(vshape, ashape, poison=4)  # second training batch: clips 3, 4, 5

@@ -14,11 +14,15 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from cfnsr.builders.init_runs import find_unimodal_checkpoints
+from cfnsr.builders.resolvers import register as register_resolvers
 from cfnsr.data.datamodule import RavdessDataModule
 from cfnsr.data.folds import Split, make_split
 from cfnsr.data.settings import PreprocessSettings, settings_from_config
 from cfnsr.models.build import build_model, load_backbone_weights, load_kinetics_resnext, load_model_weights
 from cfnsr.module import EmotionModule
+
+# The trainer configs use ${sync_batchnorm_for:...} and ${job_gpu:}; every builder of a run resolves them.
+register_resolvers()
 
 
 def preprocess_settings(cfg: DictConfig) -> PreprocessSettings:

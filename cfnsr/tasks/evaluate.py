@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from cfnsr.robustness.suite import (
     write_outputs,
 )
 from cfnsr.runs.checkpoint_files import load_checkpoint
+from cfnsr.runs.folder import global_rank_from_env
 from cfnsr.runs.summary import format_run_summary
 
 
@@ -57,8 +57,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     module.test_tag = "test"
     datamodule = build_datamodule(run_cfg)
     trainer = instantiate(cfg.trainer, logger=False, default_root_dir=str(out))
+    if global_rank_from_env() == 0:  # under ddp_spawn the result comes back in this file: never read an older one
+        (out / "test.json").unlink(missing_ok=True)
     trainer.test(module, datamodule=datamodule, verbose=False)
-    result = json.loads((out / "test.json").read_text())
+    result = module.last_test_result()  # the same on every rank (no rank reads a file another rank writes)
     record = {**run_metadata(run_cfg, count_params(module.model), None), "test": result,
               "selection": f"checkpoint {Path(cfg.ckpt_path).name}", "best_ckpt": str(cfg.ckpt_path)}
     if suite is not None:

@@ -7,17 +7,19 @@ run id inside them (``cfnsr.runs.checkpoint_files``).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from contextlib import nullcontext
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -125,25 +127,24 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
     started = time.time()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-        # The files come from this run's folder, each checked to carry this run's id (never from restored state).
-        # Other ranks may hold another id (torchrun nodes are separate launches): they test rank 0's files.
-        best_path, best, last_path, last = run_checkpoints(ckpt_dir, run_id if rank0 else None)
-        if last["epoch"] != cfg.trainer.max_epochs - 1:
-            raise RuntimeError(f"{last_path}: holds epoch {last['epoch'] + 1} but the run trained "
-                               f"{cfg.trainer.max_epochs} epochs (stopped early?)")
-        state = callback_state(best)
-        record.update(epochs=int(last["epoch"]) + 1, best_epoch=int(best["epoch"]), best_ckpt=str(best_path),
-                      last_ckpt=str(last_path))
-        record["objective"] = _objective(cfg, state)
+        # Rank 0 alone reads the checkpoints (it wrote them; other nodes may have no copy of its folder) and hands
+        # every rank the facts and, per test, the weights: no rank reads a file that another rank writes.
+        states: dict[str, dict[str, Any]] = {}  # rank 0's weights to test, by tag
+        chosen = _from_rank0(lambda: _chosen_checkpoints(cfg, ckpt_dir, run_id, states))
+        record.update(chosen["fields"])
+        record["objective"] = chosen["objective"]
+        record["world_size"], record["num_nodes"] = trainer.world_size, trainer.num_nodes
         if cfg.test_after_fit:
             # A logger-free trainer for testing: the CSV logger cannot append a new header to the fit's file
             # after a ddp_spawn re-launch, and test numbers go to metrics.json (and the wandb summary) anyway.
             tester = build_trainer(cfg, out, [], False)
-            for tag, path, ckpt in (("test", best_path, best), ("test_last", last_path, last)):
-                module.test_tag = tag
-                tester.test(module, datamodule=datamodule, ckpt_path=path, weights_only=True, verbose=False)
-                result = json.loads((out / "test_results" / f"{tag}.json").read_text())
-                record[tag] = {**result, "epoch": int(ckpt["epoch"]), "ckpt": path.name}
+            for tag in ("test", "test_last"):
+                _load_from_rank0(module, partial(states.pop, tag))
+                module.test_tag, module.test_result = tag, None
+                if rank0:  # under ddp_spawn the result comes back in this file: never read an older one
+                    (out / "test_results" / f"{tag}.json").unlink(missing_ok=True)
+                tester.test(module, datamodule=datamodule, verbose=False)
+                record[tag] = {**module.last_test_result(), **chosen["tests"][tag]}
         record["status"] = "finished"
         record["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     except BaseException as exc:
@@ -159,7 +160,78 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
     if rank0:
         write_record(out, record)
         print(format_run_summary(record, out))
-    return record
+    # Ranks > 0 return rank 0's record (its run id and folder; a torchrun node launched separately has its own).
+    return _from_rank0(lambda: record)
+
+
+def _chosen_checkpoints(cfg: DictConfig, ckpt_dir: Path, run_id: str,
+                        states: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """On rank 0: the record fields of the selected and last checkpoints; their weights go into ``states``.
+
+    The files come from this run's folder, each checked to carry this run's id (never from restored state).
+    """
+    best_path, best, last_path, last = run_checkpoints(ckpt_dir, run_id)
+    if last["epoch"] != cfg.trainer.max_epochs - 1:
+        raise RuntimeError(f"{last_path}: holds epoch {last['epoch'] + 1} but the run trained "
+                           f"{cfg.trainer.max_epochs} epochs (stopped early?)")
+    facts = {
+        "fields": {"epochs": int(last["epoch"]) + 1, "best_epoch": int(best["epoch"]), "best_ckpt": str(best_path),
+                   "last_ckpt": str(last_path)},
+        "objective": _objective(cfg, callback_state(best)),
+        "tests": {"test": {"epoch": int(best["epoch"]), "ckpt": best_path.name},
+                  "test_last": {"epoch": int(last["epoch"]), "ckpt": last_path.name}},
+    }
+    states.update(test=best["state_dict"], test_last=last["state_dict"])
+    return facts
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _from_rank0(make: Callable[[], Any]) -> Any:
+    """``make()`` evaluated on rank 0 only; its value (pickled, so keep it small) on every rank.
+
+    Outside a process group (one process, or the main process of ddp_spawn) this is just ``make()``. When rank 0 fails, it raises its own error and the other ranks raise one
+    that names it, instead of waiting for a broadcast that never comes.
+    """
+    if not _distributed():
+        return make()
+    payload: list[Any] = [None]
+    error: BaseException | None = None
+    if torch.distributed.get_rank() == 0:
+        try:
+            payload = [("ok", make())]
+        except Exception as exc:  # noqa: BLE001 - re-raised below, after the other ranks heard of it
+            error, payload = exc, [("error", f"{type(exc).__name__}: {exc}")]
+    torch.distributed.broadcast_object_list(payload, src=0)
+    kind, value = payload[0]
+    if error is not None:
+        raise error
+    if kind == "error":
+        raise RuntimeError(f"rank 0 failed: {value}")
+    return value
+
+
+def _load_from_rank0(module: pl.LightningModule, state_dict: Callable[[], dict[str, Any]]) -> None:
+    """Load the weights ``state_dict()`` gives on rank 0 into ``module`` on every rank.
+
+    Every rank built the same network, so the tensors of ``module.state_dict()`` match in order and shape; each
+    is broadcast in place from rank 0 (on the current GPU under NCCL, which takes no CPU tensors).
+    """
+    def load() -> None:
+        module.load_state_dict(state_dict())  # strict: a mismatch fails every rank, not only rank 0
+
+    _from_rank0(load)
+    if not _distributed():
+        return
+    device = (torch.device("cuda", torch.cuda.current_device())
+              if torch.distributed.get_backend() == "nccl" else torch.device("cpu"))
+    with torch.no_grad():
+        for tensor in module.state_dict().values():
+            buf = tensor.to(device)
+            torch.distributed.broadcast(buf, src=0)
+            tensor.copy_(buf)
 
 
 def _objective(cfg: DictConfig, state: dict[str, Any]) -> dict[str, Any] | None:
