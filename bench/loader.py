@@ -11,7 +11,7 @@
   than the original ToPILImage/PIL chain, so this baseline is, if anything, faster than the public code.
 * ``ours <storage>``: ``RavdessDataModule.train_dataloader()`` over the preprocessed cache (uint8 clips) with
   ``storage`` mmap / memory (and device when CUDA is present), then the module's ``on_after_batch_transfer`` on the
-  device: one crop/flip per clip (``ClipAugment``, scale (0.8, 1.0) as in ``conf/augment/default.yaml``), float,
+  device: one crop/flip per clip (``ClipAugment`` as configured in ``conf/augment/default.yaml``), float,
   normalisation.
 * ``ours mmap, no augment``: a diagnostic row, the uint8 batch as the loader hands it over, to show how much of our
   time goes to the augmentation rather than to loading.
@@ -51,9 +51,10 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
-from cfnsr.data.augment import ClipAugment
 from cfnsr.data.cache import cached_clips, load_clip
 from cfnsr.data.datamodule import CachedClips, RavdessDataModule
 from cfnsr.data.folds import Split
@@ -61,6 +62,8 @@ from cfnsr.data.preprocess import preprocess_corpus
 from cfnsr.data.ravdess import parse_name
 from cfnsr.data.settings import PreprocessSettings, check_cache
 from cfnsr.data.synthetic import generate_corpus
+
+AUGMENT_CONF = Path(__file__).resolve().parents[1] / "conf" / "augment" / "default.yaml"
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -179,7 +182,7 @@ def our_datamodule(cache: Path, settings: PreprocessSettings, stems: list[str], 
     actors = tuple(sorted({parse_name(s).actor for s in stems}))
     dm = RavdessDataModule(root=cache.parent / "corpus", cache_dir=cache, settings=settings,
                            split=Split(train_actors=actors, val_actors=(), test_actors=()),
-                           batch_size=batch, augment=ClipAugment(scale=(0.8, 1.0)), num_workers=workers,
+                           batch_size=batch, augment=instantiate(OmegaConf.load(AUGMENT_CONF)), num_workers=workers,
                            pin_memory=pin_memory, storage=storage)
     dm.trainer = training_stand_in()
     check_cache(cache, settings)

@@ -9,11 +9,15 @@ SETTINGS=${1:-"data=synthetic backbone=tiny trainer=cpu data.batch_size=16"}
 FOLDS=${2:-1,2,3}
 EPOCHS=${3:-3}
 OUT=${OUT:-outputs/table}
-FUSIONS=averaging,multiplicative,multiplication,concat_fc,mcbp,mmtm,msaf,cfnsr
+# Every fusion YAML on the search path (conf/fusion, plus any hydra.searchpath=[...] in SETTINGS), in table order.
+# shellcheck disable=SC2086
+UNIMODAL=$(python -m cfnsr.models.fusion.registry --kind unimodal $SETTINGS)
+# shellcheck disable=SC2086
+FUSIONS=$(python -m cfnsr.models.fusion.registry --kind fused $SETTINGS)
 for PROTOCOL in paper clean; do
   # shellcheck disable=SC2086
   python train.py -m experiment=paper_unimodal $SETTINGS protocol=$PROTOCOL fold=$FOLDS \
-    fusion=video_only,audio_only trainer.max_epochs=$EPOCHS trainer.enable_progress_bar=false \
+    fusion=$UNIMODAL trainer.max_epochs=$EPOCHS trainer.enable_progress_bar=false \
     hydra.sweep.dir=$OUT/$PROTOCOL/unimodal
   # shellcheck disable=SC2086
   python train.py -m experiment=paper_fusion $SETTINGS protocol=$PROTOCOL fold=$FOLDS \

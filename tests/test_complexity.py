@@ -1,20 +1,13 @@
 """Parameter, FLOP and latency measurements."""
 
-from pathlib import Path
-
 import pytest
 import torch
-from omegaconf import OmegaConf
+from fusion_pins import PAPER_PARAMS
+from tests_helpers import load_conf as _conf
 
 from cfnsr.models.build import build_model
 from cfnsr.models.complexity import count_params, cpu_latency_ms, gflops_per_clip
 from cfnsr.tasks.complexity import complexity_table, format_table
-
-CONF = Path(__file__).resolve().parents[1] / "conf"
-
-
-def _conf(group, name):
-    return OmegaConf.load(CONF / group / f"{name}.yaml")
 
 
 def _tiny(fusion):
@@ -56,7 +49,7 @@ def test_cpu_latency_is_positive():
 def test_complexity_table():
     fusions = {name: _conf("fusion", name) for name in ("video_only", "msaf", "cfnsr")}
     rows = complexity_table(_conf("backbone", "paper"), fusions, clip=(30, 224, 13, 212))
-    assert [r["params"] for r in rows] == [25_882_056, 25_940_724, 26_301_417]
+    assert [r["params"] for r in rows] == [PAPER_PARAMS[name] for name in fusions]
     assert rows[0]["gflops"] == pytest.approx(113.15, abs=0.01)  # the paper ResNeXt-50, 30x224x224
     assert rows[2]["gflops"] > rows[0]["gflops"]
     assert rows[2]["paper_params"] == "26.30M" and rows[2]["stage"] == "Model"
@@ -67,3 +60,11 @@ def test_complexity_table_with_latency():
     rows = complexity_table(_conf("backbone", "tiny"), {"mmtm": _conf("fusion", "mmtm")}, clip=(8, 32, 13, 212),
                             latency=True, repeats=1)
     assert rows[0]["latency_ms"] > 0
+
+
+def test_a_fusion_without_paper_numbers_gets_dashes():
+    fusion = _conf("fusion", "averaging")
+    del fusion["paper"]
+    (row,) = complexity_table(_conf("backbone", "tiny"), {"mine": fusion}, clip=(4, 32, 13, 212))
+    assert row["paper_params"] is None and row["paper_accuracy"] is None and row["stage"] == "Late"
+    assert "| mine | Late |" in format_table([row]) and format_table([row]).endswith("| – | – |")

@@ -10,20 +10,21 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
-from tests_helpers import CONF_DIR
+from tests_helpers import CONF_DIR, SEARCHPATH_OVERRIDE, fusions
 
 from cfnsr.builders.objects import build_datamodule, clip_shapes, fold_split
 from cfnsr.models.build import build_model
+from cfnsr.models.fusion.registry import STAGES
 from cfnsr.tasks.complexity import count_params
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
-FUSIONS = sorted(p.stem for p in (ROOT / "conf" / "fusion").glob("*.yaml"))
+FUSIONS = list(fusions())
 
 
 def _compose(overrides: list[str]):
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose("train", overrides=["paths.output_dir=unused", *overrides])
+        return compose("train", overrides=["paths.output_dir=unused", *SEARCHPATH_OVERRIDE, *overrides])
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -49,7 +50,7 @@ def test_experiment_settings_yield_to_the_command_line():
 @pytest.mark.parametrize("fusion", FUSIONS)
 def test_every_fusion_config_names_itself(fusion: str):
     cfg = _compose([f"fusion={fusion}"])
-    assert cfg.fusion.name == fusion and cfg.fusion.stage in {"Late", "Early", "Model", "Unimodal"}
+    assert cfg.fusion.name == fusion and cfg.fusion.stage in STAGES
 
 
 @pytest.mark.parametrize("folds", ["paper", "cfnsr5"])

@@ -20,6 +20,8 @@ def run_metadata(cfg: DictConfig, params: int, gflops: float | None) -> dict[str
         "backbone": cfg.backbone.name,
         "fusion": cfg.fusion.name,
         "fusion_stage": cfg.fusion.stage,
+        "fusion_display": cfg.fusion.get("display"),  # the YAML's facts travel with the run, for the report
+        "fusion_order": cfg.fusion.get("order"),
         "protocol": cfg.protocol.name,
         "selection": cfg.protocol.selection,
         "folds": cfg.folds.name,

@@ -24,8 +24,9 @@ class RunCheckpoints(pl.Callback):
     written under a temporary name and renamed, and only the previous best of this run is deleted.
     """
 
-    def __init__(self, monitor: str = "val/war", mode: str = "max", dirpath: str | Path | None = None,
+    def __init__(self, *, monitor: str, mode: str, dirpath: str | Path | None = None,
                  run_id: str | None = None) -> None:
+        """monitor, mode: set in conf/callbacks/ (no default here, see docs/configs.md)."""
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         # dirpath/run_id None: taken from the module in setup() (the training task sets run_dir and run_id there).

@@ -26,18 +26,19 @@ the input's device, so the module itself never needs moving.
 
     ``modality_dropout`` (training batches only, applied by the data module): the probability that a clip loses
     one of its two modalities, video or audio chosen 50/50, with the missing-modality policy of
-    ``cfnsr.data.missing`` (zeros after normalisation); see ``modality_dropout_masks``. 0 (the default) draws
-    nothing, so runs without it see exactly the random numbers they saw before the option existed.
+    ``cfnsr.data.missing`` (zeros after normalisation); see ``modality_dropout_masks``. 0 (as in the shipped
+    configs) draws nothing, so runs without it see exactly the random numbers they saw before the option existed.
     """
 
     def __init__(
         self,
-        scale: Sequence[float] = (0.8, 1.0),
-        ratio: Sequence[float] = (3 / 4, 4 / 3),
-        flip: float = 0.5,
-        mean: Sequence[float] = (0.485, 0.456, 0.406),
-        std: Sequence[float] = (0.229, 0.224, 0.225),
-        modality_dropout: float = 0.0,
+        *,
+        scale: Sequence[float],
+        ratio: Sequence[float],
+        flip: float,
+        mean: Sequence[float],
+        std: Sequence[float],
+        modality_dropout: float,
     ) -> None:
         super().__init__()
         if not 0.0 <= float(modality_dropout) <= 1.0:
@@ -50,6 +51,12 @@ the input's device, so the module itself never needs moving.
         self.flip = float(flip)
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
+
+    @classmethod
+    def normalise_only(cls, mean: Sequence[float], std: Sequence[float]) -> ClipAugment:
+        """The conversion and normalisation alone, in eval mode (e.g. for prediction): no crop, flip or dropout
+        even if switched to training mode."""
+        return cls(scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=0.0, mean=mean, std=std, modality_dropout=0.0).eval()
 
     def forward(self, video: Tensor) -> Tensor:
         """video: uint8 (B, T, H, W, 3) -> float (B, 3, T, H, W)."""

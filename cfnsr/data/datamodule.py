@@ -128,8 +128,8 @@ class RavdessDataModule(pl.LightningDataModule):
         settings: PreprocessSettings,
         split: Split,
         batch_size: int,
+        augment: ClipAugment,
         eval_batch_size: int | None = None,
-        augment: ClipAugment | None = None,
         num_workers: int = 0,
         pin_memory: bool = False,
         storage: str = "mmap",
@@ -156,7 +156,7 @@ class RavdessDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.storage = storage
-        self.augment = augment or ClipAugment()
+        self.augment = augment
         self._on_device: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.seed = seed
         self.datasets: dict[str, CachedClips] = {}

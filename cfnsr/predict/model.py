@@ -221,7 +221,7 @@ def predictor_from_config(run_cfg: Mapping[str, Any], state_dict: Mapping[str, T
     dev = _device(device)
     model.to(dev).eval()
     aug = run_cfg["augment"]
-    normalise = ClipAugment(mean=aug["mean"], std=aug["std"]).eval()
+    normalise = ClipAugment.normalise_only(mean=aug["mean"], std=aug["std"])
     return Predictor(model=model, device=dev, settings=settings, class_names=names, normalise=normalise,
                      source=source, fusion=str(cfg.fusion.name), backbone=str(cfg.backbone.name),
                      run_config=run_cfg)

@@ -21,8 +21,6 @@ path; file mtimes only for records without ``finished_at``.
 """
 
 from cfnsr.report.build import (
-    FUSION_ORDER,
-    MODEL_NAMES,
     TABLE_RULE,
     FusionRow,
     GapRow,
@@ -31,6 +29,8 @@ from cfnsr.report.build import (
     Report,
     ReportError,
     build_report,
+    fusion_order,
+    model_name,
 )
 from cfnsr.report.cli import main
 from cfnsr.report.collect import DUPLICATE_RULE, Run, Skipped, collect_runs
@@ -40,8 +40,6 @@ from cfnsr.report.write import write_report
 
 __all__ = [
     "DUPLICATE_RULE",
-    "FUSION_ORDER",
-    "MODEL_NAMES",
     "FusionRow",
     "GapRow",
     "GapTable",
@@ -54,7 +52,9 @@ __all__ = [
     "build_report",
     "collect_runs",
     "format_markdown",
+    "fusion_order",
     "main",
+    "model_name",
     "paired_comparison",
     "write_report",
 ]

@@ -15,23 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from cfnsr.models.fusion.catalog import FUSION_ORDER, fusion_sort_key  # noqa: F401 - re-exported for the report
+from cfnsr.models.fusion.registry import fusion_registry
 from cfnsr.report.collect import Run, Skipped, deduplicate
 from cfnsr.report.stats import paired_comparison
 from cfnsr.runs.recipe import canonical_json, format_value, matches_prefix, recipe_hash
 
-MODEL_NAMES = {
-    "video_only": "3D ResNeXt-50 (video only)",
-    "audio_only": "1D CNN (audio only)",
-    "averaging": "Averaging",
-    "multiplicative": "Multiplicative",
-    "multiplication": "Multiplication",
-    "concat_fc": "Concat + FC",
-    "mcbp": "MCBP",
-    "mmtm": "MMTM",
-    "msaf": "MSAF",
-    "cfnsr": "CFN-SR",
-}
 REFERENCE_FUSION = "cfnsr"
 DEFAULT_SELECTION = {
     "paper": "best test epoch (paper protocol)",
@@ -64,8 +52,29 @@ class ReportError(ValueError):
     """The runs cannot go into one table as asked (e.g. mixed protocols without ``--split``)."""
 
 
-def model_name(fusion: str) -> str:
-    return MODEL_NAMES.get(fusion, fusion)
+# A fusion's display name and table position come from its YAML (``display``, ``order``): from its run records,
+# which copy them at training time (so a fusion from an extra config folder keeps them), else from conf/fusion.
+
+
+def fusion_order() -> tuple[str, ...]:
+    """The fusions of ``conf/fusion`` in table order."""
+    return tuple(fusion_registry())
+
+
+def fusion_sort_key(name: str, order: float | None = None) -> tuple[float, str]:
+    """``order`` (else the YAML's), then the name; fusions without an order follow the ordered ones."""
+    if order is None:
+        facts = fusion_registry().get(name)
+        order = facts.order if facts else float("inf")
+    return (order, name)
+
+
+def model_name(fusion: str, display: str | None = None) -> str:
+    """The row label of a fusion: ``display`` (else the YAML's ``display``), else its name."""
+    if display:
+        return display
+    facts = fusion_registry().get(fusion)
+    return facts.display if facts else fusion
 
 
 def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
@@ -131,6 +140,7 @@ class FusionRow:
     recipe: dict[str, Any] = field(default_factory=dict, repr=False)  # fusion.* and model.init.* recipe keys
     variant: list[str] = field(default_factory=list)  # keys that tell this row from other rows of the same fusion
     label: str = ""  # the row's name in the tables: the model name, plus the variant keys when the fusion repeats
+    order: float | None = None  # table position from the runs' records (``fusion.order``), None: from conf/fusion
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -310,7 +320,7 @@ def aggregate_fusion(fusion: str, runs: Sequence[Run]) -> FusionRow:
     paper = _first(runs, "paper") or {}
     return FusionRow(
         fusion=fusion,
-        model=model_name(fusion),
+        model=model_name(fusion, _first(runs, "fusion_display")),
         stage=str(_first(runs, "fusion_stage") or "–"),
         runs=list(runs),
         n_runs=len(runs),
@@ -334,6 +344,7 @@ def aggregate_fusion(fusion: str, runs: Sequence[Run]) -> FusionRow:
         confusion=_sum_confusion(runs),
         row_key=runs[0].row_key if runs else (fusion, None),
         recipe=dict(runs[0].row_recipe) if runs else {},
+        order=_first(runs, "fusion_order"),
     )
 
 
@@ -371,7 +382,7 @@ def _label_variants(rows: list[FusionRow]) -> list[str]:
     by_fusion: dict[str, list[FusionRow]] = defaultdict(list)
     for r in rows:
         by_fusion[r.fusion].append(r)
-    for fusion, same in by_fusion.items():
+    for same in by_fusion.values():
         if len(same) < 2:
             continue
         keys = differing_keys([r.recipe for r in same])
@@ -379,7 +390,7 @@ def _label_variants(rows: list[FusionRow]) -> list[str]:
             r.variant = keys
             r.label = f"{r.model} ({describe(r.recipe, keys)})"
         notes.append(
-            f"{model_name(fusion)} appears with different settings, one row each; they differ in {', '.join(keys)}."
+            f"{same[0].model} appears with different settings, one row each; they differ in {', '.join(keys)}."
         )
     return notes
 
@@ -432,7 +443,7 @@ def build_group(runs: Sequence[Run]) -> GroupTable:
         by_row[r.row_key].append(r)
     rows = [aggregate_fusion(key[0], rs) for key, rs in by_row.items()]
     notes = _label_variants(rows)
-    rows.sort(key=lambda r: (fusion_sort_key(r.fusion), r.label))
+    rows.sort(key=lambda r: (fusion_sort_key(r.fusion, r.order), r.label))
     notes += _compare_rows(rows)
     protocol, dataset, backbone = runs[0].group_key
     selections = sorted({str(r.record.get("selection") or DEFAULT_SELECTION.get(protocol, protocol)) for r in runs})
@@ -493,14 +504,17 @@ def build_gap(paper: GroupTable, clean: GroupTable) -> GapTable:
     p_rows = {r.row_key: r for r in paper.rows}
     c_rows = {r.row_key: r for r in clean.rows}
     keys = list(p_rows) + [k for k in c_rows if k not in p_rows]
-    keys.sort(key=lambda k: (fusion_sort_key(k[0]), (p_rows.get(k) or c_rows[k]).label))
+    def first(k: tuple) -> FusionRow:
+        return p_rows.get(k) or c_rows[k]
+
+    keys.sort(key=lambda k: (fusion_sort_key(k[0], first(k).order), first(k).label))
     rows = []
     for k in keys:
         p, c = p_rows.get(k), c_rows.get(k)
         rows.append(
             GapRow(
                 fusion=k[0],
-                model=model_name(k[0]),
+                model=(p or c).model,
                 paper_war=p.war_mean if p else None,
                 clean_war=c.war_mean if c else None,
                 last_war=p.last_war_mean if p else None,

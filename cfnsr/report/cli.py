@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cfnsr.report.build import FUSION_ORDER, ReportError, build_report, model_name
+from cfnsr.report.build import ReportError, build_report, fusion_order, model_name
 from cfnsr.report.collect import collect_runs
 from cfnsr.report.markdown import format_markdown
 from cfnsr.report.robustness import build_robustness, collect_robustness, format_robustness, write_robustness
@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except FileNotFoundError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        blocks = build_robustness(rob_runs, order=FUSION_ORDER)
+        blocks = build_robustness(rob_runs, order=fusion_order())
         text = format_robustness(blocks, name=model_name)
         for path, why in rob_skipped:
             text += f"\n- skipped {path}: {why}"

@@ -16,7 +16,8 @@ The rule, key by key (a prefix matches the key itself and everything under it, b
   and kind, distributed strategy, progress bars and logging frequency, data-loader workers and memory placement,
   the evaluation batch size, preprocessing workers and cache maintenance flags, whether the test ran after fitting,
   whether GFLOPs were measured, ``torch.compile`` and ``channels_last``, resume settings).
-* :data:`DESCRIPTIVE_PREFIXES` are dropped: values quoted for display (the paper's reported accuracy and size).
+* :data:`DESCRIPTIVE_PREFIXES` are dropped: values quoted for display (the paper's reported accuracy and size, a
+  fusion's display name and table position).
 * :data:`INIT_PATH_KEYS` (initialisation checkpoints) are replaced by whether each was set (``True``/``False``; a
   key missing from the config counts as not set): a per-fold checkpoint path differs per fold but is the same
   recipe.
@@ -79,7 +80,7 @@ EXECUTION_PREFIXES: tuple[str, ...] = (
 )
 
 # Values quoted for display only.
-DESCRIPTIVE_PREFIXES: tuple[str, ...] = ("fusion.paper", "protocol.objective")
+DESCRIPTIVE_PREFIXES: tuple[str, ...] = ("fusion.paper", "fusion.display", "fusion.order", "protocol.objective")
 
 # Initialisation checkpoints: kept as "was it set", not as the path.
 INIT_PATH_KEYS: tuple[str, ...] = (

@@ -13,6 +13,8 @@ a cluster can still be summarised. Schema (version 1)::
       "backbone": "tiny" | "paper",
       "fusion": "cfnsr",                # fusion strategy name (conf/fusion/<name>.yaml)
       "fusion_stage": "Model",          # Late | Early | Model | Unimodal
+      "fusion_display": "CFN-SR",       # row label, from the fusion YAML's display (absent in older records)
+      "fusion_order": 100,              # table position, from its order (absent in older records)
       "protocol": "paper" | "clean",
       "selection": "best test epoch (paper protocol)" | "best validation epoch (clean protocol)",
       "folds": "paper",                 # fold scheme name

@@ -18,7 +18,8 @@ from cfnsr.models.complexity import count_params, cpu_latency_ms, gflops_per_cli
 def complexity_table(backbone_cfg: DictConfig, fusion_cfgs: Mapping[str, DictConfig],
                      clip: tuple[int, int, int, int], latency: bool = False, num_classes: int = 8,
                      repeats: int = 3) -> list[dict[str, Any]]:
-    """One row per fusion: name, stage, params, GFLOPs per clip, latency (ms or None), the paper's numbers.
+    """One row per fusion: name, stage, params, GFLOPs per clip, latency (ms or None), the paper's numbers (None
+    for a fusion whose YAML has no ``paper:`` entry).
 
     clip: (frames, size, n_mfcc, mfcc_len), e.g. (30, 224, 13, 212) for the paper.
     Params and FLOPs come from a model built on the meta device (no memory, no compute); latency
@@ -30,14 +31,15 @@ def complexity_table(backbone_cfg: DictConfig, fusion_cfgs: Mapping[str, DictCon
     for name, fusion_cfg in fusion_cfgs.items():
         with torch.device("meta"):
             model = build_model(backbone_cfg, fusion_cfg, num_classes)
+        paper = fusion_cfg.get("paper") or {}
         row = {
             "name": name,
             "stage": fusion_cfg.stage,
             "params": count_params(model),
             "gflops": gflops_per_clip(model, video_shape, audio_shape),
             "latency_ms": None,
-            "paper_accuracy": fusion_cfg.paper.accuracy,
-            "paper_params": fusion_cfg.paper.params,
+            "paper_accuracy": paper.get("accuracy"),
+            "paper_params": paper.get("params"),
         }
         if latency:
             cpu_model = build_model(backbone_cfg, fusion_cfg, num_classes)
@@ -57,19 +59,14 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _fusion_configs(cfg: DictConfig) -> dict[str, DictConfig]:
-    """The chosen fusion config, or every ``conf/fusion/*.yaml`` in the paper table's order."""
+def _fusion_configs(cfg: DictConfig, searchpath: Sequence[str] = ()) -> dict[str, DictConfig]:
+    """The chosen fusion config, or every ``fusion/*.yaml`` on the search path (``conf/`` and ``searchpath``), in
+    table order."""
     if cfg.get("fusion"):
         return {cfg.fusion.name: cfg.fusion}
-    from pathlib import Path
+    from cfnsr.models.fusion.registry import fusion_registry
 
-    from omegaconf import OmegaConf
-
-    from cfnsr.models.fusion.catalog import fusion_sort_key
-
-    conf_dir = Path(__file__).resolve().parents[2] / "conf" / "fusion"
-    names = sorted((p.stem for p in conf_dir.glob("*.yaml")), key=fusion_sort_key)
-    return {n: OmegaConf.load(conf_dir / f"{n}.yaml") for n in names}
+    return {name: facts.config for name, facts in fusion_registry(searchpath).items()}
 
 
 def main() -> None:
@@ -81,10 +78,13 @@ def main() -> None:
 
     @hydra.main(version_base="1.3", config_path="../../conf", config_name="complexity")
     def _run(cfg: DictConfig) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
         (_, frames, size, _), (n_mfcc, length) = settings_from_config(cfg.preprocess).input_shapes()
         print(f"backbone={cfg.backbone.name}, clip: video (3, {frames}, {size}, {size}), audio ({n_mfcc}, {length})")
-        rows = complexity_table(cfg.backbone, _fusion_configs(cfg), (frames, size, n_mfcc, length),
-                                latency=cfg.latency, repeats=cfg.repeats)
+        fusions = _fusion_configs(cfg, HydraConfig.get().searchpath)  # extra folders: hydra.searchpath=[...]
+        rows = complexity_table(cfg.backbone, fusions, (frames, size, n_mfcc, length), latency=cfg.latency,
+                                repeats=cfg.repeats)
         print(format_table(rows))
 
     _run()

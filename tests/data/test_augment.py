@@ -1,6 +1,5 @@
 import torch
-
-from cfnsr.data.augment import ClipAugment
+from tests_helpers import make
 
 
 def _clips(b=4, t=5, h=24, w=32):
@@ -9,7 +8,7 @@ def _clips(b=4, t=5, h=24, w=32):
 
 
 def test_eval_only_converts_and_normalises():
-    aug = ClipAugment().eval()
+    aug = make("augment", "default").eval()
     v = _clips()
     out = aug(v)
     assert out.shape == (4, 3, 5, 24, 32) and out.dtype == torch.float32
@@ -22,20 +21,20 @@ def test_one_draw_per_clip_shared_by_all_frames():
     frame = _clips(b=6, t=1)
     v = frame.expand(6, 7, 24, 32, 3).contiguous()
     torch.manual_seed(1)
-    out = ClipAugment(scale=(0.3, 0.6)).train()(v)
+    out = make("augment", "default", scale=(0.3, 0.6)).train()(v)
     assert torch.allclose(out, out[:, :, :1].expand_as(out), atol=1e-5)
     assert not torch.allclose(out[0], out[1])  # clips differ from each other
 
 
 def test_flip_only_mirrors_the_frame():
     v = _clips(b=1)
-    aug = ClipAugment(scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=1.0).train()
-    assert torch.allclose(aug(v), ClipAugment().eval()(v).flip(-1), atol=1e-4)
+    aug = make("augment", "default", scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=1.0).train()
+    assert torch.allclose(aug(v), make("augment", "default").eval()(v).flip(-1), atol=1e-4)
 
 
 def test_same_seed_same_draws():
     v = _clips()
-    aug = ClipAugment(scale=(0.5, 1.0)).train()
+    aug = make("augment", "default", scale=(0.5, 1.0)).train()
     torch.manual_seed(3)
     a = aug(v)
     torch.manual_seed(3)

@@ -1,19 +1,16 @@
-"""Shared fixtures for the model tests: the shipped backbone and fusion configs, and a model factory."""
+"""Shared fixtures for the model tests: the fusion configs on the search path, the backbones, a model factory."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
+from tests_helpers import fusions, load_conf
 
 from cfnsr.models.build import build_model
 from cfnsr.models.fusion.base import FusionModel
-
-CONF = Path(__file__).resolve().parents[2] / "conf"
-FUSION_NAMES = sorted(p.stem for p in (CONF / "fusion").glob("*.yaml"))
 
 # A small clip for the tiny backbones: video (B, 3, T, H, W), audio (B, n_mfcc, L).
 TINY_VIDEO = (2, 3, 8, 32, 32)
@@ -21,17 +18,11 @@ TINY_AUDIO = (2, 13, 212)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Any test taking ``fusion_name`` runs once per shipped fusion config."""
-    if "fusion_name" in metafunc.fixturenames:
-        metafunc.parametrize("fusion_name", FUSION_NAMES)
-
-
-def load_conf(group: str, name: str, **overrides: object) -> DictConfig:
-    """conf/<group>/<name>.yaml, with dotted-key overrides such as ``model.beta=0``."""
-    cfg = OmegaConf.load(CONF / group / f"{name}.yaml")
-    for key, value in overrides.items():
-        OmegaConf.update(cfg, key, value)
-    return cfg
+    """Any test taking ``fusion_name`` runs once per fusion YAML on the search path (conf/ and
+    CFNSR_TEST_SEARCHPATH), so a new fusion is covered without editing any test."""
+    named = any("fusion_name" in str(m.args[0]) for m in metafunc.definition.iter_markers("parametrize"))
+    if "fusion_name" in metafunc.fixturenames and not named:
+        metafunc.parametrize("fusion_name", list(fusions()))
 
 
 @pytest.fixture
@@ -42,8 +33,8 @@ def conf() -> Callable[..., DictConfig]:
 
 @pytest.fixture
 def fusion_names() -> list[str]:
-    """The names of all shipped fusion configs."""
-    return FUSION_NAMES
+    """The names of all fusion configs on the search path."""
+    return list(fusions())
 
 
 @pytest.fixture

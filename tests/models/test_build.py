@@ -2,12 +2,10 @@
 
 import pytest
 import torch
+from tests_helpers import make
 
-from cfnsr.models.backbones.resnext3d import ResNeXt3D
 from cfnsr.models.build import load_backbone_weights, load_kinetics_resnext
 from cfnsr.models.fusion.msaf import MSAF
-
-TINY_RESNEXT = dict(layers=[1, 1, 1, 1], cardinality=4, stem_channels=8, base_planes=16, stem_kernel=[3, 3, 3])
 
 
 def test_build_instantiates_only_the_needed_backbones(build):
@@ -60,7 +58,7 @@ def test_wrong_checkpoint_lists_missing_and_unexpected_keys(build, tmp_path):
 
 
 def test_mismatched_shapes_are_listed(build, tmp_path):
-    torch.save(ResNeXt3D(num_classes=5, **TINY_RESNEXT).state_dict(), tmp_path / "video.pt")
+    torch.save(make("backbone", "tiny", "video", num_classes=5).state_dict(), tmp_path / "video.pt")
     with pytest.raises(ValueError, match=r"shape mismatches \(2\): \['fc\.bias: checkpoint \(5,\) vs model \(8,\)"):
         load_backbone_weights(build("msaf"), video=tmp_path / "video.pt")
 
@@ -75,7 +73,7 @@ def _kenshohara_release(backbone, num_classes):
 
 def test_kinetics_release_loads_and_drops_its_head(tmp_path):
     torch.manual_seed(0)
-    source, target = ResNeXt3D(8, **TINY_RESNEXT), ResNeXt3D(8, **TINY_RESNEXT)
+    source, target = make("backbone", "tiny", "video", num_classes=8), make("backbone", "tiny", "video", num_classes=8)
     torch.save(_kenshohara_release(source, num_classes=400), tmp_path / "kinetics.pth")
     fc_before = target.fc.weight.clone()
     load_kinetics_resnext(target, tmp_path / "kinetics.pth")
@@ -84,7 +82,7 @@ def test_kinetics_release_loads_and_drops_its_head(tmp_path):
 
 
 def test_kinetics_release_of_another_architecture_is_refused(tmp_path):
-    other = ResNeXt3D(8, **{**TINY_RESNEXT, "layers": [1, 2, 1, 1]})
+    other = make("backbone", "tiny", "video", num_classes=8, layers=[1, 2, 1, 1])
     torch.save(_kenshohara_release(other, num_classes=400), tmp_path / "kinetics.pth")
     with pytest.raises(ValueError, match=r"unexpected keys \(\d+\): \['layer2\.1\.bn1\.bias'"):
-        load_kinetics_resnext(ResNeXt3D(8, **TINY_RESNEXT), tmp_path / "kinetics.pth")
+        load_kinetics_resnext(make("backbone", "tiny", "video", num_classes=8), tmp_path / "kinetics.pth")

@@ -9,11 +9,22 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from cfnsr.models.fusion.registry import fusion_facts
 from cfnsr.runs.recipe import recipe_hash, training_recipe
 
 N_TEST = 240  # clips per test fold, as in RAVDESS
 SELECTION = {"paper": "best test epoch (paper protocol)", "clean": "best validation epoch (clean protocol)"}
-STAGE = {"cfnsr": "Model", "msaf": "Model", "averaging": "Late"}
+
+
+def stage_of(fusion: str) -> str:
+    """A shipped fusion's stage from its YAML; "Early" for the made-up ones."""
+    facts = fusion_facts(fusion)
+    return facts.stage if facts else "Early"
+
+
+def paper_of(fusion: str) -> dict[str, Any] | None:
+    facts = fusion_facts(fusion)
+    return facts.paper if facts else None
 FINISHED_AT = "2024-05-01T12:00:00+00:00"  # default finish time of fixture runs
 
 
@@ -70,8 +81,8 @@ def make_config(
         "backbone": {"name": backbone, "video": {"layers": [1, 1, 1, 1] if backbone == "tiny" else [3, 4, 6, 3]}},
         "fusion": {
             "name": fusion,
-            "stage": STAGE.get(fusion, "Early"),
-            "paper": None,
+            "stage": stage_of(fusion),
+            "paper": paper_of(fusion),
             "model": {"_target_": f"cfnsr.models.fusion.{fusion}.Model"},
         },
         "model": {
@@ -148,7 +159,7 @@ def make_record(
         "dataset": dataset,
         "backbone": backbone,
         "fusion": fusion,
-        "fusion_stage": STAGE.get(fusion, "Early"),
+        "fusion_stage": stage_of(fusion),
         "protocol": protocol,
         "selection": selection,
         "folds": "paper",
@@ -158,7 +169,7 @@ def make_record(
         "seed": seed,
         "params": params,
         "gflops": 1.5,
-        "paper": {"accuracy": 75.76, "params": "26.30M"} if fusion == "cfnsr" else None,
+        "paper": paper_of(fusion),
         "epochs": 3,
         "best_epoch": 1,
         "test": {"war": war, "uar": war - 0.01, "f1": war - 0.02, "n": N_TEST, "confusion": confusion_for(correct)},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from report_fixtures import CORRECT, N_TEST, make_record
 
+from cfnsr.models.fusion.registry import fusion_facts
 from cfnsr.report import ReportError, build_report, collect_runs, format_markdown
 from cfnsr.report.collect import DUPLICATE_RULE
 from cfnsr.runs.record import write_record
@@ -51,19 +53,33 @@ def test_table_numbers_match_hand_computation(sweep: Path) -> None:
     assert "| CFN-SR | Model | 6 (3 folds × 2 seeds) |" in md
 
 
-def test_rows_follow_paper_order_then_alphabetical(write_run) -> None:
-    for fusion in ["zeta_custom", "cfnsr", "alpha_custom", "msaf", "averaging", "video_only", "audio_only", "mmtm"]:
+def test_rows_follow_the_yaml_order_then_alphabetical(write_run) -> None:
+    shipped = ["cfnsr", "msaf", "averaging", "video_only", "audio_only", "mmtm", "mcbp"]
+    for fusion in ["zeta_custom", "alpha_custom", *shipped[:-1]]:
         write_run(fusion, 1, 1, 150)
     runs, _ = collect_runs([write_run(fusion="mcbp", fold=1, seed=1, correct=150).parents[1]])
     report = build_report(runs)
     order = [r.fusion for r in report.groups[0].rows]
-    assert order == [
-        "video_only", "audio_only", "averaging", "mcbp", "mmtm", "msaf", "cfnsr", "alpha_custom", "zeta_custom",
-    ]  # fmt: skip
+    assert order == sorted(shipped, key=lambda f: fusion_facts(f).order) + ["alpha_custom", "zeta_custom"]
+    assert order[:2] == ["video_only", "audio_only"] and order[6] == "cfnsr"  # the paper's table order
     models = [r.model for r in report.groups[0].rows]
-    assert models[:2] == ["3D ResNeXt-50 (video only)", "1D CNN (audio only)"] and models[6] == "CFN-SR"
+    assert models == [fusion_facts(f).display for f in order[:7]] + ["alpha_custom", "zeta_custom"]
     # A single run per fusion has no sample std: shown with its n instead of a made-up number.
     assert "62.50 (n=1)" in format_markdown(report)
+
+
+def test_a_fusion_outside_conf_takes_its_label_and_place_from_its_records(write_run, tmp_path: Path) -> None:
+    """A fusion from an extra config folder: its YAML's display and order travel in the run records."""
+    for fusion in ("averaging", "mcbp"):
+        write_run(fusion, 1, 1, 150)
+    gated = write_run("gated_sum", 1, 1, 160)
+    record = json.loads(gated.read_text())
+    gated.write_text(json.dumps({**record, "fusion_display": "Gated sum", "fusion_order": 35}))
+    runs, _ = collect_runs([gated.parents[1]])
+    rows = build_report(runs).groups[0].rows
+    assert [(r.fusion, r.model) for r in rows] == [("averaging", "Averaging"), ("gated_sum", "Gated sum"),
+                                                   ("mcbp", "MCBP")]
+    assert "| Gated sum | Early |" in format_markdown(build_report(runs))
 
 
 def test_skipped_runs_are_listed_with_reasons(sweep: Path) -> None:

@@ -11,12 +11,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from tests_helpers import compose_eval, compose_train
+from tests_helpers import compose_eval, compose_train, make
 from torch.utils.data import default_collate
 
 from cfnsr.builders.config_checks import ConfigError
 from cfnsr.data import cache as cache_mod
-from cfnsr.data.augment import ClipAugment
 from cfnsr.data.cache import CacheError, load_audio, load_clip
 from cfnsr.data.features import compute_mfcc, quantize_audio
 from cfnsr.data.missing import remove_modality
@@ -128,10 +127,10 @@ def _batch(cache: Path, cond: Condition, seed: int = 0) -> tuple[dict, dict]:
     """(the batch as the device sees it after the suite's transfer hook, the clean normalised batch)."""
     ds = CorruptedClips(cache, STEMS, cond, seed, SETTINGS)
     raw = default_collate([ds[i] for i in range(len(ds))])
-    dm = CorruptedTestData(SimpleNamespace(augment=ClipAugment()), cond, seed)
+    dm = CorruptedTestData(SimpleNamespace(augment=make("augment", "default")), cond, seed)
     out = dm.on_after_batch_transfer(raw, 0)
     arrays = [load_clip(cache, stem, mmap=False) for stem in STEMS]
-    clean = {"video": ClipAugment().eval()(torch.from_numpy(np.stack([v for v, _ in arrays]))),
+    clean = {"video": make("augment", "default").eval()(torch.from_numpy(np.stack([v for v, _ in arrays]))),
              "audio": torch.from_numpy(np.stack([a for _, a in arrays]))}
     return out, clean
 
@@ -147,7 +146,7 @@ def test_removal_gives_zeros_after_normalisation(fake_cache):
     # zero is the dataset mean colour: a frame painted in the mean normalises to (almost exactly) 0
     mean = torch.tensor([0.485, 0.456, 0.406]) * 255
     painted = mean.view(1, 1, 1, 1, 3).expand(1, 2, 4, 4, 3).round().to(torch.uint8)
-    assert ClipAugment().eval()(painted).abs().max() < 0.5 / 255 / 0.224 + 1e-6
+    assert make("augment", "default").eval()(painted).abs().max() < 0.5 / 255 / 0.224 + 1e-6
 
 
 def test_one_removed_zeroes_exactly_one_modality_per_clip_about_half_each(fake_cache):
@@ -231,16 +230,16 @@ def test_document_csv_and_figure(tmp_path):
 def test_modality_dropout_off_draws_nothing_on_drops_one_modality_with_the_missing_policy():
     from cfnsr.data.datamodule import RavdessDataModule
 
-    assert ClipAugment().modality_dropout == 0.0
+    assert make("augment", "default").modality_dropout == 0.0
     torch.manual_seed(0)
     state = torch.get_rng_state()
-    assert ClipAugment(modality_dropout=0.0).modality_dropout_masks(8) is None
+    assert make("augment", "default", modality_dropout=0.0).modality_dropout_masks(8) is None
     assert torch.equal(torch.get_rng_state(), state)  # runs without dropout draw exactly what they drew before
     with pytest.raises(ValueError, match="modality_dropout"):
-        ClipAugment(modality_dropout=1.5)
+        make("augment", "default", modality_dropout=1.5)
 
     dm = RavdessDataModule(root="unused", cache_dir="unused", settings=SETTINGS, split=None, batch_size=2,
-                           augment=ClipAugment(modality_dropout=1.0, scale=(1, 1), flip=0.0))
+                           augment=make("augment", "default", modality_dropout=1.0, scale=(1, 1), flip=0.0))
     batch = {"video": torch.randint(0, 256, (64, 2, 8, 8, 3), dtype=torch.uint8),
              "audio": torch.randn(64, 13, 20) + 5, "label": torch.zeros(64, dtype=torch.long)}
     dm.trainer = SimpleNamespace(training=True)

@@ -41,13 +41,14 @@ class MFCCCNN(Backbone):
     def __init__(
         self,
         num_classes: int,
-        n_mfcc: int = 13,
-        channels: Sequence[int] = (32, 32, 64),
-        kernel_sizes: Sequence[int] = (7, 7, 5),
-        padding: int = 2,
-        pool_length: int = 26,
-        dropout1: float = 0.2,
-        dropout2: float = 0.4,
+        *,
+        n_mfcc: int,
+        channels: Sequence[int],
+        kernel_sizes: Sequence[int],
+        padding: int,
+        pool_length: int,
+        dropout1: float,
+        dropout2: float,
     ) -> None:
         super().__init__()
         c1, c2, c3 = channels

@@ -2,9 +2,9 @@
 
 Module names follow kenshohara/3D-ResNets-PyTorch (``conv1``, ``bn1``, ``layer1..4`` made of blocks with
 ``conv1/bn1/conv2/bn2/conv3/bn3/downsample.0/downsample.1``, ``fc``), so its released state dicts load
-directly. The defaults are ResNeXt-50 (cardinality 32, shortcut B, expansion 2): 25,882,056 parameters
-with an 8-class head. Widths, depths and the stem are configurable so the same class gives the tiny
-CPU backbone.
+directly. ``conf/backbone/paper.yaml`` gives ResNeXt-50 (cardinality 32, shortcut B, expansion 2): 25,882,056
+parameters with an 8-class head. Widths, depths and the stem are arguments (no defaults: the YAML holds the
+values), so the same class gives the tiny CPU backbone.
 """
 
 from __future__ import annotations
@@ -78,13 +78,14 @@ class ResNeXt3D(Backbone):
     def __init__(
         self,
         num_classes: int,
-        layers: Sequence[int] = (3, 4, 6, 3),
-        cardinality: int = 32,
-        stem_channels: int = 64,
-        base_planes: int = 128,
-        stem_kernel: Sequence[int] = (7, 7, 7),
-        stem_stride: Sequence[int] = (1, 2, 2),
-        stem_relu: bool = True,
+        *,
+        layers: Sequence[int],
+        cardinality: int,
+        stem_channels: int,
+        base_planes: int,
+        stem_kernel: Sequence[int],
+        stem_stride: Sequence[int],
+        stem_relu: bool,
     ) -> None:
         super().__init__()
         self.conv1 = nn.Conv3d(3, stem_channels, kernel_size=tuple(stem_kernel), stride=tuple(stem_stride),

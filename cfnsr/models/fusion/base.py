@@ -32,8 +32,8 @@ class FusionOutput:
 class FusionModel(nn.Module):
     """Base class: holds the backbones, defines ``forward(video, audio)`` and ``loss``.
 
-    Subclasses set ``modalities`` (the backbones they need) and ``stage`` (the fusion stage of the
-    comparison table), and implement ``forward``.
+    Subclasses set ``modalities`` (the backbones they need) and implement ``forward``. What tables say about a
+    fusion (stage, display name, order, the paper's numbers) lives in its YAML only (``cfnsr.models.fusion.registry``).
 
     Args:
         video: the video backbone, or None if ``"video"`` is not in ``modalities``.
@@ -42,7 +42,6 @@ class FusionModel(nn.Module):
     """
 
     modalities: ClassVar[tuple[str, ...]] = ("video", "audio")
-    stage: ClassVar[str]  # "Late" | "Early" | "Model" | "Unimodal"
 
     def __init__(self, video: Backbone | None, audio: Backbone | None, num_classes: int) -> None:
         super().__init__()

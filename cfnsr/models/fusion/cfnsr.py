@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from torch import Tensor, nn
 
@@ -28,18 +26,15 @@ class CFNSR(FusionModel):
             the reference's ablation 1: 25,916,072 parameters).
         self_attention: False replaces the Transformer by the mean of y over time.
         residual: False drops the residual, x' = x * map (ablation 2).
-        batch_sum_attention: see CrossModalAttention (reference bug, off by default).
+        batch_sum_attention: see CrossModalAttention (reference bug; off in conf/fusion/cfnsr.yaml).
         num_heads, num_layers, ffn_multiplier, attn_dropout, relu_dropout, res_dropout, embed_dropout,
         causal: the Transformer's settings (FFN width = ffn_multiplier * d).
     """
 
-    stage: ClassVar[str] = "Model"
-
-    def __init__(self, video: Backbone, audio: Backbone, num_classes: int, cross_modal: bool = True,
-                 self_attention: bool = True, residual: bool = True, batch_sum_attention: bool = False,
-                 num_heads: int = 8, num_layers: int = 5, ffn_multiplier: int = 4, attn_dropout: float = 0.1,
-                 relu_dropout: float = 0.1, res_dropout: float = 0.1, embed_dropout: float = 0.3,
-                 causal: bool = True) -> None:
+    def __init__(self, video: Backbone, audio: Backbone, num_classes: int, *, cross_modal: bool,
+                 self_attention: bool, residual: bool, batch_sum_attention: bool, num_heads: int, num_layers: int,
+                 ffn_multiplier: int, attn_dropout: float, relu_dropout: float, res_dropout: float,
+                 embed_dropout: float, causal: bool) -> None:
         super().__init__(video, audio, num_classes)
         video.remove_head()
         audio.remove_head()

@@ -21,8 +21,8 @@ class ConcatFC(EarlyFusion):
         keep_unimodal_heads: see EarlyFusion.
     """
 
-    def __init__(self, video: Backbone, audio: Backbone, num_classes: int, hidden: int = 256,
-                 keep_unimodal_heads: bool = True) -> None:
+    def __init__(self, video: Backbone, audio: Backbone, num_classes: int, *, hidden: int,
+                 keep_unimodal_heads: bool) -> None:
         super().__init__(video, audio, num_classes, keep_unimodal_heads)
         self.mlp = nn.Sequential(
             nn.Linear(video.feature_dim + audio.feature_dim, hidden),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from torch import Tensor
 
 from cfnsr.models.backbones.base import Backbone
@@ -19,8 +17,6 @@ class EarlyFusion(FusionModel):
             (docs/paper-facts.md#concat--fc). The fused loss never reaches the heads, so they are frozen (the
             optimiser and DDP then ignore them) and only report their logits in ``streams``.
     """
-
-    stage: ClassVar[str] = "Early"
 
     def __init__(self, video: Backbone, audio: Backbone, num_classes: int, keep_unimodal_heads: bool) -> None:
         super().__init__(video, audio, num_classes)

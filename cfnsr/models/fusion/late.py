@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from torch import Tensor
 from torch.nn import functional as F
 
@@ -16,8 +14,6 @@ class LateFusion(FusionModel):
     Each stream is trained with its own cross-entropy and the loss is their sum, so each network
     keeps learning its unimodal task; only the prediction combines them (``combine``).
     """
-
-    stage: ClassVar[str] = "Late"
 
     def forward(self, video: Tensor, audio: Tensor) -> FusionOutput:
         """video: (B, 3, T, H, W), audio: (B, n_mfcc, L) -> combined log-probabilities (B, K) + stream logits."""

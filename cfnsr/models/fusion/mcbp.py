@@ -25,8 +25,8 @@ class MCBP(EarlyFusion):
         keep_unimodal_heads: see EarlyFusion.
     """
 
-    def __init__(self, video: Backbone, audio: Backbone, num_classes: int, sketch_dim: int = 16000,
-                 seed: int = 0, keep_unimodal_heads: bool = True) -> None:
+    def __init__(self, video: Backbone, audio: Backbone, num_classes: int, *, sketch_dim: int, seed: int,
+                 keep_unimodal_heads: bool) -> None:
         super().__init__(video, audio, num_classes, keep_unimodal_heads)
         # Distinct seeds: identical hashes for the two inputs would correlate their sketches.
         self.sketch_video = CountSketch(video.feature_dim, sketch_dim, seed)

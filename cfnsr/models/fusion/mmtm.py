@@ -23,7 +23,7 @@ class MMTMFusion(StagewiseFusion):
         ratio: see MMTM.
     """
 
-    def __init__(self, video: Backbone, audio: Backbone, num_classes: int,
-                 fuse_after: Mapping[str, Sequence[str]], ratio: float = 4) -> None:
+    def __init__(self, video: Backbone, audio: Backbone, num_classes: int, *,
+                 fuse_after: Mapping[str, Sequence[str]], ratio: float) -> None:
         super().__init__(video, audio, num_classes, fuse_after)
         self.blocks = nn.ModuleList(MMTM(cv, ca, ratio) for cv, ca in self.fusion_channels)

@@ -23,9 +23,9 @@ class MSAF(StagewiseFusion):
         block_channel_divisor, reduction, block_dropout, lowest_atten, double_dropout_mask: see MSAFBlock.
     """
 
-    def __init__(self, video: Backbone, audio: Backbone, num_classes: int,
-                 fuse_after: Mapping[str, Sequence[str]], block_channel_divisor: int = 2, reduction: int = 4,
-                 block_dropout: float = 0.2, lowest_atten: float = 0.0, double_dropout_mask: bool = False) -> None:
+    def __init__(self, video: Backbone, audio: Backbone, num_classes: int, *,
+                 fuse_after: Mapping[str, Sequence[str]], block_channel_divisor: int, reduction: int,
+                 block_dropout: float, lowest_atten: float, double_dropout_mask: bool) -> None:
         super().__init__(video, audio, num_classes, fuse_after)
         self.blocks = nn.ModuleList(
             MSAFBlock((cv, ca), min(cv, ca) // block_channel_divisor, reduction, block_dropout,

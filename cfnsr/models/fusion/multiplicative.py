@@ -27,7 +27,7 @@ class Multiplicative(Averaging):
         beta: the exponent of the down-weighting factor (0 gives the sum of cross-entropies).
     """
 
-    def __init__(self, video: Backbone, audio: Backbone, num_classes: int, beta: float = 0.3) -> None:
+    def __init__(self, video: Backbone, audio: Backbone, num_classes: int, *, beta: float) -> None:
         super().__init__(video, audio, num_classes)
         self.beta = beta
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import ClassVar
 
 from torch import Tensor, nn
 
@@ -26,7 +25,6 @@ class StagewiseFusion(FusionModel):
         fuse_after: stage names after which to fuse, {"video": [...], "audio": [...]}, equal lengths.
     """
 
-    stage: ClassVar[str] = "Model"
     blocks: nn.ModuleList
 
     def __init__(self, video: Backbone, audio: Backbone, num_classes: int,

@@ -14,7 +14,6 @@ class VideoOnly(FusionModel):
     """3D ResNeXt alone; the audio input is ignored. Its checkpoint initialises the fused video backbones."""
 
     modalities: ClassVar[tuple[str, ...]] = ("video",)
-    stage: ClassVar[str] = "Unimodal"
 
     def __init__(self, video: Backbone, audio: Backbone | None, num_classes: int) -> None:
         super().__init__(video, None, num_classes)
@@ -28,7 +27,6 @@ class AudioOnly(FusionModel):
     """MFCC CNN alone; the video input is ignored. Its checkpoint initialises the fused audio backbones."""
 
     modalities: ClassVar[tuple[str, ...]] = ("audio",)
-    stage: ClassVar[str] = "Unimodal"
 
     def __init__(self, video: Backbone | None, audio: Backbone, num_classes: int) -> None:
         super().__init__(None, audio, num_classes)
