@@ -54,10 +54,10 @@ def check_tuned_fold(cfg: DictConfig) -> None:
     allowed = sorted(int(a) for a in hp.test_actors)
     if list(split.test_actors) != allowed:
         raise ConfigError(
-            f"fold={cfg.fold} tests actors {list(split.test_actors)}, but these hyperparameters were chosen by "
-            f"{hp.get('chosen_by') or 'a search'} for outer fold {hp.get('outer_fold')}, which trained and "
-            f"validated on every actor except {allowed}: testing them on other actors would report numbers tuned "
-            f"on the test data. Run the search for fold {cfg.fold} (hparams_search=optuna fold={cfg.fold}) and "
+            f"fold={cfg.fold} tests actors {list(split.test_actors)}, but these hyperparameters were chosen by a "
+            f"search for outer fold {hp.get('outer_fold')} ({hp.get('chosen_by') or 'no description'}), which "
+            f"trained and validated on every actor except {allowed}: testing them on other actors would report "
+            f"numbers tuned on the test data. Run the search for fold {cfg.fold} (hparams_search=optuna fold={cfg.fold}) and "
             f"export its result.")
 
 
