@@ -17,7 +17,7 @@ register()  # ${job_dirname:...} names multirun job folders
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
-    check_sweeper(hydra_cfg.sweeper.get("_target_"), cfg.protocol.get("objective"))
+    check_sweeper(hydra_cfg.sweeper.get("_target_"), cfg.protocol.name, cfg.protocol.get("objective"))
     try:
         record = train(cfg)
     except Exception:

@@ -36,7 +36,8 @@ def clip_shapes(cfg: DictConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 
 def fold_split(cfg: DictConfig) -> Split:
-    return make_split(cfg.folds.test_actors, cfg.fold, cfg.protocol.name, val_actors=cfg.folds.get("val_actors"))
+    return make_split(cfg.folds.test_actors, cfg.fold, cfg.protocol.name, val_actors=cfg.folds.get("val_actors"),
+                      search_val_actors=cfg.folds.get("search_val_actors"))
 
 
 def build_datamodule(cfg: DictConfig) -> RavdessDataModule:

@@ -17,7 +17,9 @@ fusion with one fusion config and one initialisation (``TABLE_RULE``). Differing
 labelled tables; mixing protocols, datasets or backbones additionally needs ``--split``. Records without a recipe
 (older files) are grouped by (protocol, dataset, backbone) in tables labelled "recipe not recorded". Duplicates
 (same table, row, fold and seed) are resolved by ``DUPLICATE_RULE``: latest ``finished_at``, then ``run_id``, then
-path; file mtimes only for records without ``finished_at``.
+path; file mtimes only for records without ``finished_at``. Hyperparameter-search trials (records with a ``search``
+block) are never in the tables: they come back among the skipped files as ``SearchTrial`` entries and get their own
+section; runs trained with a search's chosen settings (records with ``hparams``) are ordinary rows with a note.
 """
 
 from cfnsr.report.build import (
@@ -33,7 +35,7 @@ from cfnsr.report.build import (
     model_name,
 )
 from cfnsr.report.cli import main
-from cfnsr.report.collect import DUPLICATE_RULE, Run, Skipped, collect_runs
+from cfnsr.report.collect import DUPLICATE_RULE, Run, SearchTrial, Skipped, collect_runs
 from cfnsr.report.markdown import format_markdown
 from cfnsr.report.stats import paired_comparison
 from cfnsr.report.write import write_report
@@ -47,6 +49,7 @@ __all__ = [
     "Report",
     "ReportError",
     "Run",
+    "SearchTrial",
     "Skipped",
     "TABLE_RULE",
     "build_report",

@@ -427,6 +427,25 @@ def _compare_rows(rows: list[FusionRow]) -> list[str]:
     return notes
 
 
+def _hparams_notes(rows: Sequence[FusionRow]) -> list[str]:
+    """How each row's hyperparameters were chosen, when any row's were chosen by a search (``hparams`` records)."""
+    tuned = {r.label: sorted({(run.fold, str((run.record.get("hparams") or {}).get("chosen_by") or "a search"))
+                              for run in r.runs if run.record.get("hparams")}) for r in rows}
+    if not any(tuned.values()):
+        return []
+    notes = []
+    for r in rows:
+        chosen = tuned[r.label]
+        if not chosen:
+            notes.append(f"{r.label}: hyperparameters set in the config (not tuned).")
+            continue
+        untuned = sorted({run.fold for run in r.runs if not run.record.get("hparams")})
+        text = "; ".join(f"fold {fold}: {how}" for fold, how in chosen)
+        notes.append(f"{r.label}: hyperparameters chosen by a nested search per outer fold ({text})"
+                     + (f"; folds {untuned} not tuned" if untuned else "") + ".")
+    return notes
+
+
 def _headline(recipe: dict[str, Any]) -> str:
     shown = [k for k in HEADLINE_KEYS if k in recipe]
     return describe(recipe, shown) if shown else "see the runs' metrics.json"
@@ -461,7 +480,7 @@ def build_group(runs: Sequence[Run]) -> GroupTable:
         backbone=backbone,
         selection=" / ".join(selections),
         rows=rows,
-        notes=head + notes + _group_notes(rows, runs),
+        notes=head + notes + _group_notes(rows, runs) + _hparams_notes(rows),
         recipe=None if recipe is None else dict(recipe),
         label="" if recipe is not None else NO_RECIPE_LABEL,
     )

@@ -168,6 +168,31 @@ class Skipped:
     reason: str
 
 
+@dataclass(frozen=True)
+class SearchTrial(Skipped):
+    """A trial of a hyperparameter search (its record has a ``search`` block, or ``protocol: search``).
+
+    Trials validate on a block of their fold's training actors and never test, and their settings were drawn by a
+    sampler: they are listed apart from the comparison, never in it. The run a search's chosen settings feed is an
+    ordinary run whose record carries ``hparams`` (``python -m cfnsr.search export``).
+    """
+
+    record: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def study(self) -> str:
+        return str((self.record.get("search") or {}).get("study") or "(no study recorded)")
+
+    @property
+    def trial(self) -> int | None:
+        value = (self.record.get("search") or {}).get("trial")
+        return None if value is None else int(value)
+
+    @property
+    def objective(self) -> float | None:
+        return (self.record.get("objective") or {}).get("value")
+
+
 def find_metric_files(paths: Iterable[str | Path]) -> list[Path]:
     """Every ``metrics.json`` under the given directories (or the files themselves), each once, in sorted order."""
     found: set[Path] = set()
@@ -202,6 +227,8 @@ def classify(path: Path) -> Run | Skipped:
     if not isinstance(record, dict):
         return Skipped(path, "unreadable: top level is not a JSON object")
     status = record.get("status")
+    if record.get("search") or record.get("protocol") == "search":
+        return SearchTrial(path, f"hyperparameter-search trial (status {status!r}): not a comparison run", record)
     if status == "failed":
         return Skipped(path, f"failed: {record.get('error') or 'no error message recorded'}")
     if status == "running":

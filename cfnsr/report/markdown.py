@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from cfnsr.report.build import FusionRow, GapTable, GroupTable, Report, model_name
-from cfnsr.report.collect import DUPLICATE_RULE, Run, decision_time, duplicate_basis
+from cfnsr.report.collect import DUPLICATE_RULE, Run, SearchTrial, decision_time, duplicate_basis
 from cfnsr.report.stats import limits_note
 
 DASH = "–"
@@ -231,6 +231,35 @@ def format_markdown(report: Report) -> str:
         parts += ["## Duplicate runs (same table, row, fold and seed)", "", DUPLICATE_RULE, ""]
         parts += [format_duplicate(dropped, kept) for dropped, kept in report.duplicates]
         parts.append("")
-    parts += [f"## Skipped runs ({len(report.skipped)})", ""]
-    parts += [f"- `{s.path}`: {s.reason}" for s in report.skipped] or ["- none"]
+    trials = [s for s in report.skipped if isinstance(s, SearchTrial)]
+    if trials:
+        parts += [format_trials(trials), ""]
+    skipped = [s for s in report.skipped if not isinstance(s, SearchTrial)]
+    parts += [f"## Skipped runs ({len(skipped)})", ""]
+    parts += [f"- `{s.path}`: {s.reason}" for s in skipped] or ["- none"]
     return "\n".join(parts).rstrip() + "\n"
+
+
+TRIALS_NOTE = (
+    "Hyperparameter-search trials are not in the comparison: each validated on a block of its outer fold's training "
+    "actors (protocol=search) and never tested. Runs trained with a search's chosen settings are in the tables, "
+    "with a note saying how their hyperparameters were chosen."
+)
+
+
+def format_trials(trials: Sequence[SearchTrial]) -> str:
+    """One table per study: trial, status, objective, validation actors, folder."""
+    parts = [f"## Hyperparameter-search trials ({len(trials)}, not in the comparison)", "", TRIALS_NOTE]
+    by_study: dict[str, list[SearchTrial]] = {}
+    for t in trials:
+        by_study.setdefault(t.study, []).append(t)
+    for study, items in sorted(by_study.items()):
+        items = sorted(items, key=lambda t: (t.trial is None, t.trial or 0))
+        first = items[0].record
+        parts += ["", f"Study `{study}` (fusion {first.get('fusion')}, outer fold {first.get('fold')}, test actors "
+                      f"{first.get('test_actors')} unused):", ""]
+        rows = [[str(t.trial), str(t.record.get("status")),
+                 "–" if t.objective is None else f"{100 * float(t.objective):.2f}",
+                 str(t.record.get("val_actors")), f"`{t.path.parent.name}`"] for t in items]
+        parts.append(_table(["trial", "status", "objective (val WAR %)", "validation actors", "folder"], rows))
+    return "\n".join(parts)

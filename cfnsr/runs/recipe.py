@@ -79,8 +79,10 @@ EXECUTION_PREFIXES: tuple[str, ...] = (
     "callbacks.run_checkpoints._target_",
 )
 
-# Values quoted for display only.
-DESCRIPTIVE_PREFIXES: tuple[str, ...] = ("fusion.paper", "fusion.display", "fusion.order", "protocol.objective")
+# Values quoted for display only, and the provenance of searched settings: a search trial's study and trial number
+# (``search``), a tuned run's "chosen by" record (``hparams``); the settings themselves are recipe keys.
+DESCRIPTIVE_PREFIXES: tuple[str, ...] = ("fusion.paper", "fusion.display", "fusion.order", "protocol.objective",
+                                         "search", "hparams")
 
 # Initialisation checkpoints: kept as "was it set", not as the path.
 INIT_PATH_KEYS: tuple[str, ...] = (
@@ -100,6 +102,7 @@ NEUTRAL_VALUES: dict[str, Any] = {
     # on the highest val/war.
     "callbacks.run_checkpoints.monitor": "val/war",
     "callbacks.run_checkpoints.mode": "max",
+    "folds.search_val_actors": None,
 }
 
 EXCLUDED_PREFIXES: tuple[str, ...] = WHERE_PREFIXES + EXECUTION_PREFIXES + DESCRIPTIVE_PREFIXES

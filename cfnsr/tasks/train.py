@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cfnsr.builders.config_checks import check_train_config
 from cfnsr.builders.objects import build_datamodule, build_module, build_trainer, clip_shapes
-from cfnsr.builders.run_metadata import run_metadata
+from cfnsr.builders.run_metadata import provenance, run_metadata
 from cfnsr.callbacks import run_end
 from cfnsr.models.complexity import count_params, gflops_per_clip
 from cfnsr.runs.checkpoint_files import CHECKPOINT_DIR, callback_state, run_checkpoints
@@ -109,7 +109,7 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
             write_record(out, {**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
                                "fusion": cfg.fusion.name, "fold": cfg.fold, "seed": cfg.seed,
                                "protocol": cfg.protocol.name, "dataset": cfg.data.name,
-                               "backbone": cfg.backbone.name})
+                               "backbone": cfg.backbone.name, **provenance(cfg)})
         raise
 
     ckpt_dir = out / CHECKPOINT_DIR

@@ -42,3 +42,30 @@ def test_bad_fold_and_protocol_are_refused():
         make_split(PAPER.test_actors, 1, "oracle")
     with pytest.raises(ValueError, match="overlap"):
         make_split(PAPER.test_actors, 1, "clean", val_actors=[[4, 5, 6, 7]] * 6)
+
+
+@pytest.mark.parametrize("fold", range(1, 7))
+def test_search_protocol_never_touches_the_test_fold(fold):
+    clean = make_split(PAPER.test_actors, fold, "clean")
+    s = make_split(PAPER.test_actors, fold, "search")
+    assert s.test_actors == clean.test_actors
+    # validation drawn from the clean run's training actors: neither the test fold nor its epoch-selection block
+    assert set(s.val_actors) <= set(clean.train_actors)
+    assert s.val_actors == tuple(PAPER.test_actors[(fold + 1) % 6])
+    assert not set(s.train_actors) & set(s.test_actors) and not set(s.train_actors) & set(s.val_actors)
+    assert len(s.train_actors) == len(clean.train_actors) == 16  # as many training actors as the final run
+
+
+def test_search_protocol_fold1_of_the_paper_scheme():
+    s = make_split(PAPER.test_actors, 1, "search")
+    assert s.test_actors == (1, 2, 3, 4) and s.val_actors == (9, 10, 11, 12)
+    assert s.train_actors == (5, 6, 7, 8, *range(13, 25))
+
+
+def test_search_validation_must_come_from_the_training_actors():
+    with pytest.raises(ValueError, match="drawn from the fold's training actors"):
+        make_split(PAPER.test_actors, 1, "search", search_val_actors=[[5, 6, 7, 8]] * 6)  # fold 1's clean val
+    with pytest.raises(ValueError, match="at least 3 folds"):
+        make_split([[1, 2], [3, 4]], 1, "search", num_actors=4)
+    s = make_split(PAPER.test_actors, 1, "search", search_val_actors=[[13, 14]] + [[1]] * 5)
+    assert s.val_actors == (13, 14) and 9 in s.train_actors

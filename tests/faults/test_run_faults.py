@@ -273,13 +273,17 @@ def test_the_objective_is_validation_not_test(finished):
     assert objective["epoch"] == finished["best_epoch"]
 
 
-def test_an_optimising_sweeper_refuses_the_paper_protocol():
+def test_an_optimising_sweeper_refuses_the_paper_and_clean_protocols():
     from cfnsr.builders.config_checks import check_sweeper
 
+    optuna = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
     with pytest.raises(Exception, match="test"):
-        check_sweeper("hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper", None)
-    check_sweeper("hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper", "val/war")
-    check_sweeper("hydra._internal.core_plugins.basic_sweeper.BasicSweeper", None)
+        check_sweeper(optuna, "paper", None)
+    # clean: fold k validates on fold k+1's test actors
+    with pytest.raises(Exception, match="another fold's test actors"):
+        check_sweeper(optuna, "clean", "val/war")
+    check_sweeper(optuna, "search", "val/war")
+    check_sweeper("hydra._internal.core_plugins.basic_sweeper.BasicSweeper", "paper", None)
 
 
 def test_a_slurm_requeue_continues_its_own_run_and_nothing_else_does(tiny_data_dir, tmp_path, monkeypatch):
