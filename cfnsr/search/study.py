@@ -20,6 +20,7 @@ from cfnsr.runs.record import FILENAME as RECORD_FILE
 DB_NAME = "optuna.db"
 TABLE_MD = "trials.md"
 TABLE_CSV = "trials.csv"
+INTERRUPTED_ATTR = "cfnsr_interrupted"  # user attr of trials failed because their search process died
 
 
 class SearchError(RuntimeError):
@@ -89,7 +90,8 @@ def trial_rows(study: Any, sweep_dir: str | Path) -> list[TrialRow]:
     rows = []
     for t in study.trials:
         folder, record = records.get(t.number, (None, {}))
-        rows.append(TrialRow(number=t.number, state=t.state.name, value=t.value, params=dict(t.params),
+        state = t.state.name + (" (interrupted)" if t.user_attrs.get(INTERRUPTED_ATTR) else "")
+        rows.append(TrialRow(number=t.number, state=state, value=t.value, params=dict(t.params),
                              folder=folder, recorded=(record.get("objective") or {}).get("value"),
                              val_actors=list(record.get("val_actors") or [])))
     return rows

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cfnsr.builders.config_checks import ConfigError
 from cfnsr.runs.recipe import recipe_differences, training_recipe
-from cfnsr.search.study import sqlite_path
+from cfnsr.search.study import INTERRUPTED_ATTR, sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,9 @@ class TrialSweeperImpl(OptunaSweeperImpl):
                     + "\nrerun the study's own command to resume it, or start a new study (another "
                       "search.study or hydra.sweep.dir)")
         self._fail_orphans(study)
-        finished = [t for t in study.trials if t.state != optuna.trial.TrialState.RUNNING]
+        # Trials that ran to an end count towards n_trials (failed ones too); interrupted ones are replaced.
+        finished = [t for t in study.trials
+                    if t.state != optuna.trial.TrialState.RUNNING and not t.user_attrs.get(INTERRUPTED_ATTR)]
         total = self.n_trials
         self.n_trials = max(0, total - len(finished))
         # Hydra job numbers continue after the existing trials (the folders are named by trial number anyway).
@@ -136,7 +138,9 @@ class TrialSweeperImpl(OptunaSweeperImpl):
             if t.state != optuna.trial.TrialState.RUNNING or not owner.startswith(host + ":"):
                 continue
             if not _pid_alive(int(owner.rsplit(":", 1)[1])):
-                log.warning(f"trial {t.number} was left running by a search that ended ({owner}): marked FAIL")
+                log.warning(f"trial {t.number} was left running by a search that ended ({owner}): marked FAIL; "
+                            f"a new trial replaces it")
+                study._storage.set_trial_user_attr(t._trial_id, INTERRUPTED_ATTR, True)
                 study.tell(t.number, state=optuna.trial.TrialState.FAIL)
 
     def _configure_trials(self, trials: list[Any], search_space_distributions: dict[str, Any],

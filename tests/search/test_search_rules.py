@@ -68,3 +68,27 @@ def test_tuned_settings_are_refused_on_other_test_actors():
         check_tuned_fold(cfg)
     cfg.fold = 1
     check_tuned_fold(cfg)
+
+
+def test_a_trial_left_running_by_a_dead_search_is_failed_and_replaced(tmp_path: Path):
+    optuna = pytest.importorskip("optuna")
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    import socket
+    import subprocess
+    import sys
+
+    from cfnsr.search.study import INTERRUPTED_ATTR
+    from cfnsr.search.sweeper import OWNER_ATTR, TrialSweeperImpl
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="s", storage=url, direction="maximize")
+    done = study.ask()
+    study.tell(done, 0.5)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan, alive = study.ask(), study.ask()
+    orphan.set_user_attr(OWNER_ATTR, f"{socket.gethostname()}:{int(dead.stdout)}")
+    alive.set_user_attr(OWNER_ATTR, f"{socket.gethostname()}:{__import__('os').getpid()}")  # a search still running
+    sweeper = TrialSweeperImpl(None, "maximize", url, "s", 3, 1, 1.0, None, None, None)
+    sweeper._fail_orphans(study)
+    states = {t.number: (t.state.name, t.user_attrs.get(INTERRUPTED_ATTR)) for t in study.trials}
+    assert states == {0: ("COMPLETE", None), 1: ("FAIL", True), 2: ("RUNNING", None)}
