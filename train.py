@@ -8,6 +8,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from cfnsr.builders.config_checks import check_sweeper
+from cfnsr.console import console_to_log, quiet_lightning
 from cfnsr.runs.job_dirs import register
 from cfnsr.tasks.train import train
 
@@ -18,15 +19,17 @@ register()  # ${job_dirname:...} names multirun job folders
 def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     check_sweeper(hydra_cfg.sweeper.get("_target_"), cfg.protocol.name, cfg.protocol.get("objective"))
-    try:
-        record = train(cfg)
-    except Exception:
-        if hydra_cfg.mode != RunMode.MULTIRUN:
-            raise
-        # One failed job must not end a sweep of dozens: its metrics.json says "failed" (with the error) and
-        # the report lists it among the skipped runs.
-        logging.getLogger(__name__).exception("job failed; the sweep goes on")
-        return None
+    quiet_lightning()
+    with console_to_log():  # <run>/train.log gets what the console shows
+        try:
+            record = train(cfg)
+        except Exception:
+            if hydra_cfg.mode != RunMode.MULTIRUN:
+                raise
+            # One failed job must not end a sweep of dozens: its metrics.json says "failed" (with the error) and
+            # the report lists it among the skipped runs.
+            logging.getLogger(__name__).exception("job failed; the sweep goes on")
+            return None
     # A sweeper's objective: validation, never test (None under the paper protocol, which has no validation set).
     return (record.get("objective") or {}).get("value")
 

@@ -111,7 +111,7 @@ class EmotionModule(pl.LightningModule):
             return
         stems = self._stems(batch, part)
         raise FloatingPointError(
-            f"non-finite {what} at epoch {self.current_epoch}, {part} batch of clips {stems}: check these cache "
+            f"non-finite {what} at epoch {self.current_epoch + 1}, {part} batch of clips {stems}: check these cache "
             f"entries (python preprocess.py ... preprocess.verify=full) or lower the learning rate")
 
     def _stems(self, batch: dict[str, Tensor], part: str) -> list[str]:

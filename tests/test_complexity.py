@@ -68,3 +68,39 @@ def test_a_fusion_without_paper_numbers_gets_dashes():
     (row,) = complexity_table(_conf("backbone", "tiny"), {"mine": fusion}, clip=(4, 32, 13, 212))
     assert row["paper_params"] is None and row["paper_accuracy"] is None and row["stage"] == "Late"
     assert "| mine | Late |" in format_table([row]) and format_table([row]).endswith("| – | – |")
+
+
+def _compose(name: str, overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(name, overrides=overrides)
+
+
+@pytest.mark.parametrize("overrides", [[], ["experiment=paper_fusion"], ["backbone=paper", "data.frames=8"]])
+def test_complexity_cli_measures_the_clip_shape_training_uses(overrides):
+    from cfnsr.builders.objects import clip_shapes
+
+    train_cfg, cx_cfg = _compose("train", overrides), _compose("complexity", overrides)
+    assert clip_shapes(cx_cfg) == clip_shapes(train_cfg)
+    assert cx_cfg.backbone == train_cfg.backbone
+    assert cx_cfg.latency is False  # latency only on request
+    assert cx_cfg.get("fusion") is None and _compose("complexity", [*overrides, "fusion=msaf"]).fusion.name == "msaf"
+
+
+@pytest.mark.slow
+def test_complexity_cli_reports_the_training_summary_gflops_without_latency(tmp_path: Path):
+    import subprocess
+    import sys
+
+    from cfnsr.builders.objects import build_module, clip_shapes
+
+    cfg = _compose("train", ["fusion=cfnsr"])
+    expected = gflops_per_clip(build_module(cfg, results_dir=None, load_init=False).model, *clip_shapes(cfg))
+    done = subprocess.run([sys.executable, "complexity.py", "fusion=cfnsr", f"hydra.run.dir={tmp_path}"],
+                          cwd=CONF.parent, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (row,) = [line for line in done.stdout.splitlines() if line.startswith("| cfnsr |")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3] == f"{expected:.3f}" and cells[4] == "–"  # what train.py's summary reports; no latency
+    assert "backbone=tiny" in done.stdout and "latency=true measures it" in done.stdout

@@ -70,7 +70,7 @@ class RunCheckpoints(pl.Callback):
         return score > self.best_score if self.mode == "max" else score < self.best_score
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking:
+        if trainer.sanity_checking or trainer.fast_dev_run:  # as Lightning's own: a 1-batch run is no checkpoint
             return
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:

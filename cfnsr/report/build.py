@@ -69,8 +69,19 @@ def fusion_sort_key(name: str, order: float | None = None) -> tuple[float, str]:
     return (order, name)
 
 
-def model_name(fusion: str, display: str | None = None) -> str:
-    """The row label of a fusion: ``display`` (else the YAML's ``display``), else its name."""
+# A unimodal row is named after its network; the YAML's display name ("3D ResNeXt-50 (video only)") is the paper's
+# backbone, so a run on another backbone config says which one instead.
+PAPER_BACKBONE = "paper"
+
+
+def model_name(fusion: str, display: str | None = None, backbone: str | None = None,
+               stage: str | None = None) -> str:
+    """The row label of a fusion: ``display`` (else the YAML's ``display``), else its name; for a unimodal run
+    on a backbone other than the paper's, e.g. "tiny backbone (video only)"."""
+    facts = fusion_registry().get(fusion)
+    stage = stage or (facts.stage if facts else None)
+    if stage == "Unimodal" and backbone is not None and backbone != PAPER_BACKBONE:
+        return f"{backbone} backbone ({fusion.replace('_', ' ')})"
     if display:
         return display
     facts = fusion_registry().get(fusion)
@@ -320,7 +331,8 @@ def aggregate_fusion(fusion: str, runs: Sequence[Run]) -> FusionRow:
     paper = _first(runs, "paper") or {}
     return FusionRow(
         fusion=fusion,
-        model=model_name(fusion, _first(runs, "fusion_display")),
+        model=model_name(fusion, _first(runs, "fusion_display"), _first(runs, "backbone"),
+                         _first(runs, "fusion_stage")),
         stage=str(_first(runs, "fusion_stage") or "–"),
         runs=list(runs),
         n_runs=len(runs),

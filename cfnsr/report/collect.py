@@ -233,6 +233,8 @@ def classify(path: Path) -> Run | Skipped:
         return Skipped(path, f"failed: {record.get('error') or 'no error message recorded'}")
     if status == "running":
         return Skipped(path, "running / unfinished (status 'running')")
+    if status == "debug":
+        return Skipped(path, f"debug run ({', '.join(record.get('debug') or [])}): a check of the code, not a result")
     if status != "finished":
         return Skipped(path, f"unfinished (status {status!r})")
     missing = _missing_fields(record)

@@ -212,7 +212,7 @@ def format_duplicate(dropped: Run, kept: Run) -> str:
         else "decided by file mtime, because a record lacks finished_at: copying or touching files changes this"
     )
     return (
-        f"- dropped `{dropped.path}` ({_when(dropped)}); kept `{kept.path}` ({_when(kept)}): {model_name(kept.fusion, kept.record.get('fusion_display'))}, "
+        f"- dropped `{dropped.path}` ({_when(dropped)}); kept `{kept.path}` ({_when(kept)}): {model_name(kept.fusion, kept.record.get('fusion_display'), kept.record.get('backbone'), kept.record.get('fusion_stage'))}, "
         f"fold {kept.fold}, seed {kept.seed}; {decided}"
     )
 

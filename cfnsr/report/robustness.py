@@ -181,7 +181,12 @@ def build_robustness(runs: Sequence[RobustnessRun], order: Sequence[str] = ()) -
     return out
 
 
-def format_robustness(blocks: Sequence[RobustnessBlock], name: Any = str) -> str:
+def fusion_as_is(fusion: str, backbone: str | None = None) -> str:  # noqa: ARG001
+    """The default row name: the fusion's config name (``name`` callables take the fusion and the backbone)."""
+    return fusion
+
+
+def format_robustness(blocks: Sequence[RobustnessBlock], name: Any = fusion_as_is) -> str:
     """Markdown: one table per block (relative robustness per corruption, mean, effective robustness), in %."""
     parts = ["## Robustness (relative robustness = normalised area under accuracy against corruption level; "
              "effective = above the linear trend of robustness against clean accuracy)", ""]
@@ -192,7 +197,7 @@ def format_robustness(blocks: Sequence[RobustnessBlock], name: Any = str) -> str
         parts.append("| " + " | ".join(header) + " |")
         parts.append("|" + "|".join(["---"] * 3 + ["---:"] * (len(header) - 3)) + "|")
         for r in b.rows:
-            cells = [name(r.fusion), str(r.n_runs), ",".join(map(str, r.folds)), f"{100 * r.clean_war:.2f}",
+            cells = [name(r.fusion, backbone=b.backbone), str(r.n_runs), ",".join(map(str, r.folds)), f"{100 * r.clean_war:.2f}",
                      *(f"{100 * r.per_corruption[c]:.2f}" for c in b.corruptions), f"{100 * r.relative:.2f}",
                      "n/a" if r.effective is None else f"{100 * r.effective:+.2f}"]
             parts.append("| " + " | ".join(cells) + " |")
@@ -200,7 +205,7 @@ def format_robustness(blocks: Sequence[RobustnessBlock], name: Any = str) -> str
     return "\n".join(parts)
 
 
-def plot_robustness(blocks: Sequence[RobustnessBlock], path: Path, name: Any = str) -> Path:
+def plot_robustness(blocks: Sequence[RobustnessBlock], path: Path, name: Any = fusion_as_is) -> Path:
     """Scatter of relative robustness against clean accuracy, one point per strategy, with the fitted trend."""
     import matplotlib
 
@@ -213,7 +218,7 @@ def plot_robustness(blocks: Sequence[RobustnessBlock], path: Path, name: Any = s
         y = np.array([100 * r.relative for r in b.rows])
         ax.scatter(x, y)
         for r, xi, yi in zip(b.rows, x, y, strict=True):
-            ax.annotate(name(r.fusion), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            ax.annotate(name(r.fusion, backbone=b.backbone), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
         if len(b.rows) >= 3 and np.ptp(x) > 0:
             slope, intercept = np.polyfit(x, y, 1)
             xs = np.linspace(x.min(), x.max(), 10)
@@ -229,7 +234,7 @@ def plot_robustness(blocks: Sequence[RobustnessBlock], path: Path, name: Any = s
     return path
 
 
-def write_robustness(blocks: Sequence[RobustnessBlock], out_dir: Path, name: Any = str) -> dict[str, Path]:
+def write_robustness(blocks: Sequence[RobustnessBlock], out_dir: Path, name: Any = fusion_as_is) -> dict[str, Path]:
     """robustness_summary.csv and robustness_scatter.png in ``out_dir``."""
     import csv
 

@@ -96,8 +96,8 @@ def run_checkpoints(ckpt_dir: str | Path, run_id: str | None) -> tuple[Path, dic
                               f"{[p.name for p, _ in bests]}")
     (best_path, best), = bests
     if best["epoch"] > last["epoch"]:
-        raise CheckpointError(f"{last_path}: epoch {last['epoch']} is older than the selected checkpoint "
-                              f"{best_path.name} (epoch {best['epoch']}): a stale last.ckpt")
+        raise CheckpointError(f"{last_path}: epoch {last['epoch'] + 1} is older than the selected checkpoint "
+                              f"{best_path.name} (epoch {best['epoch'] + 1}): a stale last.ckpt")
     return best_path, best, last_path, last
 
 

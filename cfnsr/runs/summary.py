@@ -25,14 +25,24 @@ def format_run_summary(record: dict[str, Any], run_dir: str | Path) -> str:
         res = record.get(key)
         if res:
             lines.append(f"   {label:44s} {_pct(res['war'])} {_pct(res['uar'])} {_pct(res['f1'])} {res['n']:5d}")
+    if record.get("status") == "debug":
+        lines.insert(2, f"   DEBUG RUN ({', '.join(record.get('debug') or [])}): a check of the code, not a result; "
+                        f"reports skip it")
+        metrics = record.get("final_metrics") or {}
+        if metrics:
+            lines.append("   last logged: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
     if record.get("best_epoch") is not None:
         # 1-based for people; the file name keeps the 0-based epoch Lightning counts (best-e001 = epoch 2)
         lines.append(f"   selected epoch: {record['best_epoch'] + 1} of {record.get('epochs')}")
-    lines += [
-        f"   checkpoints: {record.get('best_ckpt')} (selected), {record.get('last_ckpt')} (last)"
-        if record.get("last_ckpt") else f"   checkpoint:  {record.get('best_ckpt')}",
-    ]
-    files = (("metrics:", "metrics.json"), ("per-epoch:", "csv/metrics.csv"), ("config:", "config.yaml"))
+    if record.get("last_ckpt"):
+        lines.append(f"   checkpoints: {record.get('best_ckpt')} (selected), {record.get('last_ckpt')} (last)")
+    elif record.get("best_ckpt"):
+        lines.append(f"   checkpoint:  {record.get('best_ckpt')}")
+    else:
+        lines.append("   checkpoints: none written")
+    files = (("metrics:", "metrics.json"), ("per-epoch:", "csv/metrics.csv"), ("config:", "config.yaml"),
+             ("test:", "test.json"), ("robustness:", "robustness.json"), ("", "robustness.csv"),
+             ("", "robustness.png"))  # the last four: evaluate.py's outputs
     lines += [f"   {label:12s} {run_dir / name}" for label, name in files if (run_dir / name).exists()]
     lines.append("")
     return "\n".join(lines)

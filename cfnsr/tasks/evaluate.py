@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from cfnsr.builders.config_checks import check_evaluate_config
 from cfnsr.builders.objects import build_datamodule, build_module
 from cfnsr.builders.run_metadata import run_metadata
+from cfnsr.console import progress_bars
 from cfnsr.models.complexity import count_params
 from cfnsr.robustness.suite import (
     checkpoint_meta,
@@ -56,13 +57,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     module.load_state_dict(state_dict)
     module.test_tag = "test"
     datamodule = build_datamodule(run_cfg)
-    trainer = instantiate(cfg.trainer, logger=False, default_root_dir=str(out))
+    trainer = instantiate(cfg.trainer, logger=False, default_root_dir=str(out), callbacks=progress_bars(cfg.trainer))
     if global_rank_from_env() == 0:  # under ddp_spawn the result comes back in this file: never read an older one
         (out / "test.json").unlink(missing_ok=True)
     trainer.test(module, datamodule=datamodule, verbose=False)
     result = module.last_test_result()  # the same on every rank (no rank reads a file another rank writes)
     record = {**run_metadata(run_cfg, count_params(module.model), None), "test": result,
-              "selection": f"checkpoint {Path(cfg.ckpt_path).name}", "best_ckpt": str(cfg.ckpt_path)}
+              "selection": f"checkpoint {Path(cfg.ckpt_path).name}", "best_ckpt": str(cfg.ckpt_path),
+              "best_epoch": ckpt.get("epoch"), "epochs": run_cfg.trainer.get("max_epochs")}
     if suite is not None:
         rows = run_suite(suite, trainer, module, datamodule, out)
         if trainer.is_global_zero:

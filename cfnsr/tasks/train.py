@@ -27,6 +27,7 @@ from cfnsr.builders.config_checks import check_train_config
 from cfnsr.builders.objects import build_datamodule, build_module, build_trainer, clip_shapes
 from cfnsr.builders.run_metadata import provenance, run_metadata
 from cfnsr.callbacks import run_end
+from cfnsr.console import print_config_tree, progress_bars
 from cfnsr.models.complexity import count_params, gflops_per_clip
 from cfnsr.runs.checkpoint_files import CHECKPOINT_DIR, callback_state, run_checkpoints
 from cfnsr.runs.folder import (
@@ -78,7 +79,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if ckpt_path:
         resume = plan_resume(cfg, ckpt_path)
         out, run_id = resume.run_dir, resume.run_id
-        print(f"Resuming run {run_id} in {out} from epoch {resume.epoch + 1} ({resume.ckpt_path.name})")
+        print(f"Resuming run {run_id} in {out}: epoch {resume.epoch + 1} of {cfg.trainer.max_epochs} done "
+              f"({resume.ckpt_path.name}), continuing with epoch {resume.epoch + 2}")
     else:
         # Lightning's ddp children re-run this script: they inherit rank 0's id through the environment.
         resume, out = None, Path(cfg.paths.output_dir)
@@ -94,7 +96,9 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
     pl.seed_everything(cfg.seed, workers=True)
     out.mkdir(parents=True, exist_ok=True)
     if rank0:
-        OmegaConf.save(cfg, out / ("config.yaml" if ckpt_path is None else "config.resumed.yaml"), resolve=True)
+        name = "config" if ckpt_path is None else "config.resumed"
+        OmegaConf.save(cfg, out / f"{name}.yaml", resolve=True)
+        print_config_tree(cfg, out / f"{name.replace('config', 'config_tree')}.txt")
     base = {"run_id": run_id, "run_dir": str(out.resolve()), "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
     try:
         datamodule = build_datamodule(cfg)
@@ -115,11 +119,14 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
     ckpt_dir = out / CHECKPOINT_DIR
     callbacks = _callbacks(cfg)
     loggers = _loggers(cfg, out, resumed=ckpt_path is not None)
-    trainer = build_trainer(cfg, out, callbacks, loggers or False)
+    trainer = build_trainer(cfg, out, [*callbacks, *progress_bars(cfg.trainer)], loggers or False)
     for lg in loggers:
         lg.log_hyperparams({**meta, "run_id": run_id, "config": module.run_config})
 
     record: dict[str, Any] = {**base, "status": "running", "error": None, **meta}
+    debug = debug_flags(cfg)
+    if debug:
+        record["debug"] = debug
     if ckpt_path is not None:
         record["resumed_from"] = str(ckpt_path)
     if rank0:
@@ -127,6 +134,7 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
     started = time.time()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+<<<<<<< HEAD
         # Rank 0 alone reads the checkpoints (it wrote them; other nodes may have no copy of its folder) and hands
         # every rank the facts and, per test, the weights: no rank reads a file that another rank writes.
         states: dict[str, dict[str, Any]] = {}  # rank 0's weights to test, by tag
@@ -146,6 +154,32 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
                 tester.test(module, datamodule=datamodule, verbose=False)
                 record[tag] = {**module.last_test_result(), **chosen["tests"][tag]}
         record["status"] = "finished"
+=======
+        if trainer.fast_dev_run:
+            return _finish_fast_dev_run(cfg, trainer, module, datamodule, out, record, rank0, started)
+        # The files come from this run's folder, each checked to carry this run's id (never from restored state).
+        # Other ranks may hold another id (torchrun nodes are separate launches): they test rank 0's files.
+        best_path, best, last_path, last = run_checkpoints(ckpt_dir, run_id if rank0 else None)
+        if last["epoch"] != cfg.trainer.max_epochs - 1:
+            raise RuntimeError(f"{last_path}: holds epoch {last['epoch'] + 1} but the run trained "
+                               f"{cfg.trainer.max_epochs} epochs (stopped early?)")
+        state = callback_state(best)
+        record.update(epochs=int(last["epoch"]) + 1, best_epoch=int(best["epoch"]), best_ckpt=str(best_path),
+                      last_ckpt=str(last_path))
+        record["objective"] = _objective(cfg, state)
+        if cfg.test_after_fit:
+            # A logger-free trainer for testing: the CSV logger cannot append a new header to the fit's file
+            # after a ddp_spawn re-launch, and test numbers go to metrics.json (and the wandb summary) anyway.
+            tester = build_trainer(cfg, out, progress_bars(cfg.trainer), False)
+            for tag, path, ckpt in (("test", best_path, best), ("test_last", last_path, last)):
+                module.test_tag = tag
+                tester.test(module, datamodule=datamodule, ckpt_path=path, weights_only=True, verbose=False)
+                result = json.loads((out / "test_results" / f"{tag}.json").read_text())
+                record[tag] = {**result, "epoch": int(ckpt["epoch"]), "ckpt": path.name}
+        record["status"] = "debug" if debug else "finished"
+        if debug:
+            record["final_metrics"] = _logged_metrics(trainer)
+>>>>>>> 3b319b8 (A console and outputs that respect the reader (issue 10, section 3))
         record["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     except BaseException as exc:
         record["status"] = "failed"
@@ -232,6 +266,37 @@ def _load_from_rank0(module: pl.LightningModule, state_dict: Callable[[], dict[s
             buf = tensor.to(device)
             torch.distributed.broadcast(buf, src=0)
             tensor.copy_(buf)
+
+
+def debug_flags(cfg: DictConfig) -> list[str]:
+    """The trainer settings that make this a debugging run, not a result: it sees only part of the data."""
+    t = cfg.trainer
+    flags = [f"trainer.{k}={t[k]}" for k in ("fast_dev_run", "overfit_batches") if t.get(k)]
+    flags += [f"trainer.{k}={t[k]}" for k in ("limit_train_batches", "limit_val_batches", "limit_test_batches")
+              if t.get(k) is not None and t[k] != 1.0]
+    return flags
+
+
+def _logged_metrics(trainer: pl.Trainer) -> dict[str, float]:
+    return {k: round(float(v), 6) for k, v in sorted(trainer.callback_metrics.items()) if v.numel() == 1}
+
+
+def _finish_fast_dev_run(cfg: DictConfig, trainer: pl.Trainer, module: Any, datamodule: Any, out: Path,
+                         record: dict[str, Any], rank0: bool, started: float) -> dict[str, Any]:
+    """``trainer.fast_dev_run``: Lightning ran one batch per stage and wrote no checkpoints (nor does
+    ``RunCheckpoints``); the test step runs once on the weights in memory. The record says "debug".
+    The caller's ``finally`` closes the loggers."""
+    record.update(final_metrics=_logged_metrics(trainer), selection="fast_dev_run: the weights after one batch")
+    if cfg.test_after_fit:
+        module.test_tag = "test"
+        trainer.test(module, datamodule=datamodule, verbose=False)
+        record["test"] = json.loads((out / "test_results" / "test.json").read_text())
+    record.update(status="debug", epochs=1, finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  train_seconds=round(time.time() - started, 1))
+    if rank0:
+        write_record(out, record)
+        print(format_run_summary(record, out))
+    return record
 
 
 def _objective(cfg: DictConfig, state: dict[str, Any]) -> dict[str, Any] | None:

@@ -63,7 +63,9 @@ def test_rows_follow_the_yaml_order_then_alphabetical(write_run) -> None:
     assert order == sorted(shipped, key=lambda f: fusion_facts(f).order) + ["alpha_custom", "zeta_custom"]
     assert order[:2] == ["video_only", "audio_only"] and order[6] == "cfnsr"  # the paper's table order
     models = [r.model for r in report.groups[0].rows]
-    assert models == [fusion_facts(f).display for f in order[:7]] + ["alpha_custom", "zeta_custom"]
+    assert models[2:] == [fusion_facts(f).display for f in order[2:7]] + ["alpha_custom", "zeta_custom"]
+    # These runs used backbone=tiny: the unimodal rows must not claim the paper's networks.
+    assert models[:2] == ["tiny backbone (video only)", "tiny backbone (audio only)"]
     # A single run per fusion has no sample std: shown with its n instead of a made-up number.
     assert "62.50 (n=1)" in format_markdown(report)
 
@@ -80,6 +82,19 @@ def test_a_fusion_outside_conf_takes_its_label_and_place_from_its_records(write_
     assert [(r.fusion, r.model) for r in rows] == [("averaging", "Averaging"), ("gated_sum", "Gated sum"),
                                                    ("mcbp", "MCBP")]
     assert "| Gated sum | Early |" in format_markdown(build_report(runs))
+
+
+def test_unimodal_rows_name_the_backbone_the_runs_used(write_run) -> None:
+    expected = {"paper": ["3D ResNeXt-50 (video only)", "1D CNN (audio only)", "CFN-SR"],
+                "tiny": ["tiny backbone (video only)", "tiny backbone (audio only)", "CFN-SR"]}
+    for backbone, names in expected.items():
+        paths = [write_run(f, 1, 1, 150, backbone=backbone, root=backbone) for f in ("video_only", "audio_only", "cfnsr")]
+        runs, _ = collect_runs([paths[0].parents[1]])
+        report = build_report(runs)
+        assert [r.model for r in report.groups[0].rows] == names
+        md = format_markdown(report)
+        assert all(f"| {n} |" in md for n in names)
+        assert ("ResNeXt-50" in md) == (backbone == "paper")
 
 
 def test_skipped_runs_are_listed_with_reasons(sweep: Path) -> None:

@@ -58,7 +58,7 @@ def test_paired_tests_only_against_cfnsr_with_the_same_initialisation(write_run)
     assert video.comparison["reference"] == cf_plain.label
     assert video.comparison["diffs"] == pytest.approx([pct(140) - pct(150 + f) for f in (1, 2, 3)])
     assert table.row("audio_only").comparison is None
-    assert any("1D CNN (audio only): no paired test" in n and "model.init.kinetics=true" in n for n in table.notes)
+    assert any("tiny backbone (audio only): no paired test" in n and "model.init.kinetics=true" in n for n in table.notes)
 
 
 def test_records_without_a_recipe_get_their_own_table_with_a_note(write_run) -> None:
