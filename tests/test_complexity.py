@@ -1,5 +1,7 @@
 """Parameter, FLOP and latency measurements."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from fusion_pins import PAPER_PARAMS
@@ -8,6 +10,8 @@ from tests_helpers import load_conf as _conf
 from cfnsr.models.build import build_model
 from cfnsr.models.complexity import count_params, cpu_latency_ms, gflops_per_clip
 from cfnsr.tasks.complexity import complexity_table, format_table
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def _tiny(fusion):

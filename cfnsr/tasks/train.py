@@ -134,7 +134,8 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
     started = time.time()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-<<<<<<< HEAD
+        if trainer.fast_dev_run:
+            return _finish_fast_dev_run(cfg, trainer, module, datamodule, out, record, rank0, started)
         # Rank 0 alone reads the checkpoints (it wrote them; other nodes may have no copy of its folder) and hands
         # every rank the facts and, per test, the weights: no rank reads a file that another rank writes.
         states: dict[str, dict[str, Any]] = {}  # rank 0's weights to test, by tag
@@ -145,7 +146,7 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
         if cfg.test_after_fit:
             # A logger-free trainer for testing: the CSV logger cannot append a new header to the fit's file
             # after a ddp_spawn re-launch, and test numbers go to metrics.json (and the wandb summary) anyway.
-            tester = build_trainer(cfg, out, [], False)
+            tester = build_trainer(cfg, out, progress_bars(cfg.trainer), False)
             for tag in ("test", "test_last"):
                 _load_from_rank0(module, partial(states.pop, tag))
                 module.test_tag, module.test_result = tag, None
@@ -153,33 +154,9 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
                     (out / "test_results" / f"{tag}.json").unlink(missing_ok=True)
                 tester.test(module, datamodule=datamodule, verbose=False)
                 record[tag] = {**module.last_test_result(), **chosen["tests"][tag]}
-        record["status"] = "finished"
-=======
-        if trainer.fast_dev_run:
-            return _finish_fast_dev_run(cfg, trainer, module, datamodule, out, record, rank0, started)
-        # The files come from this run's folder, each checked to carry this run's id (never from restored state).
-        # Other ranks may hold another id (torchrun nodes are separate launches): they test rank 0's files.
-        best_path, best, last_path, last = run_checkpoints(ckpt_dir, run_id if rank0 else None)
-        if last["epoch"] != cfg.trainer.max_epochs - 1:
-            raise RuntimeError(f"{last_path}: holds epoch {last['epoch'] + 1} but the run trained "
-                               f"{cfg.trainer.max_epochs} epochs (stopped early?)")
-        state = callback_state(best)
-        record.update(epochs=int(last["epoch"]) + 1, best_epoch=int(best["epoch"]), best_ckpt=str(best_path),
-                      last_ckpt=str(last_path))
-        record["objective"] = _objective(cfg, state)
-        if cfg.test_after_fit:
-            # A logger-free trainer for testing: the CSV logger cannot append a new header to the fit's file
-            # after a ddp_spawn re-launch, and test numbers go to metrics.json (and the wandb summary) anyway.
-            tester = build_trainer(cfg, out, progress_bars(cfg.trainer), False)
-            for tag, path, ckpt in (("test", best_path, best), ("test_last", last_path, last)):
-                module.test_tag = tag
-                tester.test(module, datamodule=datamodule, ckpt_path=path, weights_only=True, verbose=False)
-                result = json.loads((out / "test_results" / f"{tag}.json").read_text())
-                record[tag] = {**result, "epoch": int(ckpt["epoch"]), "ckpt": path.name}
         record["status"] = "debug" if debug else "finished"
         if debug:
             record["final_metrics"] = _logged_metrics(trainer)
->>>>>>> 3b319b8 (A console and outputs that respect the reader (issue 10, section 3))
         record["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     except BaseException as exc:
         record["status"] = "failed"
@@ -288,9 +265,9 @@ def _finish_fast_dev_run(cfg: DictConfig, trainer: pl.Trainer, module: Any, data
     The caller's ``finally`` closes the loggers."""
     record.update(final_metrics=_logged_metrics(trainer), selection="fast_dev_run: the weights after one batch")
     if cfg.test_after_fit:
-        module.test_tag = "test"
+        module.test_tag, module.test_result = "test", None
         trainer.test(module, datamodule=datamodule, verbose=False)
-        record["test"] = json.loads((out / "test_results" / "test.json").read_text())
+        record["test"] = module.last_test_result()
     record.update(status="debug", epochs=1, finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   train_seconds=round(time.time() - started, 1))
     if rank0:
