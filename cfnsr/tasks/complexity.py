@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -76,7 +77,10 @@ def main() -> None:
 
     register()
 
-    @hydra.main(version_base="1.3", config_path="../../conf", config_name="complexity")
+    # An absolute path: called from the root complexity.py, a relative one would be read as a Python package.
+    conf_dir = str(Path(__file__).resolve().parents[2] / "conf")
+
+    @hydra.main(version_base="1.3", config_path=conf_dir, config_name="complexity")
     def _run(cfg: DictConfig) -> None:
         from hydra.core.hydra_config import HydraConfig
 
