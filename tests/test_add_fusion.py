@@ -63,7 +63,7 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], str]:
     return env, f"hydra.searchpath=[{searchpath}]"
 
 
-def _run(cmd: list[str], env: dict[str, str], timeout: int = 900) -> str:
+def _run(cmd: list[str], env: dict[str, str], timeout: int = 3600) -> str:  # a hang guard, not a speed test
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
     assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-4000:])
     return done.stdout

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from tests_helpers import make
 
 from cfnsr.callbacks import RunEndCallback, run_end
 from cfnsr.callbacks.run_checkpoints import RunCheckpoints
@@ -34,11 +35,11 @@ def test_default_callbacks_instantiate_from_config():
 def test_run_checkpoints_take_folder_and_id_from_the_module(tmp_path: Path):
     module = _Module()
     module.run_dir, module.run_id = tmp_path, "run-1"
-    cb = RunCheckpoints()
+    cb = make("callbacks", "default", "run_checkpoints")
     cb.setup(None, module, "fit")
     assert cb.dirpath == tmp_path / "checkpoints" and cb.run_id == "run-1"
     with pytest.raises(RuntimeError, match="run_dir"):
-        RunCheckpoints().setup(None, _Module(), "fit")
+        make("callbacks", "default", "run_checkpoints").setup(None, _Module(), "fit")
 
 
 def test_run_end_reaches_only_run_end_callbacks():
@@ -48,7 +49,7 @@ def test_run_end_reaches_only_run_end_callbacks():
         def on_run_end(self, record):
             seen.append(record["status"])
 
-    run_end([Probe(), RunCheckpoints(), object()], {"status": "finished"})
+    run_end([Probe(), make("callbacks", "default", "run_checkpoints"), object()], {"status": "finished"})
     assert seen == ["finished"]
 
 
