@@ -10,9 +10,11 @@ from omegaconf import DictConfig
 from cfnsr.builders.config_checks import check_sweeper
 from cfnsr.console import console_to_log, quiet_lightning
 from cfnsr.runs.job_dirs import register
+from cfnsr.runs.slurm_polling import quiet_sacct_warnings
 from cfnsr.tasks.train import train
 
-register()  # ${job_dirname:...} names multirun job folders
+register()  # ${job_dirname:...} names multirun job folders, ${slurm_gpus:...} sizes SLURM jobs
+quiet_sacct_warnings()  # a SLURM cluster without accounting: one warning, not one per poll
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

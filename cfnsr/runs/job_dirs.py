@@ -6,6 +6,8 @@ The name is built from ``hydra.job.num`` and ``hydra.job.override_dirname`` (who
 brackets, quotes, spaces) are replaced, so ``ckpt_path=<sweep>/<job>/checkpoints/last.ckpt`` needs no quoting, and
 the name is at most ``MAX_LEN`` characters (a long tail becomes a short hash). Nothing reads settings back from
 these names: a job's overrides are in its ``.hydra/overrides.yaml`` and its ``metrics.json``.
+
+``slurm_gpus`` is the SLURM launcher's GPU request (``conf/hydra/launcher/slurm.yaml``), registered with it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,28 @@ def job_dirname(num: int | str, override_dirname: str | None) -> str:
     return name
 
 
+_GPU_ACCELERATORS = {"gpu", "cuda"}
+
+
+def slurm_gpus(accelerator: str, devices: int | str) -> int | None:
+    """GPUs per node a SLURM job asks for: ``devices`` for a GPU trainer, none (no ``--gpus-per-node``) for CPU.
+
+    ``accelerator=auto`` is refused: SLURM must know whether to allocate GPUs before the job starts.
+    """
+    accelerator = str(accelerator).lower()
+    if accelerator == "cpu":
+        return None
+    if accelerator not in _GPU_ACCELERATORS:
+        raise ValueError(f"trainer.accelerator={accelerator}: a SLURM job needs trainer.accelerator=gpu or cpu to "
+                         f"know whether to request GPUs (hydra.launcher.gpus_per_node)")
+    if not str(devices).isdigit() or int(devices) < 1:
+        raise ValueError(f"trainer.devices={devices}: a SLURM job needs a number of GPUs per node (one SLURM task "
+                         f"per GPU), not {devices!r}")
+    return int(devices)
+
+
 def register() -> None:
-    if not OmegaConf.has_resolver("job_dirname"):
-        OmegaConf.register_new_resolver("job_dirname", job_dirname)
+    """Register the resolvers the configs use (idempotent): ``job_dirname`` and ``slurm_gpus``."""
+    for name, fn in (("job_dirname", job_dirname), ("slurm_gpus", slurm_gpus)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, fn)
