@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from cfnsr.report import build_report, collect_runs
-from cfnsr.run_record import read_record
+from cfnsr.runs.record import read_record
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slurm
