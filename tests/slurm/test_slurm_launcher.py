@@ -42,7 +42,10 @@ def _job_dirs(sweep: Path) -> list[Path]:
 def _scontrol_job(job_id: str) -> dict[str, str]:
     """``scontrol show job`` as a dict (the job is known to slurmctld for MinJobAge after it ends)."""
     out = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, check=True)
-    return dict(kv.split("=", 1) for kv in out.stdout.split() if "=" in kv)
+    # The id of an array's job lists every task of the array: keep the line of this job.
+    jobs = [dict(kv.split("=", 1) for kv in line.split() if "=" in kv) for line in out.stdout.splitlines()]
+    (job,) = [j for j in jobs if j.get("JobId") == job_id]
+    return job
 
 
 def test_sweep_runs_one_slurm_job_per_point_and_the_report_builds(slurm_cluster, tiny_data_dir, tiny_conf_dir,
