@@ -102,8 +102,8 @@ def test_two_slurm_tasks_train_with_ddp_and_count_each_test_clip_once(slurm_clus
     job = _scontrol_job(record["slurm_job_id"])
     assert job["NumTasks"] == "2" and "gres/gpu" not in job.get("TRES", "")
 
-    # Each SLURM task logged its own rank of a world of 2 (Lightning took the ranks from SLURM).
-    logs = {p.name: p.read_text() for p in (sweep / ".submitit").rglob("*_log.out")}
+    # Each SLURM task logged its own rank of a world of 2 (Lightning took the ranks from SLURM; it logs to stderr).
+    logs = {p.name: p.read_text() for p in (sweep / ".submitit").rglob("*_log.*")}
     members = sorted(m for text in logs.values() for m in re.findall(r"MEMBER: (\d/\d)", text))
     assert members == ["1/2", "2/2"], logs.keys()
     for tag in ("test", "test_last"):
