@@ -10,6 +10,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,21 +38,27 @@ def _unavailable(reason: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def slurm_cluster() -> dict[str, str]:
-    """Start (or reuse) the local cluster; returns the environment its clients need (SLURM_CONF)."""
+def slurm_cluster() -> Iterator[dict[str, str]]:
+    """Start (or reuse) the local cluster; yields the environment its clients need (SLURM_CONF).
+
+    A cluster this fixture started is stopped at the end of the session; one that was running is left running.
+    """
     if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None:
         _unavailable('hydra-submitit-launcher is not installed (pip install -e ".[slurm]")')
     if shutil.which("slurmctld") is None or shutil.which("munged") is None:
         _unavailable("SLURM is not installed (scripts/slurm_cluster.sh install, or apt-get install slurm-wlm munge)")
     if os.geteuid() != 0:
         _unavailable("the local SLURM cluster needs root (slurmd starts jobs as the submitting user)")
+    was_running = subprocess.run(["bash", str(SCRIPT), "status"], capture_output=True).returncode == 0
     done = subprocess.run(["bash", str(SCRIPT), "start"], capture_output=True, text=True, timeout=180)
     if done.returncode != 0:
         _unavailable(f"scripts/slurm_cluster.sh start failed:\n{done.stderr[-2000:]}")
     env_line = subprocess.run(["bash", str(SCRIPT), "env"], capture_output=True, text=True, check=True).stdout
     conf = env_line.strip().split("=", 1)[1]
     os.environ["SLURM_CONF"] = conf  # sbatch/squeue/scontrol from this process and from submitit
-    return {"SLURM_CONF": conf}
+    yield {"SLURM_CONF": conf}
+    if not was_running:
+        subprocess.run(["bash", str(SCRIPT), "stop"], capture_output=True, timeout=120)
 
 
 @pytest.fixture
