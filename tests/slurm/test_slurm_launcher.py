@@ -48,6 +48,17 @@ def _scontrol_job(job_id: str) -> dict[str, str]:
     return job
 
 
+def _ended_job(job_id: str, timeout: float = 120) -> dict[str, str]:
+    """The job's state once SLURM has closed it: submitit returns as soon as the result file is written, while the
+    job may still be RUNNING or COMPLETING for a moment."""
+    end = time.time() + timeout
+    while True:
+        job = _scontrol_job(job_id)
+        if job["JobState"] not in ("PENDING", "RUNNING", "COMPLETING") or time.time() > end:
+            return job
+        time.sleep(0.5)
+
+
 def test_sweep_runs_one_slurm_job_per_point_and_the_report_builds(slurm_cluster, tiny_data_dir, tiny_conf_dir,
                                                                    tmp_path):
     sweep = tmp_path / "sweep"
@@ -69,7 +80,7 @@ def test_sweep_runs_one_slurm_job_per_point_and_the_report_builds(slurm_cluster,
         assert record["status"] == "finished", (d, record.get("error"))
         fold, fusion = re.fullmatch(r"\d+_fold-(\d)\+fusion-(\w+)", d.name).groups()
         assert (record["fold"], record["fusion"]) == (int(fold), fusion)
-        job = _scontrol_job(record["slurm_job_id"])  # a real SLURM job of this sweep's job array
+        job = _ended_job(record["slurm_job_id"])  # a real SLURM job of this sweep's job array
         assert job["JobState"] == "COMPLETED" and job["ArrayJobId"]
         assert Path(job["StdOut"]).parent.parent == sweep / ".submitit"
         job_ids.append(f"{record['slurm_job_id']} ({job['ArrayJobId']}_{job['ArrayTaskId']})")
@@ -99,7 +110,7 @@ def test_two_slurm_tasks_train_with_ddp_and_count_each_test_clip_once(slurm_clus
     (job_dir,) = _job_dirs(sweep)
     record = read_record(job_dir)
     assert record["status"] == "finished", record.get("error")
-    job = _scontrol_job(record["slurm_job_id"])
+    job = _ended_job(record["slurm_job_id"])
     assert job["NumTasks"] == "2" and "gres/gpu" not in job.get("TRES", "")
 
     # Each SLURM task logged its own rank of a world of 2 (Lightning took the ranks from SLURM; it logs to stderr).
@@ -153,7 +164,7 @@ def test_requeued_job_resumes_its_run_and_ends_as_an_uninterrupted_one(slurm_clu
             if p.poll() is None:
                 p.kill()
 
-    job = _scontrol_job(job_id)
+    job = _ended_job(job_id)
     assert job["Restarts"] == "1" and job["JobState"] == "COMPLETED"
     record = read_record(job_dir)
     assert _job_dirs(sweep) == [job_dir]  # continued in its own folder
