@@ -112,6 +112,7 @@ def test_two_slurm_tasks_train_with_ddp_and_count_each_test_clip_once(slurm_clus
     assert record["status"] == "finished", record.get("error")
     job = _ended_job(record["slurm_job_id"])
     assert job["NumTasks"] == "2" and "gres/gpu" not in job.get("TRES", "")
+    assert record["world_size"] == 2
 
     # Each SLURM task logged its own rank of a world of 2 (Lightning took the ranks from SLURM; it logs to stderr).
     logs = {p.name: p.read_text() for p in (sweep / ".submitit").rglob("*_log.*")}
