@@ -22,21 +22,12 @@ block) are never in the tables: they come back among the skipped files as ``Sear
 section; runs trained with a search's chosen settings (records with ``hparams``) are ordinary rows with a note.
 """
 
-from cfnsr.report.build import (
-    TABLE_RULE,
-    FusionRow,
-    GapRow,
-    GapTable,
-    GroupTable,
-    Report,
-    ReportError,
-    build_report,
-    fusion_order,
-    model_name,
-)
+from cfnsr.report.build import TABLE_RULE, GroupTable, Report, ReportError, build_report
 from cfnsr.report.cli import main
 from cfnsr.report.collect import DUPLICATE_RULE, Run, SearchTrial, Skipped, collect_runs
+from cfnsr.report.gap import GapRow, GapTable
 from cfnsr.report.markdown import format_markdown
+from cfnsr.report.rows import FusionRow, fusion_order, model_name
 from cfnsr.report.stats import paired_comparison
 from cfnsr.report.write import write_report
 

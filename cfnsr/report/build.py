@@ -1,4 +1,6 @@
-"""Turn finished runs into the comparison table(s): aggregation, grouping, paired tests and the protocol gap.
+"""Turn finished runs into the comparison table(s): grouping by recipe, row labels, paired tests, notes.
+
+Rows are aggregated in :mod:`cfnsr.report.rows`, the protocol gap in :mod:`cfnsr.report.gap`.
 
 Tables and rows are formed from each record's training recipe (:mod:`cfnsr.runs.recipe`), see :data:`TABLE_RULE`; records
 written without a recipe are grouped by (protocol, dataset, backbone) in their own tables. Nothing here looks at
@@ -9,16 +11,15 @@ computation. Accuracies are stored in percent from here on: the records hold fra
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from cfnsr.models.fusion.registry import fusion_registry
 from cfnsr.report.collect import Run, Skipped, deduplicate
+from cfnsr.report.gap import GapTable, gaps_of
+from cfnsr.report.rows import FusionRow, aggregate_fusion, describe, differing_keys, fusion_sort_key
 from cfnsr.report.stats import paired_comparison
-from cfnsr.runs.recipe import canonical_json, format_value, matches_prefix, recipe_hash
+from cfnsr.runs.recipe import recipe_hash
 
 REFERENCE_FUSION = "cfnsr"
 DEFAULT_SELECTION = {
@@ -50,116 +51,6 @@ TABLE_RULE = (
 
 class ReportError(ValueError):
     """The runs cannot go into one table as asked (e.g. mixed protocols without ``--split``)."""
-
-
-# A fusion's display name and table position come from its YAML (``display``, ``order``): from its run records,
-# which copy them at training time (so a fusion from an extra config folder keeps them), else from conf/fusion.
-
-
-def fusion_order() -> tuple[str, ...]:
-    """The fusions of ``conf/fusion`` in table order."""
-    return tuple(fusion_registry())
-
-
-def fusion_sort_key(name: str, order: float | None = None) -> tuple[float, str]:
-    """``order`` (else the YAML's), then the name; fusions without an order follow the ordered ones."""
-    if order is None:
-        facts = fusion_registry().get(name)
-        order = facts.order if facts else float("inf")
-    return (order, name)
-
-
-# A unimodal row is named after its network; the YAML's display name ("3D ResNeXt-50 (video only)") is the paper's
-# backbone, so a run on another backbone config says which one instead.
-PAPER_BACKBONE = "paper"
-
-
-def model_name(fusion: str, display: str | None = None, backbone: str | None = None,
-               stage: str | None = None) -> str:
-    """The row label of a fusion: ``display`` (else the YAML's ``display``), else its name; for a unimodal run
-    on a backbone other than the paper's, e.g. "tiny backbone (video only)"."""
-    facts = fusion_registry().get(fusion)
-    stage = stage or (facts.stage if facts else None)
-    if stage == "Unimodal" and backbone is not None and backbone != PAPER_BACKBONE:
-        return f"{backbone} backbone ({fusion.replace('_', ' ')})"
-    if display:
-        return display
-    facts = fusion_registry().get(fusion)
-    return facts.display if facts else fusion
-
-
-def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
-    """Mean and sample std (ddof=1); std is None for a single value, both None for none."""
-    if not values:
-        return None, None
-    arr = np.asarray(values, dtype=float)
-    return float(arr.mean()), (float(arr.std(ddof=1)) if arr.size > 1 else None)
-
-
-def _pct(metrics: dict[str, Any] | None, key: str) -> float | None:
-    if not isinstance(metrics, dict) or metrics.get(key) is None:
-        return None
-    return 100.0 * float(metrics[key])
-
-
-def differing_keys(recipes: Sequence[dict[str, Any] | None]) -> list[str]:
-    """Keys whose value is not the same in every given recipe (a missing key differs from any value); None entries
-    (no recorded recipe) are skipped."""
-    present = [r for r in recipes if r is not None]
-    if len(present) < 2:
-        return []
-    keys = sorted(set().union(*present))
-    return [k for k in keys if len({canonical_json({"v": r[k]}) if k in r else None for r in present}) > 1]
-
-
-def describe(recipe: dict[str, Any] | None, keys: Sequence[str]) -> str:
-    """``"k1=v1, k2=v2"`` for the given keys of a recipe, ``k=(absent)`` for keys it lacks."""
-    recipe = recipe or {}
-    return ", ".join(f"{k}={format_value(recipe[k]) if k in recipe else '(absent)'}" for k in keys)
-
-
-@dataclass
-class FusionRow:
-    """One table row: one fusion strategy with one fusion config and one initialisation, aggregated over all its
-    (fold, seed) runs in one table."""
-
-    fusion: str
-    model: str
-    stage: str
-    runs: list[Run] = field(repr=False)
-    n_runs: int
-    folds: list[int]
-    seeds: list[int]
-    war_mean: float | None
-    war_std: float | None
-    uar_mean: float | None
-    uar_std: float | None
-    f1_mean: float | None
-    f1_std: float | None
-    last_war_mean: float | None
-    last_war_std: float | None
-    n_last: int
-    per_fold_war: dict[int, float]  # fold -> mean WAR over that fold's seeds, in fold order
-    per_fold_n: dict[int, int]
-    params: list[int]  # distinct counts seen (normally one)
-    gflops: list[float]
-    paper_accuracy: float | None
-    paper_params: str | None
-    confusion: np.ndarray | None = field(default=None, repr=False)
-    comparison: dict[str, Any] | None = None  # paired comparison against CFN-SR ("reference": its row label)
-    row_key: tuple = ()  # (fusion, hash of the row recipe or None without a recorded recipe)
-    recipe: dict[str, Any] = field(default_factory=dict, repr=False)  # fusion.* and model.init.* recipe keys
-    variant: list[str] = field(default_factory=list)  # keys that tell this row from other rows of the same fusion
-    label: str = ""  # the row's name in the tables: the model name, plus the variant keys when the fusion repeats
-    order: float | None = None  # table position from the runs' records (``fusion.order``), None: from conf/fusion
-
-    def __post_init__(self) -> None:
-        if not self.label:
-            self.label = self.model
-
-    @property
-    def init(self) -> dict[str, Any]:
-        return {k: v for k, v in self.recipe.items() if matches_prefix(k, ("model.init",))}
 
 
 @dataclass
@@ -208,46 +99,6 @@ class GroupTable:
 
     def rows_for(self, fusion: str) -> list[FusionRow]:
         return [r for r in self.rows if r.fusion == fusion]
-
-
-@dataclass
-class GapRow:
-    """Paper-protocol vs clean-protocol WAR for one fusion (percent; None where a side has no runs)."""
-
-    fusion: str
-    model: str
-    paper_war: float | None  # best test epoch, paper-protocol runs
-    clean_war: float | None  # best validation epoch, tested once, clean-protocol runs
-    last_war: float | None  # last epoch on the test fold, paper-protocol runs (same training as paper_war)
-    clean_last_war: float | None  # last epoch on the test fold, clean-protocol runs
-    n_paper: int
-    n_clean: int
-    label: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.label:
-            self.label = self.model
-
-    @property
-    def paper_minus_clean(self) -> float | None:
-        return None if self.paper_war is None or self.clean_war is None else self.paper_war - self.clean_war
-
-    @property
-    def paper_minus_last(self) -> float | None:
-        return None if self.paper_war is None or self.last_war is None else self.paper_war - self.last_war
-
-
-@dataclass
-class GapTable:
-    dataset: str
-    backbone: str
-    rows: list[GapRow]
-    label: str = ""
-
-    @property
-    def title(self) -> str:
-        base = f"dataset={self.dataset}, backbone={self.backbone}"
-        return f"{base} | {self.label}" if self.label else base
 
 
 @dataclass
@@ -300,64 +151,6 @@ def check_homogeneous(runs: Sequence[Run]) -> None:
             + "\n  - ".join(problems)
             + "\nPass --split (build_report(..., split=True)) for one table per (protocol, dataset, backbone)."
         )
-
-
-def _first(runs: Iterable[Run], key: str) -> Any:
-    return next((r.record[key] for r in runs if r.record.get(key) is not None), None)
-
-
-def _sum_confusion(runs: Sequence[Run]) -> np.ndarray | None:
-    mats = [
-        np.asarray(r.record["test"]["confusion"], dtype=np.int64) for r in runs if r.record["test"].get("confusion")
-    ]
-    shapes = {m.shape for m in mats}
-    if not mats or len(shapes) != 1:
-        return None
-    return np.sum(mats, axis=0)
-
-
-def aggregate_fusion(fusion: str, runs: Sequence[Run]) -> FusionRow:
-    """Mean ± sample std over all (fold, seed) runs of one row; per-fold WAR as the mean over that fold's seeds."""
-    runs = sorted(runs, key=lambda r: (r.fold, r.seed))
-    war = [_pct(r.record["test"], "war") for r in runs]
-    by_fold: dict[int, list[float]] = defaultdict(list)
-    for r, w in zip(runs, war, strict=True):
-        by_fold[r.fold].append(w)
-    last = [v for v in (_pct(r.record.get("test_last"), "war") for r in runs) if v is not None]
-    war_mean, war_std = _mean_std(war)
-    uar_mean, uar_std = _mean_std([_pct(r.record["test"], "uar") for r in runs])
-    f1_mean, f1_std = _mean_std([_pct(r.record["test"], "f1") for r in runs])
-    last_mean, last_std = _mean_std(last)
-    paper = _first(runs, "paper") or {}
-    return FusionRow(
-        fusion=fusion,
-        model=model_name(fusion, _first(runs, "fusion_display"), _first(runs, "backbone"),
-                         _first(runs, "fusion_stage")),
-        stage=str(_first(runs, "fusion_stage") or "–"),
-        runs=list(runs),
-        n_runs=len(runs),
-        folds=sorted(by_fold),
-        seeds=sorted({r.seed for r in runs}),
-        war_mean=war_mean,
-        war_std=war_std,
-        uar_mean=uar_mean,
-        uar_std=uar_std,
-        f1_mean=f1_mean,
-        f1_std=f1_std,
-        last_war_mean=last_mean,
-        last_war_std=last_std,
-        n_last=len(last),
-        per_fold_war={f: float(np.mean(v)) for f, v in sorted(by_fold.items())},
-        per_fold_n={f: len(v) for f, v in sorted(by_fold.items())},
-        params=sorted({int(r.record["params"]) for r in runs if r.record.get("params") is not None}),
-        gflops=sorted({float(r.record["gflops"]) for r in runs if r.record.get("gflops") is not None}),
-        paper_accuracy=paper.get("accuracy"),
-        paper_params=paper.get("params"),
-        confusion=_sum_confusion(runs),
-        row_key=runs[0].row_key if runs else (fusion, None),
-        recipe=dict(runs[0].row_recipe) if runs else {},
-        order=_first(runs, "fusion_order"),
-    )
 
 
 def _group_notes(rows: Sequence[FusionRow], runs: Sequence[Run]) -> list[str]:
@@ -522,54 +315,6 @@ def _label_tables(groups: list[GroupTable]) -> tuple[list[str], bool]:
     return sorted(split_keys), unrecorded
 
 
-def _gap_key(g: GroupTable) -> tuple[str, str, str | None]:
-    """Tables that differ only in the protocol pair up in a protocol-gap table."""
-    if g.recipe is None:
-        return (g.dataset, g.backbone, None)
-    rest = {k: v for k, v in g.recipe.items() if not matches_prefix(k, ("protocol",))}
-    return (g.dataset, g.backbone, recipe_hash(rest))
-
-
-def build_gap(paper: GroupTable, clean: GroupTable) -> GapTable:
-    """Per row (fusion, fusion config, initialisation): paper-protocol WAR vs clean-protocol WAR vs last-epoch WAR."""
-    p_rows = {r.row_key: r for r in paper.rows}
-    c_rows = {r.row_key: r for r in clean.rows}
-    keys = list(p_rows) + [k for k in c_rows if k not in p_rows]
-    def first(k: tuple) -> FusionRow:
-        return p_rows.get(k) or c_rows[k]
-
-    keys.sort(key=lambda k: (fusion_sort_key(k[0], first(k).order), first(k).label))
-    rows = []
-    for k in keys:
-        p, c = p_rows.get(k), c_rows.get(k)
-        rows.append(
-            GapRow(
-                fusion=k[0],
-                model=(p or c).model,
-                paper_war=p.war_mean if p else None,
-                clean_war=c.war_mean if c else None,
-                last_war=p.last_war_mean if p else None,
-                clean_last_war=c.last_war_mean if c else None,
-                n_paper=p.n_runs if p else 0,
-                n_clean=c.n_runs if c else 0,
-                label=(p or c).label,
-            )
-        )
-    return GapTable(dataset=paper.dataset, backbone=paper.backbone, rows=rows, label=paper.label)
-
-
-def _gaps(groups: list[GroupTable]) -> list[GapTable]:
-    by_key: dict[tuple, dict[str, list[GroupTable]]] = defaultdict(lambda: defaultdict(list))
-    for g in groups:
-        by_key[_gap_key(g)][g.protocol].append(g)
-    gaps = []
-    for key in sorted(by_key, key=lambda k: (k[0], k[1], k[2] is None, k[2] or "")):
-        paper, clean = by_key[key].get("paper", []), by_key[key].get("clean", [])
-        if len(paper) == 1 and len(clean) == 1:
-            gaps.append(build_gap(paper[0], clean[0]))
-    return gaps
-
-
 def build_report(runs: Sequence[Run], split: bool = False, skipped: Sequence[Skipped] = ()) -> Report:
     """Build the table(s) from finished runs.
 
@@ -596,7 +341,7 @@ def build_report(runs: Sequence[Run], split: bool = False, skipped: Sequence[Ski
     groups.sort(key=lambda g: (g.key, not g.has_recipe, g.label, g.recipe_hash or ""))
     report = Report(
         groups=groups,
-        gaps=_gaps(groups),
+        gaps=gaps_of(groups),
         skipped=list(skipped),
         duplicates=dropped,
         split=split,

@@ -7,10 +7,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from cfnsr.report.build import ReportError, build_report, fusion_order, model_name
+from cfnsr.report.build import ReportError, build_report
 from cfnsr.report.collect import collect_runs
 from cfnsr.report.markdown import format_markdown
 from cfnsr.report.robustness import build_robustness, collect_robustness, format_robustness, write_robustness
+from cfnsr.report.rows import fusion_order, model_name
 from cfnsr.report.write import write_report
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from cfnsr.report.build import FusionRow, GapTable, GroupTable, Report, model_name
+from cfnsr.report.build import GroupTable, Report
 from cfnsr.report.collect import DUPLICATE_RULE, Run, SearchTrial, decision_time, duplicate_basis
+from cfnsr.report.gap import GapTable
+from cfnsr.report.rows import FusionRow, model_name
 from cfnsr.report.stats import limits_note
 
 DASH = "–"
