@@ -27,7 +27,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
 from omegaconf import DictConfig, OmegaConf
 
-from cfnsr.builders.config_checks import ConfigError
+from cfnsr.builders.config_checks import ConfigError, check_sweeper
 from cfnsr.runs.recipe import recipe_differences, training_recipe
 from cfnsr.search.study import INTERRUPTED_ATTR, sqlite_path
 
@@ -64,11 +64,10 @@ class TrialSweeperImpl(OptunaSweeperImpl):
         search = self.config.get("search") or {}
         spaces = search.get("fusion_space") or {}
         fusion = self.config.fusion.name
-        if fusion not in spaces:
-            raise ConfigError(f"search.fusion_space has no search space for fusion={fusion} (it has "
-                              f"{sorted(spaces)}); add one in conf/hparams_search/optuna.yaml ({{}} for none)")
-        params = OmegaConf.create({**(OmegaConf.to_container(self.params) if self.params else {}),
-                                   **OmegaConf.to_container(spaces[fusion])})
+        if fusion not in spaces:  # a new fusion needs no edit here: it gets the shared space only
+            log.info(f"search.fusion_space has no entry for fusion={fusion}: searching the shared settings only")
+        own = OmegaConf.to_container(spaces[fusion]) if spaces.get(fusion) else {}
+        params = OmegaConf.create({**(OmegaConf.to_container(self.params) if self.params else {}), **own})
         swept = [str(k) for k in params] + [
             o.get_key_element() for o in OverridesParser.create().parse_overrides(arguments) if o.is_sweep_override()]
         bad = sorted({k for k in swept if _forbidden(k)})
@@ -152,6 +151,8 @@ class TrialSweeperImpl(OptunaSweeperImpl):
         return [(*o, f"search.trial={t.number}") for o, t in zip(overrides, trials, strict=True)]
 
     def sweep(self, arguments: list[str]) -> None:
+        # Refused here, before a study or a trial exists; each job checks again (train.py), for other sweepers.
+        check_sweeper(type(self).__name__, self.config.protocol.get("name"), self.config.protocol.get("objective"))
         self.params = self._search_params(arguments)
         swept = [o.get_key_element() for o in OverridesParser.create().parse_overrides(arguments)
                  if o.is_sweep_override()]

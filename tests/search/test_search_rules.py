@@ -9,6 +9,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from cfnsr.builders.config_checks import ConfigError, check_train_config, check_tuned_fold
+from cfnsr.models.fusion.registry import fusion_registry
 
 CONF = str(Path(__file__).resolve().parents[2] / "conf")
 
@@ -30,11 +31,10 @@ def test_the_search_config_selects_the_search_protocol_and_a_resumable_study():
     assert {"fusion.model.block_channel_divisor", "fusion.model.reduction"} <= set(cfg.search.fusion_space.msaf)
 
 
-@pytest.mark.parametrize("fusion", ["video_only", "audio_only", "averaging", "multiplicative", "multiplication",
-                                    "concat_fc", "mcbp", "mmtm", "msaf", "cfnsr"])
-def test_every_fusion_has_a_search_space_of_its_own_keys(fusion: str):
+@pytest.mark.parametrize("fusion", list(fusion_registry()))
+def test_every_fusion_space_names_settings_of_that_fusion(fusion: str):
     cfg = _cfg(["hparams_search=optuna", f"fusion={fusion}"])
-    for key in cfg.search.fusion_space[fusion]:
+    for key in cfg.search.fusion_space.get(fusion) or {}:  # none: the shared space only
         assert key.startswith(("fusion.model.", "backbone.")), key
         parent, leaf = key.rsplit(".", 1)
         from omegaconf import OmegaConf
@@ -92,3 +92,17 @@ def test_a_trial_left_running_by_a_dead_search_is_failed_and_replaced(tmp_path: 
     sweeper._fail_orphans(study)
     states = {t.number: (t.state.name, t.user_attrs.get(INTERRUPTED_ATTR)) for t in study.trials}
     assert states == {0: ("COMPLETE", None), 1: ("FAIL", True), 2: ("RUNNING", None)}
+
+
+def test_a_search_on_the_wrong_protocol_is_refused_before_any_trial(tmp_path: Path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    import subprocess
+    import sys
+
+    root = Path(CONF).parent
+    done = subprocess.run([sys.executable, str(root / "train.py"), "hparams_search=optuna", "protocol=clean",
+                           f"paths.log_dir={tmp_path}"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "under protocol=clean fold k validates on another fold's test actors" in out
+    assert "Launching" not in out and not list(tmp_path.rglob("optuna.db"))  # no study, no trial
