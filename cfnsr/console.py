@@ -178,6 +178,18 @@ def console_to_log(handlers: Sequence[logging.Handler] | None = None) -> Iterato
             h.flush()
 
 
+class _TreeDumper(yaml.SafeDumper):
+    """Block style for mappings (one key per line), flow style for lists of scalars ("layers: [3, 4, 6, 3]")."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    flat = all(not isinstance(x, (dict, list)) for x in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flat)
+
+
+_TreeDumper.add_representer(list, _represent_list)
+
+
 def config_tree(cfg: DictConfig, order: Sequence[str] = PRINT_ORDER, resolve: bool = True) -> Any:
     """A ``rich.tree.Tree`` of ``cfg``: top-level values first, then one branch per group (YAML)."""
     import rich.syntax
@@ -190,9 +202,8 @@ def config_tree(cfg: DictConfig, order: Sequence[str] = PRINT_ORDER, resolve: bo
         value = plain[key]
         if isinstance(value, dict):
             branch = tree.add(str(key), style="dim", guide_style="dim")
-            # Flow style for lists of scalars ("layers: [3, 4, 6, 3]"): one line each instead of one per item.
-            text = yaml.safe_dump(value, default_flow_style=None, sort_keys=False, width=100).rstrip()
-            branch.add(rich.syntax.Syntax(text, "yaml", background_color="default"))
+            text = yaml.dump(value, Dumper=_TreeDumper, default_flow_style=False, sort_keys=False, width=100).rstrip()
+            branch.add(rich.syntax.Syntax(text, "yaml", background_color="default", word_wrap=True))  # never crop a value
         else:
             tree.add(f"{key}: {json.dumps(value) if value is None or isinstance(value, bool) else value}")
     return tree

@@ -149,3 +149,16 @@ def test_train_console_is_quiet_shows_the_config_tree_and_train_log_holds_it(tin
     assert "Tip" not in log
     tree = (run / "config_tree.txt").read_text()
     assert "averaging" in tree and (run / "config.yaml").is_file()
+
+
+def test_config_tree_never_crops_a_value_on_a_narrow_console():
+    from rich.console import Console
+
+    cfg = OmegaConf.create({"preprocess": {f"key_{i}": f"value_{i}" for i in range(12)},
+                            "folds": {"test_actors": [[1, 2, 3, 4], [5, 6, 7, 8]]}})
+    console = Console(file=io.StringIO(), width=40, color_system=None)
+    console.print(config_tree(cfg))
+    text = console.file.getvalue()
+    for i in range(12):  # one key per line, every value whole
+        assert f"key_{i}: value_{i}" in text
+    assert "- [1, 2, 3, 4]" in text and "- [5, 6, 7, 8]" in text
