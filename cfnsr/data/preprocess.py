@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import traceback
 from concurrent.futures import as_completed
@@ -187,7 +188,9 @@ def _run_jobs(jobs: list[ClipJob], workers: int, progress: bool):
         return  # nothing to do: no progress bar, no pool
     from tqdm import tqdm
 
-    bar = tqdm(total=len(jobs), desc="preprocess", unit="clip", disable=not progress, dynamic_ncols=True)
+    # Terminal only: in a log file a bar is one endless line; the summary line says what was done.
+    bar = tqdm(total=len(jobs), desc="preprocess", unit="clip", disable=not progress or not sys.stderr.isatty(),
+               dynamic_ncols=True)
     try:
         if workers <= 1 or len(jobs) <= 1:
             for job in jobs:

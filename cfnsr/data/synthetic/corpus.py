@@ -92,7 +92,8 @@ def generate_corpus(root: str | Path, workers: int = 2, progress: bool = True, c
     bar = None
     if progress and todo:
         from tqdm import tqdm
-        bar = tqdm(total=len(todo), desc=f"synthetic corpus -> {root}", unit="clip", file=sys.stderr)
+        bar = tqdm(total=len(todo), desc=f"synthetic corpus -> {root}", unit="clip", file=sys.stderr,
+                   disable=not sys.stderr.isatty())  # a bar in a log file is one endless line
     try:
         if not todo:
             pass  # complete: nothing to render, no pool
