@@ -43,3 +43,4 @@ def write_text_atomic(path: str | Path, text: str, encoding: str = "utf-8") -> P
     with atomic_write(path) as tmp:
         tmp.write_text(text, encoding=encoding)
     return path
+

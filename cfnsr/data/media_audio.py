@@ -23,7 +23,7 @@ def audio_jitter(stream: av.audio.stream.AudioStream) -> float:
 _INT_SCALE = {"u8": (128.0, 1 / 128), "s16": (0.0, 1 / 2 ** 15), "s32": (0.0, 1 / 2 ** 31), "s64": (0.0, 1 / 2 ** 63)}
 
 
-def _mono(frame: av.AudioFrame) -> np.ndarray:
+def mono_samples(frame: av.AudioFrame) -> np.ndarray:
     """float32 (samples,) mean of the channels of any sample format, planar or packed."""
     data = frame.to_ndarray()
     channels = frame.layout.nb_channels or 1
@@ -67,7 +67,7 @@ class AudioCollector:
         self.n_frames = 0
 
     def push(self, frame: av.AudioFrame) -> None:
-        samples = _mono(frame)
+        samples = mono_samples(frame)
         if self.in_rate is None:
             self.in_rate = frame.sample_rate
         if frame.sample_rate != self.in_rate:  # a rate change mid-stream: bring the frame to the track's rate

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
-import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from cfnsr.models.backbones.base import Backbone
 from cfnsr.models.fusion.base import FusionModel
+from cfnsr.weights_only import read_weights_only
 
 StateDict = Mapping[str, Tensor]
 
@@ -78,13 +77,7 @@ def load_model_weights(model: FusionModel, path: str | Path) -> None:
 
 def _read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """A state dict from a plain ``torch.save`` of one, or from the ``state_dict`` entry of a checkpoint."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise ValueError(f"{path}: refused: not a weights-only checkpoint (loading it could run code)") from exc
+    checkpoint = read_weights_only(path)  # FileNotFoundError / WeightsFileError (a ValueError) naming the file
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{path}: not a state dict or checkpoint (found {type(checkpoint).__name__})")
     return dict(checkpoint.get("state_dict", checkpoint))

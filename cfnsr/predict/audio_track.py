@@ -9,6 +9,8 @@ from fractions import Fraction
 import av
 import numpy as np
 
+from cfnsr.data.media_audio import mono_samples
+
 # Audio timestamps this close (s) to where the previous frame ended count as contiguous (containers round them).
 AUDIO_JITTER = 0.005
 # A hole in the audio longer than this (s) is not filled with zeros (a wild timestamp must not allocate hours).
@@ -16,20 +18,6 @@ _MAX_AUDIO_GAP = 600.0
 _RESAMPLE_BLOCK = 1 << 16
 # Audio frames held back to place the track (the median of their timestamp offsets): ~1.1 s of AAC, 1.5 s of AC3.
 _SETTLE_FRAMES = 48
-
-
-def _mono(frame: av.AudioFrame) -> np.ndarray:
-    """float32 (samples,): the mean of the channels, for any sample format (planar or packed, int or float)."""
-    data = frame.to_ndarray()
-    channels = frame.layout.nb_channels or 1
-    if not frame.format.is_planar:
-        data = data.reshape(-1, channels).T
-    kind = frame.format.packed.name
-    if kind == "u8":
-        data = (data.astype(np.float32) - 128.0) / 128.0
-    elif kind in ("s16", "s32", "s64"):
-        data = data.astype(np.float32) / np.float32(2.0 ** ({"s16": 15, "s32": 31, "s64": 63}[kind]))
-    return data.astype(np.float32, copy=False).mean(axis=0)
 
 
 class AudioTrack:
@@ -69,7 +57,7 @@ class AudioTrack:
         return self.end / self.rate
 
     def push(self, frame: av.AudioFrame) -> None:
-        samples = _mono(frame)
+        samples = mono_samples(frame)
         if self.in_rate is None:
             self.in_rate = int(frame.sample_rate)
             if self.in_rate != self.rate:

@@ -14,12 +14,11 @@ id inside each file, never from state restored out of a checkpoint.
 
 from __future__ import annotations
 
-import pickle
 import re
 from pathlib import Path
 from typing import Any
 
-import torch
+from cfnsr.weights_only import WeightsFileError, read_weights_only
 
 CHECKPOINT_FORMAT = 1
 LAST_NAME = "last.ckpt"
@@ -45,17 +44,10 @@ def load_checkpoint(path: str | Path, require_run: bool = True) -> dict[str, Any
     not a cfnsr checkpoint, or another format.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"{path}: refused: not a weights-only checkpoint (it holds Python objects whose loading could run "
-            f"code; cfnsr never unpickles those): {first}") from exc
-    except Exception as exc:  # noqa: BLE001 - truncated zip, not a torch file at all, ...
-        raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from exc
+        ckpt = read_weights_only(path)
+    except (FileNotFoundError, WeightsFileError) as exc:
+        raise CheckpointError(str(exc)) from exc
     if not isinstance(ckpt, dict) or "cfnsr_config" not in ckpt or "state_dict" not in ckpt:
         raise CheckpointError(f"{path}: not a cfnsr training checkpoint (no saved run config and weights)")
     fmt = ckpt.get("cfnsr_format")

@@ -28,6 +28,7 @@ from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
 from omegaconf import DictConfig, OmegaConf
 
 from cfnsr.builders.config_checks import ConfigError, check_sweeper
+from cfnsr.data.worker_pool import pid_alive
 from cfnsr.runs.recipe import recipe_differences, training_recipe
 from cfnsr.search.study import INTERRUPTED_ATTR, sqlite_path
 
@@ -44,16 +45,6 @@ OWNER_ATTR = "cfnsr_owner"  # "<host>:<pid>" of the search process that asked fo
 def _forbidden(key: str) -> bool:
     key = key.lstrip("+~")
     return key in FORBIDDEN_KEYS or any(key.startswith(p + ".") or key.startswith(p + "/") for p in FORBIDDEN_PREFIXES)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class TrialSweeperImpl(OptunaSweeperImpl):
@@ -136,7 +127,7 @@ class TrialSweeperImpl(OptunaSweeperImpl):
             owner = t.user_attrs.get(OWNER_ATTR, "")
             if t.state != optuna.trial.TrialState.RUNNING or not owner.startswith(host + ":"):
                 continue
-            if not _pid_alive(int(owner.rsplit(":", 1)[1])):
+            if not pid_alive(int(owner.rsplit(":", 1)[1])):
                 log.warning(f"trial {t.number} was left running by a search that ended ({owner}): marked FAIL; "
                             f"a new trial replaces it")
                 study._storage.set_trial_user_attr(t._trial_id, INTERRUPTED_ATTR, True)
