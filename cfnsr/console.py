@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 import yaml
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import RichProgressBar
+from pytorch_lightning.callbacks import Callback, RichProgressBar
 
 # Lightning's hardware report is printed by every Trainer (a run builds two); once per job is enough.
 _ONCE_PREFIXES = ("GPU available:", "TPU available:", "HPU available:", "You have turned on `Trainer(detect_anomaly")
@@ -249,8 +249,34 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
-def progress_bars(trainer_cfg: DictConfig) -> list[Any]:
-    """The progress bar callback for a Trainer built from ``trainer_cfg`` (none when it disables bars)."""
+class EpochLines(Callback):
+    """Off a terminal (a log file, a SLURM job's output): one line per finished epoch in place of the bars, e.g.
+    ``epoch 3/12: train/loss 1.2034, val/war 0.4500 (41 s)``, so a reader of the log sees the run advance."""
+
+    def __init__(self) -> None:
+        self._started = 0.0
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        import time
+
+        self._started = time.monotonic()
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:  # after the epoch's validation
+        import time
+
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        values = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(values.items()))
+        total = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
+        logging.getLogger("cfnsr").info(f"epoch {trainer.current_epoch + 1}{total}: {shown or 'no metrics'} "
+                                        f"({time.monotonic() - self._started:.0f} s)")
+
+
+def progress_bars(trainer_cfg: DictConfig, stream: TextIO | None = None) -> list[Any]:
+    """Progress for a Trainer built from ``trainer_cfg``: bars on a terminal, else one line per epoch (none when
+    the config disables bars)."""
     if not trainer_cfg.get("enable_progress_bar", True):
         return []
-    return [TerminalProgressBar()]
+    bar = TerminalProgressBar(stream)
+    return [bar] if _isatty(bar.stream) else [bar, EpochLines()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -15,6 +16,7 @@ from omegaconf import OmegaConf
 from tests_helpers import TINY_DATA, TINY_FOLDS
 
 from cfnsr.console import (
+    EpochLines,
     TerminalProgressBar,
     config_tree,
     console_to_log,
@@ -112,8 +114,8 @@ def test_config_tree_lists_groups_in_reading_order_and_is_saved_as_plain_text(tm
 
 def test_progress_bars_are_off_without_a_terminal_and_count_epochs_from_one():
     assert progress_bars(OmegaConf.create({"enable_progress_bar": False})) == []
-    (bar,) = progress_bars(OmegaConf.create({"enable_progress_bar": True}))
-    assert isinstance(bar, TerminalProgressBar)
+    (bar, lines) = progress_bars(OmegaConf.create({"enable_progress_bar": True}), io.StringIO())
+    assert isinstance(bar, TerminalProgressBar) and isinstance(lines, EpochLines)  # off a terminal: epoch lines
     assert TerminalProgressBar(io.StringIO()).is_disabled  # a pipe or a file: no frozen bars
 
     class Tty(io.StringIO):
@@ -123,7 +125,7 @@ def test_progress_bars_are_off_without_a_terminal_and_count_epochs_from_one():
     class Trainer:
         max_epochs = 2
 
-    bar = TerminalProgressBar(Tty())
+    (bar,) = progress_bars(OmegaConf.create({"enable_progress_bar": True}), Tty())
     assert not bar.is_disabled
     bar._trainer = Trainer()
     assert bar._get_train_description(0).strip() == "Epoch 1/2"
@@ -147,6 +149,7 @@ def test_train_console_is_quiet_shows_the_config_tree_and_train_log_holds_it(tin
     assert "== averaging | backbone=tiny" in log and "selected epoch: 1 of 1" in log  # the run summary
     assert "CONFIG" in log and "preprocess:" in log and "GPU available" in log  # prints and Lightning's logs
     assert "Tip" not in log
+    assert re.search(r"epoch 1/1: .*val/war \d\.\d{4} \(\d+ s\)", log)  # off a terminal: one line per epoch
     tree = (run / "config_tree.txt").read_text()
     assert "averaging" in tree and (run / "config.yaml").is_file()
 
@@ -162,3 +165,18 @@ def test_config_tree_never_crops_a_value_on_a_narrow_console():
     for i in range(12):  # one key per line, every value whole
         assert f"key_{i}: value_{i}" in text
     assert "- [1, 2, 3, 4]" in text and "- [5, 6, 7, 8]" in text
+
+
+def test_off_a_terminal_each_epoch_ends_with_one_line(caplog):
+    import torch
+
+    class Trainer:
+        sanity_checking, is_global_zero, current_epoch, max_epochs = False, True, 2, 12
+        callback_metrics = {"train/loss": torch.tensor(1.23456), "val/war": torch.tensor(0.45)}
+
+    lines = EpochLines()
+    lines.on_train_epoch_start(Trainer(), None)
+    with caplog.at_level(logging.INFO, logger="cfnsr"):
+        lines.on_train_epoch_end(Trainer(), None)
+    (message,) = [r.getMessage() for r in caplog.records if r.name == "cfnsr"]
+    assert message.startswith("epoch 3/12: train/loss 1.2346, val/war 0.4500 (")
