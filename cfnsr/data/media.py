@@ -77,7 +77,8 @@ def sample_times(duration: float, count: int) -> np.ndarray:
     return np.arange(count, dtype=np.float64) * (duration / count)
 
 
-def _video_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
+def header_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
+    """The video's duration in seconds as the container header states it (the stream's, else the file's); None if absent."""
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     if container.duration is not None:
@@ -212,7 +213,7 @@ def _decode(container: av.container.InputContainer, path: Path, num_frames: int,
     astream = container.streams.audio[0] if container.streams.audio else None
     if with_audio and astream is None:
         raise MediaError(f"{path.name}: no audio stream")
-    duration = _video_duration(container, vstream)
+    duration = header_duration(container, vstream)
     if duration is None or duration <= 0:
         raise MediaError(f"{path.name}: unknown or zero duration")
     _configure_threads(vstream, threads)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import av
 
+from cfnsr.data.media import header_duration
+
 # Container formats that hold a single picture (or a picture sequence read as images), not a video.
 _IMAGE_FORMATS = {"image2", "image2pipe", "gif_pipe", "apng", "webp_pipe"}
 
@@ -53,7 +55,7 @@ def probe(path: str | Path) -> VideoInfo:
                 raise InputError(f"not a video: {what} ({fmt}: {', '.join(kinds)})")
             if fmt in _IMAGE_FORMATS or fmt.endswith("_pipe") or (vstream.frames == 1):
                 raise InputError(f"not a video: a still image ({fmt})")
-            duration = _header_duration(container, vstream)
+            duration = header_duration(container, vstream)
             if duration is None or duration <= 0:
                 duration = _demuxed_duration(container, vstream)
             if duration is None or duration <= 0:
@@ -78,14 +80,6 @@ def video_stream(container: av.container.InputContainer) -> av.video.stream.Vide
         if flag is not None and int(getattr(stream, "disposition", 0) or 0) & int(flag):
             continue
         return stream
-    return None
-
-
-def _header_duration(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> float | None:
-    if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
-    if container.duration is not None:
-        return container.duration / av.time_base
     return None
 
 
