@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 import yaml
 from omegaconf import OmegaConf, open_dict
-from tests_helpers import TINY_DATA, TINY_FOLDS, compose_train
+from tests_helpers import TINY_DATA, TINY_FOLDS, compose_train, require_module
 
 from cfnsr.builders.config_checks import ConfigError, check_tuned_fold
 from cfnsr.data.folds import make_split
 from cfnsr.report import SearchTrial, build_report, collect_runs, format_markdown
 from cfnsr.runs.record import read_record
 
-optuna = pytest.importorskip("optuna", reason="pip install -e '.[optuna]'")
-pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[optuna]'")
+optuna = require_module("optuna", "optuna")
+require_module("hydra_plugins.hydra_optuna_sweeper", "optuna")
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

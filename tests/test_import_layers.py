@@ -7,16 +7,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import tarfile
-from io import BytesIO
 from pathlib import Path
 
 import pytest
+from tests_helpers import extract_old_code, unavailable
 
 REPO = Path(__file__).resolve().parents[1]
 OLD_COMMIT = "89d6ea0"
-pytestmark = pytest.mark.skipif(shutil.which("lint-imports") is None,
-                                reason="import-linter not installed (pip install -e '.[dev]')")
 
 
 def _run(cmd: list[str], cwd: Path = REPO) -> subprocess.CompletedProcess:
@@ -24,6 +21,8 @@ def _run(cmd: list[str], cwd: Path = REPO) -> subprocess.CompletedProcess:
 
 
 def test_package_layers_are_kept():
+    if shutil.which("lint-imports") is None:
+        unavailable("import-linter not installed (pip install -e '.[dev]')")
     res = _run([shutil.which("lint-imports"), "--no-cache"])
     assert res.returncode == 0, res.stdout + res.stderr
     assert "0 broken" in res.stdout
@@ -37,12 +36,7 @@ def test_entry_points_are_thin():
 @pytest.mark.slow
 def test_contracts_report_every_wrong_way_import_of_the_old_code(tmp_path: Path):
     """The contracts, written for the old names, break on each wrong-way import the layering issue listed."""
-    try:
-        archive = subprocess.run(["git", "archive", OLD_COMMIT], cwd=REPO, capture_output=True, check=True).stdout
-    except (subprocess.CalledProcessError, FileNotFoundError):
-        pytest.skip(f"commit {OLD_COMMIT} not in this clone (shallow?)")
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(tmp_path, filter="data")
+    extract_old_code(OLD_COMMIT, tmp_path)
     res = _run([sys.executable, "scripts/lint_layers.py", "docs/importlinter-before.toml", "--repo", str(tmp_path)])
     out = " ".join(res.stdout.split())  # lint-imports wraps long lines
     assert res.returncode != 0

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests_helpers import TINY_DATA, TINY_FOLDS
+from tests_helpers import TINY_DATA, TINY_FOLDS, require_module
 
 from cfnsr.runs.record import read_record
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_local_parallel_sweep_runs_both_jobs(tiny_data_dir: Path, tmp_path: Path):
-    pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason='needs pip install -e ".[joblib]"')
+    require_module("hydra_plugins.hydra_joblib_launcher", "joblib")
     sweep = tmp_path / "sweep"
     cmd = [sys.executable, "train.py", "-m", "hydra/launcher=local_parallel", "fold=1,2", TINY_FOLDS, *TINY_DATA,
            "protocol=paper", "fusion=concat_fc", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",

@@ -7,12 +7,10 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
-from io import BytesIO
 from pathlib import Path
 
 import pytest
-from tests_helpers import TINY_DATA, TINY_FOLDS, compose_eval, compose_train
+from tests_helpers import TINY_DATA, TINY_FOLDS, compose_eval, compose_train, extract_old_code
 
 from cfnsr.runs.checkpoint_files import load_checkpoint
 from cfnsr.runs.folder import run_identity
@@ -26,13 +24,8 @@ OLD_COMMIT = "89d6ea0"
 @pytest.fixture(scope="module")
 def old_run(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 1-epoch run folder written by the code of ``OLD_COMMIT`` (a subprocess with that code on its path)."""
-    try:
-        archive = subprocess.run(["git", "archive", OLD_COMMIT], cwd=REPO, capture_output=True, check=True).stdout
-    except (subprocess.CalledProcessError, FileNotFoundError):
-        pytest.skip(f"commit {OLD_COMMIT} not in this clone (shallow?)")
     old = tmp_path_factory.mktemp("old-code")
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(old, filter="data")
+    extract_old_code(OLD_COMMIT, old)
     run_dir = tmp_path_factory.mktemp("old-run")
     env = {**os.environ, "PYTHONPATH": str(old), "WANDB_MODE": "offline"}
     cmd = [sys.executable, str(old / "train.py"), TINY_FOLDS, *TINY_DATA, f"paths.data_dir={tiny_data_dir}",

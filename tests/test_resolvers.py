@@ -47,7 +47,8 @@ def _claimer(lock_dir: Path) -> subprocess.Popen:
 def test_job_gpu_gives_each_running_process_its_own_gpu(tmp_path: Path):
     first, second = _claimer(tmp_path), _claimer(tmp_path)
     try:
-        claims = sorted(first.stdout.readline().split() + second.stdout.readline().split())
+        held_by_first = first.stdout.readline().split()
+        claims = sorted(held_by_first + second.stdout.readline().split())
         assert claims == ["0", "0", "1", "1"]  # distinct GPUs, and each process keeps its own on a second call
         third = _claimer(tmp_path)
         out, _ = third.communicate(timeout=60)
@@ -55,7 +56,7 @@ def test_job_gpu_gives_each_running_process_its_own_gpu(tmp_path: Path):
         first.stdin.close()  # a finished worker frees its GPU for the next
         first.wait(timeout=60)
         fourth = _claimer(tmp_path)
-        assert fourth.stdout.readline().split()[0] in {"0", "1"}
+        assert fourth.stdout.readline().split()[0] == held_by_first[0]  # the GPU the finished worker freed
         fourth.stdin.close()
         fourth.wait(timeout=60)
     finally:

@@ -1,7 +1,7 @@
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from tests_helpers import CONF_DIR
+from tests_helpers import CONF_DIR, require_module
 
 from cfnsr.runs.job_dirs import MAX_LEN, job_dirname, register, slurm_gpus
 
@@ -41,7 +41,7 @@ def test_slurm_gpu_request_follows_the_accelerator():
     (["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"], None, 2),
 ])
 def test_slurm_launcher_sizes_jobs_from_the_trainer(overrides, gpus, tasks):
-    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    require_module("hydra_plugins.hydra_submitit_launcher", "slurm")
     register()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=["hydra/launcher=slurm", *overrides], return_hydra_config=True)

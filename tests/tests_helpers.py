@@ -6,11 +6,49 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cfnsr.models.fusion.registry import FusionFacts, fusion_registry, searchpath_override
+
+
+def unavailable(reason: str) -> None:
+    """Skip a test that lacks something; under ``CI=true`` (where .ci/run installs everything) fail instead."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"unavailable under CI=true: {reason}")
+    pytest.skip(reason)
+
+
+def require_module(name: str, extra: str) -> Any:
+    """``pytest.importorskip`` that fails under ``CI=true``: a broken install must not pass as a skip."""
+    try:
+        return __import__(name, fromlist=["_"])
+    except ImportError as exc:
+        unavailable(f"{name} not importable ({exc}); pip install -e '.[{extra}]'")
+
+
+def extract_old_code(commit: str, dest: Path) -> None:
+    """The repository at ``commit`` (``git archive``) extracted into ``dest``, for tests of old runs and names.
+
+    A shallow clone lacks old commits: that is a skip, even under ``CI=true`` (``.ci/run`` unshallows first where
+    it can); a full clone always has them, so there a failure to read one fails the test.
+    """
+    import subprocess
+    import tarfile
+    from io import BytesIO
+
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run(["git", "archive", commit], cwd=repo, capture_output=True)
+    if done.returncode != 0:
+        shallow = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=repo, capture_output=True,
+                                 text=True).stdout.strip() == "true"
+        reason = f"commit {commit} not in this clone: {done.stderr.decode(errors='replace').strip()}"
+        pytest.skip(reason) if shallow else unavailable(reason)
+    with tarfile.open(fileobj=BytesIO(done.stdout)) as tar:
+        tar.extractall(dest, filter="data")
+
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 os.environ.setdefault("WANDB_MODE", "offline")

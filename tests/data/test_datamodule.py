@@ -70,5 +70,5 @@ def test_missing_clip_is_named(tiny_data_dir: Path, tmp_path: Path):
 
 def test_cache_of_other_settings_is_refused(tiny_data_dir: Path, tmp_path: Path):
     _, dm = _datamodule(tiny_data_dir, tmp_path, "preprocess.n_mfcc=20")
-    with pytest.raises(CacheError):
+    with pytest.raises(CacheError, match="built with other preprocessing settings"):
         dm.setup("fit")

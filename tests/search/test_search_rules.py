@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
+from tests_helpers import require_module
 
 from cfnsr.builders.config_checks import ConfigError, check_train_config, check_tuned_fold
 from cfnsr.models.fusion.registry import fusion_registry
@@ -43,7 +44,7 @@ def test_every_fusion_space_names_settings_of_that_fusion(fusion: str):
 
 
 def test_a_search_may_not_tune_the_split_the_method_or_the_seed():
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    require_module("hydra_plugins.hydra_optuna_sweeper", "optuna")
     from cfnsr.search.sweeper import _forbidden
 
     for key in ("fold", "seed", "fusion", "protocol", "folds.test_actors", "search.trial", "hparams.trial",
@@ -71,8 +72,8 @@ def test_tuned_settings_are_refused_on_other_test_actors():
 
 
 def test_a_trial_left_running_by_a_dead_search_is_failed_and_replaced(tmp_path: Path):
-    optuna = pytest.importorskip("optuna")
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    optuna = require_module("optuna", "optuna")
+    require_module("hydra_plugins.hydra_optuna_sweeper", "optuna")
     import socket
     import subprocess
     import sys
@@ -95,7 +96,7 @@ def test_a_trial_left_running_by_a_dead_search_is_failed_and_replaced(tmp_path: 
 
 
 def test_a_search_on_the_wrong_protocol_is_refused_before_any_trial(tmp_path: Path):
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    require_module("hydra_plugins.hydra_optuna_sweeper", "optuna")
     import subprocess
     import sys
 
