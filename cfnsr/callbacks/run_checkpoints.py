@@ -77,12 +77,14 @@ class RunCheckpoints(pl.Callback):
             raise RuntimeError(f"RunCheckpoints: metric {self.monitor!r} was not logged this epoch")
         score, epoch = float(value), trainer.current_epoch
         previous = self.best_epoch
-        if self._improved(score):
+        improved = self._improved(score)
+        if improved:
             self.best_score, self.best_epoch = score, epoch
             self._save(trainer, best_name(epoch))
-            if previous is not None and previous != epoch:
-                trainer.strategy.remove_checkpoint(self.dirpath / best_name(previous))
         self._save(trainer, LAST_NAME)
+        # Only now that last.ckpt names the new best: a kill before this line leaves the old best still named.
+        if improved and previous is not None and previous != epoch:
+            trainer.strategy.remove_checkpoint(self.dirpath / best_name(previous))
 
     def _save(self, trainer: pl.Trainer, name: str) -> None:
         final = self.dirpath / name

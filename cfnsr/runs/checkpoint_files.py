@@ -14,7 +14,6 @@ id inside each file, never from state restored out of a checkpoint.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ from cfnsr.weights_only import WeightsFileError, read_weights_only
 CHECKPOINT_FORMAT = 1
 LAST_NAME = "last.ckpt"
 CHECKPOINT_DIR = "checkpoints"  # a run's checkpoints: <run_dir>/checkpoints/
-BEST_PATTERN = re.compile(r"^best-e(\d{3,})\.ckpt$")
 
 
 class CheckpointError(ValueError):
@@ -63,30 +61,29 @@ def run_id_of(ckpt: dict[str, Any]) -> str | None:
     return ckpt.get("cfnsr_run_id")
 
 
-def run_checkpoints(ckpt_dir: str | Path, run_id: str | None) -> tuple[Path, dict[str, Any], Path, dict[str, Any]]:
+def run_checkpoints(ckpt_dir: str | Path, run_id: str) -> tuple[Path, dict[str, Any], Path, dict[str, Any]]:
     """The selected and the last checkpoint that run ``run_id`` wrote in ``ckpt_dir``, each checked.
 
-    ``run_id=None`` (ranks other than 0) takes the run id found in ``last.ckpt``.
-    Returns (best path, best checkpoint, last path, last checkpoint). Raises ``CheckpointError`` when the folder
-    does not hold exactly one best file of this run, when ``last.ckpt`` belongs to another run, or when the last
-    checkpoint is older than the best one (a stale file).
+    The selected file is the one ``last.ckpt`` names (its ``RunCheckpoints`` state), never whichever best-eNNN
+    file happens to lie there: a run killed between writing a new best and its ``last.ckpt`` leaves a best file
+    that the resumed run may not confirm. Returns (best path, best checkpoint, last path, last checkpoint).
+    Raises ``CheckpointError`` when ``last.ckpt`` or the named best file is missing, belongs to another run, or
+    holds another epoch than the state says.
     """
     ckpt_dir = Path(ckpt_dir)
     last_path = ckpt_dir / LAST_NAME
     last = load_checkpoint(last_path)
-    run_id = run_id if run_id is not None else run_id_of(last)
     if run_id_of(last) != run_id:
         raise CheckpointError(f"{last_path}: written by run {run_id_of(last)!r}, not by this run {run_id!r}")
-    bests = []
-    for p in sorted(ckpt_dir.iterdir()):
-        if BEST_PATTERN.match(p.name):
-            ckpt = load_checkpoint(p)
-            if run_id_of(ckpt) == run_id:
-                bests.append((p, ckpt))
-    if len(bests) != 1:
-        raise CheckpointError(f"{ckpt_dir}: expected exactly one best-eNNN.ckpt of run {run_id}, found "
-                              f"{[p.name for p, _ in bests]}")
-    (best_path, best), = bests
+    best_epoch = callback_state(last).get("best_epoch")
+    if best_epoch is None:
+        raise CheckpointError(f"{last_path}: names no selected epoch (no RunCheckpoints state)")
+    best_path = ckpt_dir / best_name(int(best_epoch))
+    best = load_checkpoint(best_path)
+    if run_id_of(best) != run_id or best["epoch"] != best_epoch:
+        raise CheckpointError(f"{best_path}: not the selected checkpoint of run {run_id} (it holds run "
+                              f"{run_id_of(best)!r}, epoch {best['epoch'] + 1}; {LAST_NAME} selects epoch "
+                              f"{best_epoch + 1})")
     if best["epoch"] > last["epoch"]:
         raise CheckpointError(f"{last_path}: epoch {last['epoch'] + 1} is older than the selected checkpoint "
                               f"{best_path.name} (epoch {best['epoch'] + 1}): a stale last.ckpt")
