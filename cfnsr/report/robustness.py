@@ -45,7 +45,9 @@ class RobustnessRun:
     def block_key(self) -> tuple[Any, ...]:
         suite = tuple((c, tuple(lv for lv, _ in pts)) for c, pts in sorted(self.curves.items()))
         m = self.meta
-        return (m.get("protocol"), m.get("dataset"), m.get("backbone"), json.dumps(suite, default=str))
+        # recipe_hash: checkpoints of different training recipes never share a row (as in the main report)
+        return (m.get("protocol"), m.get("dataset"), m.get("backbone"), m.get("recipe_hash"),
+                json.dumps(suite, default=str))
 
     def relative(self, corruption: str) -> float:
         """Normalised area under (0, clean), (k/n, war_k) for k = 1..n."""
@@ -113,9 +115,14 @@ def collect_robustness(paths: Iterable[str | Path]) -> tuple[list[RobustnessRun]
     runs, skipped = [], []
     for f in sorted(files):
         try:
-            runs.append(read_robustness(f))
+            run = read_robustness(f)
         except ValueError as exc:
             skipped.append((f, str(exc)))
+            continue
+        if run.meta.get("protocol") == "search":  # as in the main report: a search trial is no result
+            skipped.append((f, "a hyperparameter-search trial's checkpoint (protocol=search), not a reported run"))
+        else:
+            runs.append(run)
     newest: dict[tuple[Any, ...], RobustnessRun] = {}
     for r in runs:
         key = (r.meta.get("run_id") or str(r.path), r.block_key)

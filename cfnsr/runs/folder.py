@@ -24,7 +24,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from cfnsr.runs.checkpoint_files import LAST_NAME, CheckpointError, load_checkpoint, run_id_of
+from cfnsr.runs.checkpoint_files import CHECKPOINT_DIR, LAST_NAME, CheckpointError, load_checkpoint, run_id_of
 from cfnsr.runs.recipe import recipe_differences, training_recipe
 from cfnsr.runs.record import FILENAME as RECORD_FILE
 
@@ -94,7 +94,7 @@ def read_own_record(run_dir: Path) -> dict[str, Any] | None:
 def claim_for_new_run(run_dir: Path) -> None:
     """Refuse a fresh run in a folder that already holds another run's record or checkpoints."""
     record = read_own_record(run_dir)
-    ckpts = sorted(p.name for p in (Path(run_dir) / "checkpoints").glob("*.ckpt"))
+    ckpts = sorted(p.name for p in (Path(run_dir) / CHECKPOINT_DIR).glob("*.ckpt"))
     if record is not None or ckpts:
         what = (f"run {record.get('run_id')!r} (status {record.get('status')!r})" if record is not None
                 else f"checkpoints {ckpts[:3]}")
@@ -112,7 +112,7 @@ def requeued_checkpoint(run_dir: Path) -> Path | None:
     """
     job = os.environ.get("SLURM_JOB_ID")
     record = read_own_record(run_dir)
-    last = Path(run_dir) / "checkpoints" / LAST_NAME
+    last = Path(run_dir) / CHECKPOINT_DIR / LAST_NAME
     if job and record and record.get("slurm_job_id") == job and record.get("status") != "finished" \
             and last.is_file():
         return last
@@ -195,7 +195,7 @@ def _last_hint(c: dict[str, Any]) -> str:
                 rec = json.loads(rec_path.read_text())
             except (OSError, ValueError):
                 continue
-            last = rec_path.parent / "checkpoints" / LAST_NAME
+            last = rec_path.parent / CHECKPOINT_DIR / LAST_NAME
             if rec.get("status") != "finished" and last.is_file():
                 unfinished.append((rec_path.stat().st_mtime, last))
     lines = [f"  {p}" for _, p in sorted(unfinished, reverse=True)[:5]]

@@ -27,16 +27,6 @@ from cfnsr.runs.folder import global_rank_from_env
 from cfnsr.runs.summary import format_run_summary
 
 
-def load_run_config(ckpt_path: str | Path) -> tuple[DictConfig, dict[str, Any]]:
-    """The run config and state dict of a cfnsr checkpoint, read as data (``weights_only=True``).
-
-    Checkpoints written before format versions are accepted here (evaluation changes nothing); a file that is
-    not a cfnsr checkpoint, or that would need code to load, raises ``CheckpointError`` naming it.
-    """
-    ckpt = load_checkpoint(ckpt_path, require_run=False)
-    return OmegaConf.create(ckpt["cfnsr_config"]), ckpt["state_dict"]
-
-
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path`` on the test actors of the fold it was trained on; returns the record it prints.
 
@@ -73,5 +63,6 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             record["robustness"] = doc
             print(f"robustness: {len(rows)} condition(s) -> {paths['json']}, {paths['csv'].name}, "
                   f"{paths['png'].name}")
-    print(format_run_summary(record, out))
+    if trainer.is_global_zero:  # one summary, not one per rank
+        print(format_run_summary(record, out))
     return record

@@ -161,6 +161,7 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
     except BaseException as exc:
         record["status"] = "failed"
         record["error"] = f"{type(exc).__name__}: {exc}"
+        record["train_seconds"] = round(time.time() - started, 1)  # the failed record says how long it ran too
         if rank0:
             write_record(out, record)
             (out / "error.txt").write_text(traceback.format_exc())
@@ -266,6 +267,8 @@ def _finish_fast_dev_run(cfg: DictConfig, trainer: pl.Trainer, module: Any, data
     record.update(final_metrics=_logged_metrics(trainer), selection="fast_dev_run: the weights after one batch")
     if cfg.test_after_fit:
         module.test_tag, module.test_result = "test", None
+        if rank0:  # under ddp_spawn the result comes back in this file: never read an older one
+            (out / "test_results" / "test.json").unlink(missing_ok=True)
         trainer.test(module, datamodule=datamodule, verbose=False)
         record["test"] = module.last_test_result()
     record.update(status="debug", epochs=1, finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
