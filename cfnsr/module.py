@@ -91,7 +91,8 @@ class EmotionModule(pl.LightningModule):
         self.val_metrics = _metrics(num_classes)
         self.test_metrics = _metrics(num_classes)
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
-        self.val_clips = SumMetric()  # clips validated this epoch, over all ranks
+        # clips validated this epoch, over all ranks; no NaN check (an int count): it would sync the GPU every batch
+        self.val_clips = SumMetric(nan_strategy="disable")
         self.test_result: dict[str, Any] | None = None  # set by on_test_epoch_end, see last_test_result
         self._test_clips = 0  # clips this rank tested
 
