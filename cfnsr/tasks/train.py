@@ -27,6 +27,7 @@ from cfnsr.builders.config_checks import check_train_config
 from cfnsr.builders.objects import build_datamodule, build_module, build_trainer, clip_shapes
 from cfnsr.builders.run_metadata import provenance, run_metadata
 from cfnsr.callbacks import run_end
+from cfnsr.callbacks.wandb_summary import wandb_run_options
 from cfnsr.console import print_config_tree, progress_bars
 from cfnsr.models.complexity import count_params, gflops_per_clip
 from cfnsr.runs.checkpoint_files import CHECKPOINT_DIR, callback_state, run_checkpoints
@@ -46,10 +47,11 @@ RUN_ID_ENV = "CFNSR_RUN_ID"
 warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`")
 
 
-def _loggers(cfg: DictConfig, run_dir: Path, resumed: bool) -> list[Any]:
+def _loggers(cfg: DictConfig, run_dir: Path, resumed: bool, run_id: str, meta: dict[str, Any]) -> list[Any]:
     """The configured loggers, writing into the run folder (a resumed run's, not the new launch folder).
 
     A resumed CSV logger writes a new version folder: reusing ``csv/`` would delete the first part's per-epoch log.
+    A wandb logger gets the run id as its id, so a resumed run continues its wandb run, and a group per recipe.
     """
     out = []
     for c in (cfg.get("logger") or {}).values():
@@ -58,6 +60,11 @@ def _loggers(cfg: DictConfig, run_dir: Path, resumed: bool) -> list[Any]:
         extra: dict[str, Any] = {"save_dir": str(run_dir)}
         if resumed and c._target_.endswith("CSVLogger"):
             extra["version"] = f"resumed-{time.strftime('%Y%m%d-%H%M%S')}"
+        if c._target_.endswith("WandbLogger"):
+            extra.update(wandb_run_options(meta, run_id, c.get("group")))
+            # logger.wandb.log_model is read by WandbSummary, which uploads cfnsr's own checkpoints (also offline);
+            # Lightning's upload sees only its ModelCheckpoint files and refuses offline runs.
+            extra["log_model"] = False
         out.append(instantiate(c, **extra))
     return out
 
@@ -118,7 +125,7 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
 
     ckpt_dir = out / CHECKPOINT_DIR
     callbacks = _callbacks(cfg)
-    loggers = _loggers(cfg, out, resumed=ckpt_path is not None)
+    loggers = _loggers(cfg, out, resumed=ckpt_path is not None, run_id=run_id, meta=meta)
     trainer = build_trainer(cfg, out, [*callbacks, *progress_bars(cfg.trainer)], loggers or False)
     for lg in loggers:
         lg.log_hyperparams({**meta, "run_id": run_id, "config": module.run_config})
