@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,10 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     """What one offline run holds: id, group, name, job type, summary (last values), metric definitions
     ({name or glob: step metric}), history rows, artifacts (name, type, metadata, aliases, files)."""
     (path,) = Path(run_dir).glob("run-*.wandb")
+    # wandb's service process writes the file after wandb.finish() returns: wait for the run's exit record.
+    deadline = time.monotonic() + 60
+    while not any(r.WhichOneof("record_type") == "exit" for r in records(path)) and time.monotonic() < deadline:
+        time.sleep(0.5)
     out: dict[str, Any] = {"summary": {}, "metrics": {}, "history": [], "artifacts": []}
     for rec in records(path):
         kind = rec.WhichOneof("record_type")

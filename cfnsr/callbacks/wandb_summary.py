@@ -73,7 +73,7 @@ class WandbSummary(RunEndCallback):
         log_model: upload the selected and last checkpoints as a ``model`` artifact at the end of a finished run.
     """
 
-    def __init__(self, class_names: Sequence[str] | None = None, log_model: bool = False) -> None:
+    def __init__(self, *, class_names: Sequence[str] | None, log_model: bool) -> None:
         self.class_names = list(class_names) if class_names else None
         self.log_model = bool(log_model)
         self.logger: WandbLogger | None = None

@@ -47,4 +47,5 @@ def log_report(written: Mapping[str, Path], out_dir: Path, project: str, name: s
     run.log(logged)
     folder = run.dir
     run.finish()
+    wandb.teardown()  # the report command ends here: let wandb's service write the whole run file first
     return str(Path(folder).parent)
