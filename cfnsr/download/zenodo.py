@@ -1,14 +1,17 @@
 """A Zenodo record as a download source, through the record's JSON API ``<host>/api/records/<id>``.
 
-The answer's ``files`` is a list of ``{"key", "size", "checksum": "md5:<hex>", "links": {"self": <url>}}``
-(newer answers may name the URL ``links.content``, or nest the list as ``files.entries``; both are read). Sizes and
-checksums come from this answer only, never from the code; ``count`` checks the record still holds what the
-corpus expects.
+The answer's ``files`` is a list of ``{"key", "size", "checksum": "md5:<hex>", "links": {"self": <url>}}``.
+Variants seen since Zenodo moved to InvenioRDM (2023) are read too: the list nested as ``files.entries``,
+``filename``/``filesize`` for ``key``/``size``, a bare md5 hex checksum, and a ``links.self`` naming the file by an
+internal id (which did not download; zenodo/zenodo#2486): the URL is ``links.content``, else ``links.self`` when it
+ends in ``/content``, else the documented ``<host>/api/records/<id>/files/<key>/content``. Sizes and checksums come
+from this answer only, never from the code; ``count`` checks the record still holds what the corpus expects.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,6 +20,7 @@ from cfnsr.download.http import DownloadError, HttpClient
 from cfnsr.download.sources import RemoteFile
 
 ARCHIVE_DIR = ".download"
+_MD5 = re.compile(r"[0-9a-f]{32}")
 
 
 class ZenodoRecord:
@@ -44,15 +48,18 @@ class ZenodoRecord:
         out = []
         for i, entry in enumerate(entries):
             where = f"{client.url(self.api_url)}: files[{i}]"
-            key = _field(entry, "key", str, where)
+            key = _field(entry, "key" if "key" in entry else "filename", str, where)
             if not fnmatch.fnmatchcase(key, self.pattern):
                 continue
-            size = _field(entry, "size", int, where)
+            size = _field(entry, "size" if "size" in entry else "filesize", int, where)
             checksum = _field(entry, "checksum", str, where)
-            if not checksum.startswith("md5:"):
+            if _MD5.fullmatch(checksum):
+                checksum = f"md5:{checksum}"
+            if not checksum.startswith("md5:") or not _MD5.fullmatch(checksum[4:]):
                 raise DownloadError(f"{where} ({key}): checksum {checksum!r} is not md5:<hex>")
             links = entry.get("links") if isinstance(entry.get("links"), dict) else {}
-            url = links.get("content") or links.get("self") or f"{self.api_url}/files/{key}/content"
+            self_link = links.get("self") if str(links.get("self", "")).endswith("/content") else None
+            url = links.get("content") or self_link or f"{self.api_url}/files/{key}/content"
             out.append(RemoteFile(name=key, url=url, size=size, checksum=checksum, dest=f"{ARCHIVE_DIR}/{key}"))
         out.sort(key=lambda f: f.name)
         if len(out) != self.count:

@@ -4,7 +4,9 @@ Zenodo-shaped record JSON (download.mirror points the client at it)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -238,3 +240,69 @@ def test_entry_point_prints_the_licence_and_exits_2_with_the_reason(tmp_path: Pa
     assert res.returncode == 2, res.stdout + res.stderr
     assert "CC BY-NC-SA 4.0" in res.stdout
     assert "expected 24 files matching 'Video_Speech_Actor_*.zip', the record lists 0" in res.stderr
+
+
+def test_a_corrupt_member_leaves_no_half_clip_under_its_name(tmp_path: Path):
+    import io
+    import zipfile
+
+    big = clip_bytes("big", 3 << 20)  # larger than one copy block: part of it is written before the CRC fails
+    name = f"Actor_01/{AV[0].format(a=1)}.mp4"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr(name, big)
+    data = bytearray(buf.getvalue())
+    data[data.find(big) + len(big) - 10] ^= 0xFF  # the archive's md5 matches its listing; the member's CRC does not
+    with serving() as srv:
+        publish(srv, [1], {"Video_Speech_Actor_01.zip": bytes(data)})
+        with pytest.raises(DownloadError, match=f"entry '{name}' is corrupt"):
+            download(config(tmp_path, srv, [1]))
+    assert list((tmp_path / "Actor_01").iterdir()) == []  # neither the clip nor its temporary sibling
+
+
+def test_zenodo_answer_variants_and_the_content_url(tmp_path: Path):
+    """Keys filename/filesize, a bare md5, and a links.self naming an internal file id (which does not download):
+    the documented /files/<key>/content URL is used."""
+    archive = actor_zip(1)
+    with serving() as srv:
+        publish(srv, [1])
+        srv.routes["/api/records/1188976"] = json.dumps({"files": {"entries": {"x": {
+            "filename": "Video_Speech_Actor_01.zip", "filesize": len(archive),
+            "checksum": hashlib.md5(archive).hexdigest(),
+            "links": {"self": "https://zenodo.org/api/records/1188976/files/4a0f-uuid"}}}}}).encode()
+        download(config(tmp_path, srv, [1]))
+        assert len(srv.requests_for("/api/records/1188976/files/Video_Speech_Actor_01.zip/content")) == 1
+        assert extracted(tmp_path) == expected_layout([1])
+
+
+def test_files_download_at_once_and_each_finished_file_is_one_line_off_a_terminal(tmp_path: Path, capsys):
+    import threading
+    import time
+
+    actors = [1, 2, 3]
+    active, peak, lock = [0], [0], threading.Lock()
+
+    def slow() -> None:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.3)
+        with lock:
+            active[0] -= 1
+
+    with serving() as srv:
+        paths = publish(srv, actors)
+        for a in actors:
+            srv.faults.before_body[paths[f"Video_Speech_Actor_{a:02d}.zip"]] = slow
+        download(config(tmp_path, srv, actors, "download.workers=3"))
+    assert peak[0] >= 2
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("Video_Speech_Actor_")]
+    assert len(lines) == 3 and all(re.search(r"MiB in \d+ s \([0-9.]+ MiB/s\)", ln) for ln in lines)
+
+
+def test_mirror_replaces_scheme_and_host_and_keeps_its_prefix():
+    client = HttpClient(retries=0, backoff=0, timeout=1, mirror="http://mirror.local:8000/zenodo/")
+    assert client.url("https://zenodo.org/api/records/1?x=1") == "http://mirror.local:8000/zenodo/api/records/1?x=1"
+    assert HttpClient(retries=0, backoff=0, timeout=1, mirror=None).url("https://a/b") == "https://a/b"
+    with pytest.raises(ValueError, match="download.mirror='mirror.local'"):
+        HttpClient(retries=0, backoff=0, timeout=1, mirror="mirror.local")
