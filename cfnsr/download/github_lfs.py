@@ -52,6 +52,7 @@ class GitHubLfsRepo:
         self.include = [str(p) for p in include]
         self.rules = None  # plain files: they land where the repository has them
         self.key = f"github-{owner}-{repo}"
+        self.settings = {"owner": owner, "repo": repo, "ref": ref, "include": self.include}
 
     @property
     def tree_url(self) -> str:

@@ -36,8 +36,9 @@ class _State:
     """``<root>/.download/<key>.json``: the last file list, the finished files with what they produced, and the
     source's cache (pointer ids). Evidence of earlier work, re-checked against the disk before it is trusted."""
 
-    def __init__(self, root: Path, key: str) -> None:
+    def __init__(self, root: Path, key: str, settings: dict[str, Any]) -> None:
         self.path = root / STATE_DIR / f"{key}.json"
+        self.settings = json.loads(json.dumps(settings))  # as it reads back from the file
         self._lock = threading.Lock()
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
@@ -58,7 +59,7 @@ class _State:
         """``f`` was finished with the same listing entry and everything it produced is on disk with its size."""
         entry = f if isinstance(f, dict) else f.to_json()
         done = self.done.get(entry["name"])
-        if not isinstance(done, dict) or done.get("file") != entry:
+        if not isinstance(done, dict) or done.get("file") != entry or done.get("settings") != self.settings:
             return False
         outputs = done.get("outputs")
         return isinstance(outputs, dict) and bool(outputs) and all(
@@ -66,7 +67,8 @@ class _State:
 
     def mark_done(self, f: RemoteFile, outputs: dict[str, int], sha256: str | None) -> None:
         with self._lock:
-            self.done[f.name] = {"file": f.to_json(), "outputs": outputs, **({"sha256": sha256} if sha256 else {})}
+            self.done[f.name] = {"file": f.to_json(), "settings": self.settings, "outputs": outputs,
+                                 **({"sha256": sha256} if sha256 else {})}
         self.save()
 
 
@@ -119,7 +121,7 @@ def _one_file(client: HttpClient, root: Path, source: Source, f: RemoteFile, sta
 def download_source(client: HttpClient, root: Path, source: Source, *, workers: int, keep_archives: bool,
                     reserve: int, out: Any = print) -> dict[str, int]:
     """Bring one source's files under ``root``; returns counts {"files", "downloaded", "requests_skipped"}."""
-    state = _State(root, source.key)
+    state = _State(root, source.key, source.settings)
     if state.files and all(state.is_done(f, root) for f in state.files):
         out(f"{source.key}: all {len(state.files)} files present (recorded in {state.path}); nothing to download")
         return {"files": len(state.files), "downloaded": 0}

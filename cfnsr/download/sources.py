@@ -34,5 +34,6 @@ class Source(Protocol):
 
     key: str
     rules: list[ExtractRule] | None
+    settings: dict[str, Any]  # JSON-able: a finished file counts only under the same settings
 
     def list_files(self, client: HttpClient, *, workers: int, cache: dict[str, Any]) -> list[RemoteFile]: ...

@@ -35,6 +35,9 @@ class ZenodoRecord:
         self.count = int(count)
         self.rules: list[ExtractRule] | None = rules_from(extract)
         self.key = f"zenodo-{self.record}"
+        # What a finished file was made with: other settings (e.g. other extract rules) make it unfinished.
+        self.settings = {"record": self.record, "files": self.pattern, "count": self.count,
+                         "extract": [[r.match, r.to] for r in self.rules]}
 
     @property
     def api_url(self) -> str:

@@ -306,3 +306,32 @@ def test_mirror_replaces_scheme_and_host_and_keeps_its_prefix():
     assert HttpClient(retries=0, backoff=0, timeout=1, mirror=None).url("https://a/b") == "https://a/b"
     with pytest.raises(ValueError, match="download.mirror='mirror.local'"):
         HttpClient(retries=0, backoff=0, timeout=1, mirror="mirror.local")
+
+
+def test_other_extract_settings_make_the_recorded_files_unfinished(tmp_path: Path):
+    actors = [1]
+    with serving() as srv:
+        publish(srv, actors)
+        download(config(tmp_path, srv, actors))
+        srv.log.clear()
+        download(config(tmp_path, srv, actors, 'download.sources.videos.extract=[{match: "0?-01-*.mp4", to: '
+                                               '"{parent}/{name}"}]'))
+        assert len(srv.log) == 2  # the video record's listing and the one zip: the landmarks stay finished
+        assert (tmp_path / "Actor_01" / f"{OTHER.format(a=1)}.mp4").is_file()
+
+
+def test_on_a_terminal_one_bar_shows_bytes_and_rate():
+    import io
+
+    from cfnsr.download.progress import DownloadProgress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Terminal()
+    with DownloadProgress(3 << 20, stream=term) as progress:
+        progress.advance(1 << 20)
+        progress.file_done("a.zip", 1 << 20, 1.0)  # no extra line on a terminal: the bar says it
+    text = term.getvalue()
+    assert "download" in text and re.search(r"1\.0/3\.1 MB", text) and "a.zip" not in text
