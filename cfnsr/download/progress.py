@@ -32,6 +32,7 @@ class DownloadProgress:
         self._started = time.monotonic()
         self._bar: Any = None
         self._task: Any = None
+        self.cancelled = False
 
     def __enter__(self) -> DownloadProgress:
         if _isatty(self.stream):
@@ -55,8 +56,15 @@ class DownloadProgress:
         if self._bar is not None:
             self._bar.stop()
 
+    def cancel(self) -> None:
+        """Make every worker stop at its next block (Ctrl-C or an unexpected error in one of them)."""
+        self.cancelled = True
+
     def advance(self, n: int) -> None:
-        """``n`` more bytes arrived (negative: a restart discarded bytes)."""
+        """``n`` more bytes arrived (negative: a restart discarded bytes). After ``cancel`` raises
+        ``KeyboardInterrupt`` in the worker, so a partial file stops growing and stays resumable."""
+        if self.cancelled and n > 0:
+            raise KeyboardInterrupt("download cancelled")
         with self._lock:
             self.done += n
             if self._bar is not None:

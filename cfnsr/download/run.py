@@ -139,15 +139,23 @@ def download_source(client: HttpClient, root: Path, source: Source, *, workers: 
     out(f"{source.key}: {len(files)} files, {len(files) - len(todo)} present, {len(todo)} to fetch "
         f"({disk.gib(to_fetch)}) into {root}")
     errors: list[str] = []
-    with DownloadProgress(sum(f.size or 0 for f in todo)) as progress, ThreadPoolExecutor(max(1, workers)) as pool:
+    with DownloadProgress(sum(f.size or 0 for f in todo)) as progress:
         progress.advance(sum(_part(root, f).stat().st_size for f in todo if _part(root, f).is_file()))
-        jobs = {pool.submit(_one_file, client, root, source, f, state, keep_archives, progress): f for f in todo}
-        for job in as_completed(jobs):
-            exc = job.exception()
-            if isinstance(exc, DownloadError):
-                errors.append(str(exc))
-            elif exc is not None:
-                raise exc
+        pool = ThreadPoolExecutor(max(1, workers))
+        try:
+            jobs = [pool.submit(_one_file, client, root, source, f, state, keep_archives, progress) for f in todo]
+            for job in as_completed(jobs):
+                exc = job.exception()
+                if isinstance(exc, DownloadError):
+                    errors.append(str(exc))  # the other files go on; all failures are listed at the end
+                elif exc is not None:
+                    raise exc
+        except BaseException:
+            # Ctrl-C or a bug: stop the workers at their next block instead of finishing every file first.
+            progress.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown()
     if errors:
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
         raise DownloadError(f"{len(errors)} of {len(todo)} files failed{more}:\n  " + "\n  ".join(errors[:5]))
