@@ -25,7 +25,7 @@ def test_per_class_scores_and_pairs_follow_the_matrix() -> None:
     assert "b/recall" not in scores and scores["b/f1"] == 0.0  # predicted once, never true
     assert scores["a/f1"] == pytest.approx(2 * 3 / (4 + 5))
     y_true, y_pred = confusion_pairs(confusion)
-    assert len(y_true) == 10 and sum(t == 2 and p == 0 for t, p in zip(y_true, y_pred)) == 2
+    assert len(y_true) == 10 and sum(t == 2 and p == 0 for t, p in zip(y_true, y_pred, strict=True)) == 2
 
 
 def test_groups_by_recipe_and_trials_by_study() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "pytorch_lightning", "lightning_fabric", "cfnsr.tasks", "cfnsr.models", "cfnsr.module")
+HEAVY = ("torch", "pytorch_lightning", "lightning_fabric", "cfnsr.tasks", "cfnsr.models", "cfnsr.module", "cfnsr.download")
 
 
 def _imported_modules(script: str, *args: str) -> tuple[str, set[str]]:
@@ -24,7 +24,7 @@ def _imported_modules(script: str, *args: str) -> tuple[str, set[str]]:
 @pytest.mark.parametrize("script,args", [
     ("train.py", ["--help"]), ("train.py", ["--cfg", "job"]), ("train.py", ["--info"]),
     ("evaluate.py", ["--help"]), ("predict.py", ["--help"]), ("preprocess.py", ["--cfg", "job"]),
-    ("complexity.py", ["--help"]),
+    ("complexity.py", ["--help"]), ("download.py", ["--help"]),
 ])
 def test_help_and_config_do_not_load_the_training_stack(script: str, args: list[str]) -> None:
     out, names = _imported_modules(script, *args)
