@@ -6,7 +6,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from cfnsr.builders.objects import fold_split
+from cfnsr.builders.corpus import fold_scheme_record, fold_split
 from cfnsr.runs.recipe import recipe_hash, training_recipe
 
 
@@ -39,6 +39,7 @@ def run_metadata(cfg: DictConfig, params: int, gflops: float | None) -> dict[str
         "protocol": cfg.protocol.name,
         "selection": cfg.protocol.selection,
         "folds": cfg.folds.name,
+        "fold_scheme": fold_scheme_record(cfg),  # every fold's test speakers: the split is evidence, not a name
         "fold": cfg.fold,
         "test_actors": list(split.test_actors),
         "val_actors": list(split.val_actors),
