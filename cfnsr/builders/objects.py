@@ -13,11 +13,11 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from cfnsr.builders.corpus import build_corpus
+from cfnsr.builders.corpus import fold_split as fold_split  # re-exported: the builders' fold split lived here
 from cfnsr.builders.init_runs import find_unimodal_checkpoints
 from cfnsr.builders.resolvers import register as register_resolvers
 from cfnsr.data.datamodule import RavdessDataModule
-from cfnsr.builders.corpus import build_corpus
-from cfnsr.builders.corpus import fold_split as fold_split  # re-exported: the builders' fold split lived here
 from cfnsr.data.settings import PreprocessSettings, settings_from_config
 from cfnsr.models.build import build_model, load_backbone_weights, load_kinetics_resnext, load_model_weights
 from cfnsr.module import EmotionModule

@@ -31,6 +31,7 @@ def run_metadata(cfg: DictConfig, params: int, gflops: float | None) -> dict[str
     return {
         "experiment": cfg.experiment_name,
         "dataset": cfg.data.name,
+        "class_names": list(cfg.data.class_names),  # the confusion matrix's rows, in label order
         "backbone": cfg.backbone.name,
         "fusion": cfg.fusion.name,
         "fusion_stage": cfg.fusion.stage,

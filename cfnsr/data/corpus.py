@@ -106,3 +106,21 @@ def meta_label_speaker(meta: dict[str, Any], entry: str) -> tuple[int, Speaker]:
     if not isinstance(speaker, (int, str)):
         raise CacheError(f"cache entry {entry}: meta.json speaker {speaker!r} is neither an int nor a string")
     return label, speaker
+
+
+# conf/data/<name>.yaml of this checkout: where a record or checkpoint saved before class names were a config key
+# (or recorded) finds them.
+DATA_CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "data"
+
+
+def shipped_class_names(name: Any) -> tuple[str, ...] | None:
+    """``class_names`` of the shipped ``conf/data/<name>.yaml``, or None (no such corpus, or no names there)."""
+    if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
+        return None
+    path = DATA_CONF_DIR / f"{name}.yaml"
+    if not path.is_file():
+        return None
+    from omegaconf import OmegaConf
+
+    names = OmegaConf.load(path).get("class_names")
+    return None if names is None else tuple(str(n) for n in names)

@@ -30,6 +30,7 @@ import numpy as np
 
 from cfnsr.data import cache
 from cfnsr.data.cache import REPORT_FILE, CacheError, cached_clips
+from cfnsr.data.corpus import Clip, Corpus, skip_entry
 from cfnsr.data.faces import crop_faces, detect_extents
 from cfnsr.data.features import (
     AUDIO_INT16_SCALE,
@@ -39,7 +40,6 @@ from cfnsr.data.features import (
     compute_mfcc,
     quantize_audio,
 )
-from cfnsr.data.corpus import Clip, Corpus, skip_entry
 from cfnsr.data.landmarks import (
     LandmarkError,
     Landmarks,

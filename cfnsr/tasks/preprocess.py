@@ -9,9 +9,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from omegaconf import DictConfig
-
 from hydra.utils import instantiate
+from omegaconf import DictConfig
 
 from cfnsr.data.prepare import prepare_corpus
 from cfnsr.data.settings import settings_from_config
