@@ -209,6 +209,7 @@ def _entry_facts(meta: dict[str, Any]) -> dict[str, Any]:
     return {"face_source": meta.get("face_source", "landmarks"), "source": meta.get("source"),
             "landmarks_mismatch": meta.get("landmarks_mismatch"),
             "landmark_csv_rejected": meta.get("landmark_csv_rejected"),
+            "audio_padded_seconds": float(meta.get("audio_padded_seconds") or 0.0),
             **{name: int(meta.get(name) or 0) for name in CORRUPT_FIELDS}}
 
 
