@@ -51,6 +51,8 @@ WHERE_PREFIXES: tuple[str, ...] = (
     "logger",
     "data.root",
     "data.cache_dir",
+    "data.corpus.csv",  # the folder corpus's clip list and root: where, not how
+    "data.corpus.root",
 )
 
 # Execution details that do not change the recipe.
