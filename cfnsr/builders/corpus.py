@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from cfnsr.data.corpus import Corpus, Speaker
+from cfnsr.data.corpus import Corpus, Speaker, instantiate_corpus
 from cfnsr.data.folds import Split, make_split, resolve_test_speakers
 
 
@@ -16,7 +15,7 @@ def build_corpus(cfg: DictConfig) -> Corpus | None:
     node = cfg.data.get("corpus")
     if node is None:
         return None
-    return instantiate(node, _convert_="all")
+    return instantiate_corpus(node)
 
 
 def corpus_speakers(cfg: DictConfig) -> list[Speaker] | None:

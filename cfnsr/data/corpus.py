@@ -124,3 +124,21 @@ def shipped_class_names(name: Any) -> tuple[str, ...] | None:
 
     names = OmegaConf.load(path).get("class_names")
     return None if names is None else tuple(str(n) for n in names)
+
+
+def instantiate_corpus(node: Any) -> Corpus:
+    """The corpus object of a ``data.corpus`` config node. A corpus's own error (``CorpusError``, naming the key or
+    file) reaches the user as it is, not wrapped in Hydra's instantiation error."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        corpus = instantiate(node, _convert_="all")
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, CorpusError):
+            raise exc.__cause__ from None
+        raise
+    if not isinstance(corpus, Corpus):
+        raise CorpusError(f"data.corpus._target_={node.get('_target_')!r} is not a corpus class "
+                          f"(a subclass of cfnsr.data.corpus.Corpus)")
+    return corpus

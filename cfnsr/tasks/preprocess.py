@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from cfnsr.data.corpus import instantiate_corpus
 from cfnsr.data.prepare import prepare_corpus
 from cfnsr.data.settings import settings_from_config
 
@@ -19,7 +19,7 @@ from cfnsr.data.settings import settings_from_config
 def preprocess(cfg: DictConfig) -> dict[str, Any]:
     """Let the corpus (``cfg.data.corpus``) prepare its root (the synthetic one generates itself), then preprocess
     ``cfg.data.root`` into ``cfg.data.cache_dir`` with the settings of ``cfg.preprocess``; returns the report."""
-    corpus = instantiate(cfg.data.corpus, _convert_="all")
+    corpus = instantiate_corpus(cfg.data.corpus)
     return prepare_corpus(cfg.data.root, cfg.data.cache_dir, settings_from_config(cfg.preprocess), corpus,
                           workers=cfg.preprocess.workers,
                           force=cfg.preprocess.force, verify=cfg.preprocess.verify,
