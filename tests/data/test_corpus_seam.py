@@ -166,3 +166,15 @@ def test_a_new_setting_at_its_neutral_value_keeps_the_old_cache_hash():
     assert PreprocessSettings(short_audio="pad").hash != s.hash
     with pytest.raises(ValueError, match="short_audio"):
         PreprocessSettings(short_audio="stretch")
+
+
+def test_the_splits_command_exports_what_the_config_trains_on(tmp_path: Path, capsys):
+    from cfnsr.tasks.splits import main
+
+    assert main([str(tmp_path / "r.json"), "data=ravdess", "folds=cfnsr5"]) == 0
+    assert "5 folds of 4, 4, 4, 4, 4 speakers" in capsys.readouterr().out
+    # actors 21-24 are never tested by cfnsr5: absent from the file, they train in every fold after the import too
+    assert import_split(tmp_path / "r.json", list(range(1, 25))) == OLD_CFNSR5
+    cfg = _compose("data=ravdess", "folds=file", f"folds.path={tmp_path / 'r.json'}", "fold=5")
+    assert fold_split(cfg) == make_split(OLD_CFNSR5, 5, "clean", num_actors=24)
+    assert main([str(tmp_path / "r.txt"), "data=ravdess"]) == 2
