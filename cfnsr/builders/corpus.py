@@ -4,18 +4,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from cfnsr.data.corpus import Corpus, Speaker, instantiate_corpus
+from cfnsr.data.corpus import DATA_CONF_DIR, Corpus, Speaker, instantiate_corpus
 from cfnsr.data.folds import Split, make_split, resolve_test_speakers
 
 
 def build_corpus(cfg: DictConfig) -> Corpus | None:
-    """The corpus object of ``cfg.data.corpus``; None for a run config saved before the corpus seam (no key)."""
+    """The corpus object of ``cfg.data.corpus``. A run config saved before the corpus seam has no such key: its
+    corpus is the one of the shipped ``conf/data/<data.name>.yaml`` (with the run's ``data.generate``); None when
+    there is no such file."""
     node = cfg.data.get("corpus")
     if node is None:
-        return None
+        node = _shipped_corpus_node(cfg)
+        if node is None:
+            return None
     return instantiate_corpus(node)
+
+
+def _shipped_corpus_node(cfg: DictConfig) -> DictConfig | None:
+    name = cfg.data.get("name")
+    path = DATA_CONF_DIR / f"{name}.yaml"
+    if not isinstance(name, str) or not path.is_file():
+        return None
+    shipped = OmegaConf.load(path)
+    data = shipped.get("data", shipped)  # a global-package data config holds its keys under data:
+    if data.get("corpus") is None:
+        return None
+    data.generate = cfg.data.get("generate")
+    data.root = cfg.data.get("root")
+    root = OmegaConf.create({"data": data})
+    node = root.data.corpus
+    OmegaConf.resolve(root)  # the node's ${data.*} refer to the shipped file's keys and the run's generate/root
+    return root.data.corpus if node is not None else None
 
 
 def corpus_speakers(cfg: DictConfig) -> list[Speaker] | None:

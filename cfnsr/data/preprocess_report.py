@@ -58,13 +58,15 @@ def build_report(root: Path, cache_dir: Path, settings: PreprocessSettings, n_fo
             "reused": len(reused), "rebuilt": len(rebuilt), "skipped": len(skipped),
             "not_retried": len(not_retried), "not_a_clip": len(not_a_clip), "fallback_detector": len(detector),
             "center_crop": len(center), "landmarks_mismatch": len(mismatch), "corrupt_packets": len(corrupt),
-            "audio_padded": len(padded),
             "skipped_by_kind": dict(sorted(Counter(s["kind"] for s in skipped).items())),
+            # only when there are any: a cache built before short_audio existed keeps its report unchanged, so a
+            # re-run on it writes nothing (read-only caches)
+            **({"audio_padded": len(padded)} if padded else {}),
         },
         "processed": processed, "reused": reused, "rebuilt": rebuilt, "skipped": skipped,
         "not_retried": not_retried, "not_a_clip": not_a_clip,
         "fallback_detector": detector, "center_crop": center, "landmarks_mismatch": mismatch,
-        "corrupt_packets": corrupt, "audio_padded": padded,
+        "corrupt_packets": corrupt, **({"audio_padded": padded} if padded else {}),
         "elapsed_s": round(elapsed, 3),
         # per processed clip, inside its worker: wall time and CPU time (all threads of the worker process)
         "clip_seconds_mean": round(float(np.mean([w for w, _ in seconds])), 4) if seconds else None,

@@ -178,3 +178,16 @@ def test_the_splits_command_exports_what_the_config_trains_on(tmp_path: Path, ca
     cfg = _compose("data=ravdess", "folds=file", f"folds.path={tmp_path / 'r.json'}", "fold=5")
     assert fold_split(cfg) == make_split(OLD_CFNSR5, 5, "clean", num_actors=24)
     assert main([str(tmp_path / "r.txt"), "data=ravdess"]) == 2
+
+
+def test_configs_saved_before_the_seam_get_the_shipped_corpus_and_class_names():
+    from omegaconf import OmegaConf
+
+    from cfnsr.predict.model import class_names_of
+
+    old = {"data": {"name": "synthetic", "root": "/r", "generate": {"actors": 6}, "num_classes": 8}}
+    corpus = build_corpus(OmegaConf.create(old))
+    assert corpus is not None and corpus.generate == {"actors": 6} and len(corpus.speakers()) == 24
+    assert class_names_of(old) == tuple(OmegaConf.load(Path(CONF_DIR) / "data" / "ravdess.yaml").class_names)
+    assert class_names_of({"data": {**old["data"], "num_classes": 6}}) is None  # a count that does not fit
+    assert build_corpus(OmegaConf.create({"data": {"name": "unknown_corpus"}})) is None
