@@ -53,7 +53,7 @@ def check_tuned_fold(cfg: DictConfig) -> None:
     from cfnsr.builders.corpus import fold_split
 
     split = fold_split(cfg, "clean")
-    allowed = sorted(int(a) for a in hp.test_actors)
+    allowed = sorted(hp.test_actors, key=lambda a: (0, a) if isinstance(a, int) else (1, str(a)))  # any speaker ids
     if list(split.test_actors) != allowed:
         raise ConfigError(
             f"fold={cfg.fold} tests actors {list(split.test_actors)}, but these hyperparameters were chosen by a "
