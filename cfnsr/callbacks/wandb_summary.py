@@ -1,8 +1,8 @@
 """Weights & Biases: one wandb run per cfnsr run, grouped for comparing baselines.
 
 * The wandb run id is the cfnsr run id (``resume="allow"``), so a resumed or requeued run continues its wandb run.
-* Groups: ``<experiment>/<fusion>/<recipe hash>`` (runs that differ only in fold and seed share a group); a search
-  trial goes to ``<experiment>/search/<study>`` and is named ``trial-<n>``. ``logger.wandb.group=...`` overrides.
+* Groups: ``<experiment>/<corpus>/<fusion>/<recipe hash>`` (runs that differ only in fold and seed share a group;
+  corpora never do); a search trial goes to ``<experiment>/<corpus>/search/<study>`` and is named ``trial-<n>``. ``logger.wandb.group=...`` overrides.
 * Curves: validation and training metrics are plotted against ``epoch``, so runs with other batch sizes line up.
 * At the end of the run: test WAR/UAR/F1 of the selected and the last checkpoint, per-class recall and F1 (by class
   name) in the summary; the test confusion matrix as wandb's confusion-matrix chart with class names; with
@@ -31,10 +31,11 @@ def wandb_run_options(meta: dict[str, Any], run_id: str, group: str | None) -> d
     search = meta.get("search")
     options: dict[str, Any] = {"id": run_id, "resume": "allow"}
     if search:
-        options["group"] = group or f"{meta['experiment']}/search/{search.get('study') or 'study'}"
+        options["group"] = group or f"{meta['experiment']}/{meta['dataset']}/search/{search.get('study') or 'study'}"
         options["name"] = f"trial-{search['trial']}"
     else:
-        options["group"] = group or f"{meta['experiment']}/{meta['fusion']}/{str(meta['recipe_hash'])[:RECIPE_HASH_CHARS]}"
+        recipe = str(meta["recipe_hash"])[:RECIPE_HASH_CHARS]
+        options["group"] = group or f"{meta['experiment']}/{meta['dataset']}/{meta['fusion']}/{recipe}"
     return options
 
 

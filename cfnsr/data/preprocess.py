@@ -1,11 +1,11 @@
-"""RAVDESS -> preprocessed cache: face crops (T, S, S, 3), MFCC (n_mfcc, L) and the raw audio window per full-AV
-speech clip.
+"""A corpus -> preprocessed cache: face crops (T, S, S, 3), MFCC (n_mfcc, L) and the raw audio window per clip the
+corpus class (``cfnsr.data.corpus``) discovers; its label and speaker go into the entry's meta.json.
 
 Pipeline per clip (one worker process each): find its OpenFace CSV -> decode the mp4 once (frames at k*D/T + audio)
 -> MFCC of the 0.5 s + 2.45 s window (the window itself is kept as int16) -> landmark (or detector) box per frame
 -> crops -> atomic cache entry.
 A clip that cannot be used is skipped with a reason and the run goes on; ``preprocess_report.json`` lists them,
-with every other file of the Actor_* folders that is not a clip.
+with every other file of the corpus folders that is not a clip.
 
 Re-runs resume and are cheap: complete entries are checked (``verify``: cheap facts, or checksums too) and kept,
 broken ones rebuilt; clips that failed before are retried only when their mp4 or landmark CSV changed (size or
@@ -30,6 +30,7 @@ import numpy as np
 
 from cfnsr.data import cache
 from cfnsr.data.cache import REPORT_FILE, CacheError, cached_clips
+from cfnsr.data.corpus import Clip, Corpus, skip_entry
 from cfnsr.data.faces import crop_faces, detect_extents
 from cfnsr.data.features import (
     AUDIO_INT16_SCALE,
@@ -43,13 +44,12 @@ from cfnsr.data.landmarks import (
     LandmarkError,
     Landmarks,
     coverage_problem,
-    find_landmark_csv,
     read_openface_csv,
     rows_for_times,
 )
 from cfnsr.data.media import DecodedClip, MediaError, decode_clip
+from cfnsr.data.media_wav import decode_audio_file
 from cfnsr.data.preprocess_report import CORRUPT_FIELDS, build_report, format_report, stable_part
-from cfnsr.data.ravdess import RavdessName, discover_clips, skip_entry
 from cfnsr.data.settings import PreprocessSettings
 from cfnsr.data.worker_pool import process_pool
 
@@ -72,7 +72,8 @@ class ClipJob:
 
     path: str
     rel: str  # path relative to the corpus root, used in the report
-    name: RavdessName
+    clip: Clip
+    corpus: str  # the corpus's name, recorded in meta.json
     root: str
     cache_dir: str
     settings: PreprocessSettings
@@ -94,6 +95,28 @@ def _landmark_extents(job: ClipJob, landmarks: Landmarks, csv: Path, clip: Decod
     return extents, info
 
 
+def _pad_short(sound: np.ndarray, s: PreprocessSettings) -> tuple[np.ndarray, float]:
+    """With ``short_audio=pad``, zeros appended to a track shorter than the window (offset + duration); returns the
+    track and the seconds padded (recorded in meta.json as ``audio_padded_seconds``). With ``skip`` the track is
+    returned as is and ``audio_window`` refuses it (the clip is skipped as audio-too-short)."""
+    need = int(s.audio_offset * s.sample_rate) + int(s.audio_duration * s.sample_rate)
+    if s.short_audio != "pad" or len(sound) >= need:
+        return sound, 0.0
+    missing = need - len(sound)
+    return np.concatenate([sound, np.zeros(missing, dtype=sound.dtype)]), missing / s.sample_rate
+
+
+def _label_change(meta: dict[str, Any], clip: Clip) -> str | None:
+    """Why an otherwise sound entry must be rebuilt because the corpus now labels the clip differently (e.g. the
+    CREMA-D label source changed), else None. Entries from before the corpus seam (no ``speaker``) compare their
+    ``actor``."""
+    label, speaker = meta.get("label"), meta.get("speaker", meta.get("actor"))
+    if label != clip.label or speaker != clip.speaker:
+        return (f"meta.json says label {label!r}, speaker {speaker!r}; the corpus now says label {clip.label}, "
+                f"speaker {clip.speaker!r}")
+    return None
+
+
 def _skipped(job: ClipJob, kind: str, reason: str) -> dict[str, Any]:
     return {"status": "skipped", **skip_entry(job.rel, kind, reason)}
 
@@ -110,18 +133,20 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
     fname = Path(job.path).name
     try:
         # the CSV first: it is cheap and a bad one makes the decode pointless
-        csv = find_landmark_csv(job.root, job.name)
+        csv = Path(job.clip.landmarks) if job.clip.landmarks else None
         landmarks = None
         if csv is not None:
             landmarks = read_openface_csv(csv)
         elif s.face_fallback == "none":
             return _skipped(job, "no-landmarks", (
-                f"{fname}: no landmark CSV (looked for landmarks/{job.name.stem}.csv, landmarks/Actor_XX/ and "
-                f"Actor_XX/) and face_fallback=none"))
-        clip = decode_clip(job.path, s.frames, s.sample_rate, with_audio=True, threads=job.threads)
-        assert clip.audio is not None
+                f"{fname}: no landmark CSV (the corpus found none for {job.clip.stem}) and face_fallback=none"))
+        separate_audio = job.clip.audio is not None
+        clip = decode_clip(job.path, s.frames, s.sample_rate, with_audio=not separate_audio, threads=job.threads)
+        sound = decode_audio_file(job.clip.audio, s.sample_rate) if separate_audio else clip.audio
+        assert sound is not None
         # the window is kept (audio.npy, int16) so that evaluation can corrupt the waveform and recompute the MFCC
-        window = audio_window(clip.audio, s.sample_rate, s.audio_offset, s.audio_duration)
+        sound, padded = _pad_short(sound, s)
+        window = audio_window(sound, s.sample_rate, s.audio_offset, s.audio_duration)
         mfcc = compute_mfcc(window, s.sample_rate, s.n_mfcc, s.n_fft, s.hop_length)
         audio, audio_clipped = quantize_audio(window)
         mismatch: dict[str, Any] = {}
@@ -147,7 +172,12 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
         if s.channel_order == "bgr":
             crops = np.ascontiguousarray(crops[..., ::-1])
         meta = {
-            "stem": job.name.stem, "actor": job.name.actor, "label": job.name.label, "face_source": source,
+            # label and speaker: what the data module, robustness and the crop gap read (never the file name);
+            # "actor" is kept for readers of entries from before the corpus seam
+            "stem": job.clip.stem, "actor": job.clip.speaker, "speaker": job.clip.speaker, "label": job.clip.label,
+            "corpus": job.corpus, "face_source": source,
+            "audio_source": Path(os.path.relpath(job.clip.audio, job.root)).as_posix() if separate_audio else None,
+            "audio_padded_seconds": round(padded, 4),
             "source": job.rel, "settings_hash": s.hash, "duration": clip.duration, "fps": clip.fps,
             "width": clip.width, "height": clip.height, "frame_times": [round(t, 4) for t in clip.frame_times],
             "frames_shape": list(crops.shape), "mfcc_shape": list(mfcc.shape),
@@ -157,7 +187,7 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
             **{name: int(getattr(clip, name, 0) or 0) for name in CORRUPT_FIELDS},
             **info,
         }
-        cache.write_entry(job.cache_dir, job.name.stem, crops, mfcc, meta, audio=audio)
+        cache.write_entry(job.cache_dir, job.clip.stem, crops, mfcc, meta, audio=audio)
     except MediaError as exc:
         text = str(exc)
         kind = "no-audio" if "no audio stream" in text else "no-video" if "no video stream" in text else "decode"
@@ -170,7 +200,7 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
         last = traceback.extract_tb(exc.__traceback__)[-1]
         return _skipped(job, "error", (
             f"{fname}: unexpected {type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"))
-    return {"status": "ok", "stem": job.name.stem, "file": job.rel, "facts": _entry_facts(meta),
+    return {"status": "ok", "stem": job.clip.stem, "file": job.rel, "facts": _entry_facts(meta),
             "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start}
 
 
@@ -179,6 +209,7 @@ def _entry_facts(meta: dict[str, Any]) -> dict[str, Any]:
     return {"face_source": meta.get("face_source", "landmarks"), "source": meta.get("source"),
             "landmarks_mismatch": meta.get("landmarks_mismatch"),
             "landmark_csv_rejected": meta.get("landmark_csv_rejected"),
+            "audio_padded_seconds": float(meta.get("audio_padded_seconds") or 0.0),
             **{name: int(meta.get(name) or 0) for name in CORRUPT_FIELDS}}
 
 
@@ -241,12 +272,12 @@ def _file_stat(path: Path) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def _input_facts(root: Path, path: Path, name: RavdessName) -> dict[str, Any]:
-    """Size and mtime of a clip's mp4 and of the landmark CSV it would use: a failed clip is retried when they
+def _input_facts(root: Path, path: Path, clip: Clip) -> dict[str, Any]:
+    """Size and mtime of a clip's video and of the landmark CSV it would use: a failed clip is retried when they
     change (a CSV added, replaced or removed counts)."""
     size, mtime = _file_stat(path) or (-1, -1)
     facts: dict[str, Any] = {"size": size, "mtime_ns": mtime, "landmark_csv": None}
-    csv = find_landmark_csv(root, name)
+    csv = Path(clip.landmarks) if clip.landmarks else None
     if csv is not None:
         csv_size, csv_mtime = _file_stat(csv) or (-1, -1)
         facts.update(landmark_csv=csv.relative_to(root).as_posix(), landmark_size=csv_size,
@@ -279,10 +310,18 @@ def _previous_failures(previous: dict[str, Any] | None, settings: PreprocessSett
     return {s["file"]: s for s in skipped if isinstance(s, dict) and "file" in s and "size" in s}
 
 
-def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: PreprocessSettings, workers: int = 2,
+def default_corpus(generate: dict[str, Any] | None = None) -> Corpus:
+    """The corpus of callers from before the seam that name none: RAVDESS's layout (``generate``: synthetic)."""
+    from cfnsr.data.ravdess import RavdessCorpus
+
+    return RavdessCorpus.default(generate)
+
+
+def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: PreprocessSettings,
+                      corpus: Corpus | None = None, workers: int = 2,
                       force: bool = False, progress: bool = True, verify: str = "cheap",
                       retry_failed: bool = False) -> dict[str, Any]:
-    """Build (or complete) the cache for every full-AV speech clip under ``root``; returns the report.
+    """Build (or complete) the cache for every clip ``corpus`` discovers under ``root``; returns the report.
 
     Existing entries are checked (``verify="cheap"``: files present, byte sizes as recorded, meta.json readable and
     of this format; ``"full"``: their sha256 too) and kept, and broken ones rebuilt (listed under ``rebuilt`` with
@@ -290,14 +329,15 @@ def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Preproc
     retried unless its mp4 or landmark CSV changed (size or mtime) or ``retry_failed``; its skip is carried over.
     ``force=True`` deletes every entry and redoes everything. The report file is written only when its content
     (timings and what this run did aside) changed or an entry was written, so a run with nothing to do writes
-    nothing. Raises ``NotRavdessError`` for a root that is not RAVDESS, ``CacheError`` when the cache was built
+    nothing. Raises the corpus's error (``NotRavdessError``, ``CorpusError``) for a root it cannot read, ``CacheError`` when the cache was built
     with other settings (and not force), ``NoUsableClipsError`` when no clip could be used (report written first).
     """
     if verify not in VERIFY_MODES:
         raise ValueError(f"preprocess verify={verify!r}: expected one of {VERIFY_MODES}")
     started = time.perf_counter()
     root, cache_dir = Path(root), Path(cache_dir)
-    candidates, discovered, n_found = discover_clips(root)
+    corpus = corpus if corpus is not None else default_corpus()
+    candidates, discovered, n_found = corpus.discover(root)
     not_a_clip = [s for s in discovered if s["kind"] == "not-a-clip"]
     skipped = [s for s in discovered if s["kind"] != "not-a-clip"]
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -313,24 +353,27 @@ def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Preproc
     facts: dict[str, dict[str, Any]] = {}
     jobs: list[ClipJob] = []
     inputs: dict[str, dict[str, Any]] = {}
-    for path, name in candidates:
-        rel = path.relative_to(root).as_posix()
-        if cache.entry_dir(cache_dir, name.stem).exists():
-            meta, reason = cache.check_entry(cache_dir, name.stem, full=verify == "full")
+    for clip in candidates:
+        path, rel, stem = Path(clip.path), clip.rel, clip.stem
+        if cache.entry_dir(cache_dir, stem).exists():
+            meta, reason = cache.check_entry(cache_dir, stem, full=verify == "full")
             if reason is None:
                 assert meta is not None
-                reused.append(name.stem)
-                facts[name.stem] = _entry_facts(meta)
+                reason = _label_change(meta, clip)
+            if reason is None:
+                assert meta is not None
+                reused.append(stem)
+                facts[stem] = _entry_facts(meta)
                 continue
-            rebuilt.append({"stem": name.stem, "file": rel, "reason": reason})
-            cache.remove_entry(cache_dir, name.stem)
-        inputs[rel] = _input_facts(root, path, name)
+            rebuilt.append({"stem": stem, "file": rel, "reason": reason})
+            cache.remove_entry(cache_dir, stem)
+        inputs[rel] = _input_facts(root, path, clip)
         before = failures.get(rel)
         if before is not None and not retry_failed and _same_inputs(before, inputs[rel]):
             skipped.append(before)  # failed before, nothing changed since: same outcome, same report entry
             not_retried.append(rel)
             continue
-        jobs.append(ClipJob(str(path), rel, name, str(root), str(cache_dir), settings, threads))
+        jobs.append(ClipJob(str(path), rel, clip, corpus.name, str(root), str(cache_dir), settings, threads))
 
     processed: list[str] = []
     seconds: list[tuple[float, float]] = []  # (wall, cpu) per processed clip

@@ -15,7 +15,7 @@ from cfnsr.module import EmotionModule
 from cfnsr.tasks.train import train
 
 WANDB = ["logger=wandb", "logger.wandb.log_model=true", "fusion=averaging", "complexity=false",
-         "++data.class_names=[neutral,calm,happy,sad,angry,fearful,disgust,surprised]"]
+         "data.class_names=[neutral,calm,happy,sad,angry,fearful,disgust,surprised]"]
 
 
 def test_per_class_scores_and_pairs_follow_the_matrix() -> None:
@@ -29,11 +29,12 @@ def test_per_class_scores_and_pairs_follow_the_matrix() -> None:
 
 
 def test_groups_by_recipe_and_trials_by_study() -> None:
-    meta = {"experiment": "demo", "fusion": "msaf", "recipe_hash": "0123456789abcdef"}
-    assert wandb_run_options(meta, "r1", None) == {"id": "r1", "resume": "allow", "group": "demo/msaf/0123456789"}
+    meta = {"experiment": "demo", "dataset": "cremad", "fusion": "msaf", "recipe_hash": "0123456789abcdef"}
+    assert wandb_run_options(meta, "r1", None) == {"id": "r1", "resume": "allow",
+                                                  "group": "demo/cremad/msaf/0123456789"}
     assert wandb_run_options(meta, "r1", "mine")["group"] == "mine"
     trial = wandb_run_options({**meta, "search": {"study": "s", "trial": 3}}, "r2", None)
-    assert trial["group"] == "demo/search/s" and trial["name"] == "trial-3"
+    assert trial["group"] == "demo/cremad/search/s" and trial["name"] == "trial-3"
 
 
 @pytest.mark.slow
@@ -58,7 +59,7 @@ def test_resumed_run_continues_its_wandb_run_with_charts_and_artifact(tiny_data_
     parts = sorted((out / "wandb").glob("offline-run-*"))
     assert len(parts) == 2, parts  # the first launch and the resume
     runs = [read_run(p) for p in parts]
-    group = f"{record['experiment']}/averaging/{record['recipe_hash'][:10]}"
+    group = f"{record['experiment']}/{record['dataset']}/averaging/{record['recipe_hash'][:10]}"
     assert {r["id"] for r in runs} == {record["run_id"]} and {r["group"] for r in runs} == {group}
     first, resumed = runs
     assert first["metrics"].get("val/*") == "epoch" and resumed["metrics"].get("val/*") == "epoch"
