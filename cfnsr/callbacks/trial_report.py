@@ -41,7 +41,9 @@ class TrialReport(pl.Callback):
 
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             storage = open_storage(self.storage)
-            study = optuna.load_study(study_name=self.study_name, storage=storage, pruner=self.pruner)
+            # no pruner configured: never prune (Optuna's own default would be a MedianPruner)
+            pruner = self.pruner if self.pruner is not None else optuna.pruners.NopPruner()
+            study = optuna.load_study(study_name=self.study_name, storage=storage, pruner=pruner)
             trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, int(self.number))
             self._trial = optuna.trial.Trial(study, trial_id)
         return self._trial

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
@@ -178,7 +179,12 @@ class TrialSweeper:
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
+        # Hydra sets its config for each job, not for the sweeper: ${hydra:...} in the task config (the trial
+        # report's sweep folder) must resolve here too, for the recipe.
+        HydraConfig.instance().set_config(config)
         self.storage_name = study_storage(self.storage_setting, config.hydra.sweep.dir)
+        # Hydra instantiated the sampler already; a fresh one per ask (seeded per trial) is built from its config.
+        self.sampler_cfg = config.hydra.sweeper.get("sampler")
         self.launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context,
                                                                 task_function=task_function, config=config)
 
