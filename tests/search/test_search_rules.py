@@ -152,3 +152,15 @@ def test_a_search_on_the_wrong_protocol_is_refused_before_any_trial(tmp_path: Pa
     assert done.returncode != 0
     assert "under protocol=clean fold k validates on another fold's test actors" in out
     assert "Launching" not in out and not list(tmp_path.rglob("optuna.journal"))  # no study, no trial
+
+
+@pytest.mark.parametrize("choice, cls", [("median", "MedianPruner"), ("successive_halving", "SuccessiveHalvingPruner")])
+def test_a_pruner_is_chosen_by_its_group_and_reaches_the_trial_report(choice: str, cls: str):
+    optuna = require_module("optuna", "optuna")
+    from hydra.utils import instantiate
+
+    cfg = _cfg(["hparams_search=optuna", f"search/pruner={choice}"])
+    pruner = instantiate(cfg.search.pruner)
+    assert type(pruner) is getattr(optuna.pruners, cls)
+    assert cfg.callbacks.trial_report.pruner == cfg.search.pruner
+    assert _cfg(["hparams_search=optuna"]).search.pruner is None  # off by default
