@@ -226,12 +226,15 @@ class TrialSweeper:
         study = optuna.create_study(study_name=self.study_name, storage=open_storage(self.storage_name),
                                     direction=self.direction, load_if_exists=True)
         recipe = self._recipe(searched)
-        stored = study.user_attrs.get(RECIPE_ATTR)
+        with AskLock(self._lock_path()):  # two workers starting together: one stores the recipe, the other reads it
+            stored = study.user_attrs.get(RECIPE_ATTR)
+            if stored is None and not study.trials:
+                study.set_user_attr(RECIPE_ATTR, json.dumps(recipe, sort_keys=True, default=str))
+                return study
         if stored is None:
             if study.trials:
                 raise ConfigError(f"study {study.study_name!r} in {self.storage_name} holds {len(study.trials)} "
                                   f"trials of another program (no cfnsr recipe stored); choose another study name")
-            study.set_user_attr(RECIPE_ATTR, json.dumps(recipe, sort_keys=True, default=str))
         else:
             diffs = recipe_differences(json.loads(stored), recipe)
             if diffs:
