@@ -30,9 +30,12 @@ def main(cfg: DictConfig) -> float | None:
     with console_to_log():  # <run>/train.log gets what the console shows
         try:
             record = train(cfg)
-        except Exception:
+        except Exception as exc:
             if hydra_cfg.mode != RunMode.MULTIRUN:
                 raise
+            if type(exc).__name__ == "TrialPruned":  # cfnsr.callbacks.trial_report: recorded "pruned", told so
+                logging.getLogger(__name__).info(f"{exc}")
+                return None
             # One failed job must not end a sweep of dozens: its metrics.json says "failed" (with the error) and
             # the report lists it among the skipped runs.
             logging.getLogger(__name__).exception("job failed; the sweep goes on")

@@ -79,6 +79,7 @@ EXECUTION_PREFIXES: tuple[str, ...] = (
     "resume",
     "callbacks.wandb_summary",
     "callbacks.run_checkpoints._target_",
+    "callbacks.trial_report",  # a search trial's per-epoch report to its study (and pruner): not how it trains
 )
 
 # Values quoted for display only, and the provenance of searched settings: a search trial's study and trial number

@@ -27,6 +27,7 @@ from cfnsr.builders.config_checks import check_train_config
 from cfnsr.builders.objects import build_datamodule, build_module, build_trainer, clip_shapes
 from cfnsr.builders.run_metadata import provenance, run_metadata
 from cfnsr.callbacks import run_end
+from cfnsr.callbacks.trial_report import TrialPruned
 from cfnsr.callbacks.wandb_summary import wandb_run_options
 from cfnsr.console import print_config_tree, progress_bars
 from cfnsr.models.complexity import count_params, gflops_per_clip
@@ -166,12 +167,14 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
             record["final_metrics"] = _logged_metrics(trainer)
         record["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     except BaseException as exc:
-        record["status"] = "failed"
+        pruned = isinstance(exc, TrialPruned)  # a search's pruner stopped the trial: not a failure
+        record["status"] = "pruned" if pruned else "failed"
         record["error"] = f"{type(exc).__name__}: {exc}"
         record["train_seconds"] = round(time.time() - started, 1)  # the failed record says how long it ran too
         if rank0:
             write_record(out, record)
-            (out / "error.txt").write_text(traceback.format_exc())
+            if not pruned:
+                (out / "error.txt").write_text(traceback.format_exc())
         raise
     finally:
         record["train_seconds"] = round(time.time() - started, 1)
