@@ -93,7 +93,7 @@ def expand_inputs(spec: str | Path) -> list[Path]:
     Folders are walked by this code rather than ``Path.rglob`` / ``glob``, which follow symbolic links into
     folders without remembering where they have been: a link back up the tree made them run forever. Here a folder
     (by device and inode) is entered once, so a loop is not followed; a file reached twice (two links, or a link and
-    the file) is listed once, under the first path found. Names are taken as they are: spaces, non-ASCII characters
+    the file) is listed once, under its own path when one reaches it without a link. Names are taken as they are: spaces, non-ASCII characters
     and newlines (quoting them on the command line: docs/predict.md).
     """
     text = str(spec)
@@ -116,38 +116,39 @@ def expand_inputs(spec: str | Path) -> list[Path]:
 
 def _walk(root: Path, hidden: bool = False) -> Iterator[Path]:
     """Every file under ``root``, each folder (device, inode) entered once; hidden names left out unless ``hidden``.
-    Sorted within each folder; an unreadable folder is passed over."""
+    Folders reached without a symbolic link are walked before any reached through one, so that a folder is walked
+    under its own path; an unreadable folder is passed over."""
     seen: set[tuple[int, int]] = set()
-    stack = [root]
-    while stack:
-        folder = stack.pop()
+    real, linked = [root], []
+    while real or linked:
+        folder = real.pop() if real else linked.pop()
         try:
             st = folder.stat()
             if (st.st_dev, st.st_ino) in seen:
                 continue  # a symbolic link back to a folder already walked: a loop, or the same folder twice
             seen.add((st.st_dev, st.st_ino))
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
         except OSError:
             continue
-        subfolders = []
         for entry in entries:
             if entry.name.startswith(".") and not hidden:
                 continue
             try:
                 if entry.is_dir():
-                    subfolders.append(Path(entry.path))
+                    (linked if entry.is_symlink() else real).append(Path(entry.path))
                 elif entry.is_file():
                     yield Path(entry.path)
             except OSError:
                 continue
-        stack.extend(reversed(subfolders))
 
 
 def _unique(paths: Iterable[Path]) -> list[Path]:
-    """Sorted, each real file once (the first path that reaches it)."""
+    """Sorted, each real file once: under a path without symbolic links when there is one, else the first found."""
     out: dict[str, Path] = {}
     for p in paths:
-        out.setdefault(os.path.realpath(p), p)
+        real = os.path.realpath(p)
+        if real not in out or (real == os.path.abspath(p) and real != os.path.abspath(out[real])):
+            out[real] = p
     return sorted(out.values())
 
 
