@@ -15,11 +15,9 @@ unless its content changed.
 
 from __future__ import annotations
 
-import errno
 import fnmatch
 import json
 import os
-import shutil
 import signal
 import sys
 import time
@@ -56,6 +54,7 @@ from cfnsr.data.preprocess_report import CORRUPT_FIELDS, build_report, format_re
 from cfnsr.data.ravdess import RavdessName, discover_clips, skip_entry
 from cfnsr.data.settings import PreprocessSettings
 from cfnsr.data.worker_pool import exit_description, pool_context, process_pool, run_isolated
+from cfnsr.files import describe_os_error, environment_error
 
 __all__ = ["PreprocessError", "NoUsableClipsError", "EnvironmentProblem", "preprocess_corpus", "VERIFY_MODES"]
 
@@ -75,48 +74,9 @@ class EnvironmentProblem(PreprocessError):
     stops, and nothing is recorded against the clips, so a re-run once it is fixed processes them."""
 
 
-# errno values that describe the machine rather than a clip: never a clip defect.
-ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EACCES, errno.EPERM, errno.EROFS})
-
 # Test-only fault injection: a clip whose file name matches this glob kills its pool worker with SIGKILL (the way a
 # codec crash or the OOM killer would). Read by preprocess_corpus in the calling process; never set in real use.
 KILL_WORKER_ENV = "CFNSR_TEST_KILL_WORKER_ON"
-
-
-def environment_error(exc: BaseException | None) -> OSError | None:
-    """The OSError in ``exc``'s chain (itself, its cause or context) whose errno says the machine failed, or None."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
-def describe_environment_error(exc: OSError, fallback: str | Path) -> str:
-    """One line: the error, the full path it concerns and the file system holding it (free space)."""
-    path = Path(os.fsdecode(exc.filename)) if exc.filename else Path(fallback)
-    path = path.resolve() if not path.is_absolute() else path
-    where = path
-    while not where.exists() and where != where.parent:
-        where = where.parent
-    disk = ""
-    try:
-        usage = shutil.disk_usage(where)
-        disk = (f" (file system of {_mount_point(where)}: {usage.free / 2 ** 20:.1f} MiB free of "
-                f"{usage.total / 2 ** 20:.1f} MiB)")
-    except OSError:
-        pass
-    name = errno.errorcode.get(exc.errno or 0, "OSError")
-    return f"{name}: {exc.strerror or exc}: {path}{disk}"
-
-
-def _mount_point(path: Path) -> Path:
-    path = path.resolve()
-    while not os.path.ismount(path) and path != path.parent:
-        path = path.parent
-    return path
 
 
 @dataclass(frozen=True)
@@ -218,7 +178,7 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
         env = environment_error(exc)
         if env is not None:  # the disk or the machine, not the clip: the run stops, the clip is not marked
             return {"status": "environment", "file": job.rel,
-                    "reason": describe_environment_error(env, job.cache_dir)}
+                    "reason": describe_os_error(env, job.cache_dir)}
         if isinstance(exc, MediaError):
             text = str(exc)
             kind = "no-audio" if "no audio stream" in text else "no-video" if "no video stream" in text else "decode"
@@ -423,7 +383,7 @@ def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Preproc
         env = environment_error(exc)
         if env is None:
             raise
-        raise EnvironmentProblem(f"preprocessing stopped: {describe_environment_error(env, cache_dir)}") from exc
+        raise EnvironmentProblem(f"preprocessing stopped: {describe_os_error(env, cache_dir)}") from exc
 
 
 def _preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: PreprocessSettings, workers: int,
