@@ -68,7 +68,8 @@ def environment_error(exc: BaseException | None) -> OSError | None:
 def describe_os_error(exc: OSError, fallback: str | Path | None = None) -> str:
     """One line: the error, the full path it concerns (its filename, else ``fallback``) and the file system that
     holds it with its free space, e.g. ``ENOSPC: No space left on device: /runs/x/checkpoints/.last.ckpt.tmp-7
-    (file system of /runs: 0.0 MiB free of 2.0 MiB)``."""
+    (file system of /runs: 2.0 MiB, 0.0 MiB free now)``; "now": after the
+    failed write's partial file may have been removed."""
     name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
     raw = exc.filename if exc.filename is not None else fallback
     if raw is None:
@@ -83,7 +84,7 @@ def describe_os_error(exc: OSError, fallback: str | Path | None = None) -> str:
         mount = where.resolve()
         while not os.path.ismount(mount) and mount != mount.parent:
             mount = mount.parent
-        disk = f" (file system of {mount}: {usage.free / 2 ** 20:.1f} MiB free of {usage.total / 2 ** 20:.1f} MiB)"
+        disk = f" (file system of {mount}: {usage.total / 2 ** 20:.1f} MiB, {usage.free / 2 ** 20:.1f} MiB free now)"
     except OSError:
         pass
     return f"{name}: {exc.strerror or exc}: {path}{disk}"

@@ -37,10 +37,15 @@ class BesideCheckpointIO(TorchCheckpointIO):
                 torch.save(checkpoint, f)
                 f.flush()
                 os.fsync(f.fileno())
-        except OSError as exc:
-            if exc.filename is not None:
+        except Exception as exc:
+            # torch.save reports a failed write as RuntimeError("[enforce fail at inline_container.cc] ...") whose
+            # context is the OSError, without the file: raise that OSError naming it
+            cause: BaseException | None = exc
+            while cause is not None and not isinstance(cause, OSError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is None or cause.filename is not None:
                 raise
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+            raise OSError(cause.errno, cause.strerror, str(path)) from exc
 
 
 _TMP_PID = re.compile(re.escape(TMP_MARK) + r"(\d+)$")
