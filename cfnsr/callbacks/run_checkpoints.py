@@ -105,6 +105,8 @@ class RunCheckpoints(pl.Callback):
             self.run_id = getattr(pl_module, "run_id", None)
             if self.run_id is None:
                 raise RuntimeError("RunCheckpoints: no run_id given and the module has no run_id")
+        if trainer is None:  # set up outside a Trainer (a test of the folder and id alone)
+            return
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # a user's own plugin is left alone
             trainer.strategy.checkpoint_io = BesideCheckpointIO()
         if trainer.is_global_zero:

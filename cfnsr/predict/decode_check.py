@@ -54,7 +54,7 @@ def check_decode(path: str | Path, with_audio: bool) -> str | None:
     from cfnsr.data.worker_pool import exit_description, run_isolated
 
     result, code = run_isolated(decode_in_child, (str(path), with_audio, os.environ.get(KILL_CHECK_ENV)),
-                                preload=[__name__])
+                                preload=[__name__, "av", "cv2", "cfnsr.data.media_audio"])  # imported once
     if result is not None:
         return None
     return (f"decoding this file killed the process that tried it ({exit_description(code)}): a crash in the "
