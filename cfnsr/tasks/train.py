@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-import traceback
 import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -42,6 +41,7 @@ from cfnsr.runs.folder import (
 )
 from cfnsr.runs.record import write_record
 from cfnsr.runs.summary import format_run_summary
+from cfnsr.tasks.run_failure import record_failure
 
 RUN_ID_ENV = "CFNSR_RUN_ID"
 # The test-only trainer warns that the fit's checkpoint callbacks are missing; they have nothing to do in a test.
@@ -172,9 +172,10 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
         record["error"] = f"{type(exc).__name__}: {exc}"
         record["train_seconds"] = round(time.time() - started, 1)  # the failed record says how long it ran too
         if rank0:
-            write_record(out, record)
-            if not pruned:
-                (out / "error.txt").write_text(traceback.format_exc())
+            if pruned:
+                write_record(out, record)
+            else:
+                record_failure(out, record, exc)
         raise
     finally:
         record["train_seconds"] = round(time.time() - started, 1)
