@@ -3,7 +3,8 @@ release's GitHub repository (git-lfs media) -> ``preprocess.py`` -> ``train.py``
 
 The corpus is the synthetic CREMA-D-format one (real FLV + WAV + ratings table), published in the release's layout.
 A fast test checks the crowd-label path on the downloaded layout: ``data=cremad`` composes the download source and
-the corpus class, and the corpus reads its labels from the ratings table the downloader brought."""
+the corpus class, and the corpus reads its labels from the ratings table the downloader brought. A corpus without
+a download source gets the downloader's own message, not a Hydra composition error."""
 
 from __future__ import annotations
 
@@ -126,3 +127,16 @@ def test_downloaded_layout_gives_the_crowd_majority_label_and_hides_the_state_fo
     assert all(c.rel.startswith("VideoFlash/") for c in clips)
     (skip,) = skipped
     assert skip["kind"] == "no-label" and "1002_IEO_HAP_HI" in skip["file"] and "tied" in skip["reason"]
+
+
+@pytest.mark.parametrize("corpus", ["folder", "synthetic"])
+def test_a_corpus_without_a_download_source_gets_the_downloaders_own_message(corpus: str, tmp_path: Path, capsys):
+    from cfnsr.download.run import main
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("download", overrides=[f"data={corpus}", f"data.root={tmp_path}"])  # no conf/download/<corpus>
+    with pytest.raises(SystemExit) as exit_info:
+        main(cfg)
+    assert exit_info.value.code == 2
+    assert f"download.py: no download source for data={corpus}" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
