@@ -85,7 +85,7 @@ EXECUTION_PREFIXES: tuple[str, ...] = (
 # Values quoted for display only, and the provenance of searched settings: a search trial's study and trial number
 # (``search``), a tuned run's "chosen by" record (``hparams``); the settings themselves are recipe keys.
 DESCRIPTIVE_PREFIXES: tuple[str, ...] = ("fusion.paper", "fusion.display", "fusion.order", "protocol.objective",
-                                         "search", "hparams")
+                                         "search", "hparams", "data.paper_table")
 
 # Copies of values the recipe keeps under another key, and names: the corpus's class names (the labels are fixed
 # by ``dataset`` and the corpus's own settings, which stay: ``data.corpus.label_source`` ...), the corpus class

@@ -87,6 +87,7 @@ def test_download_then_preprocess_then_train_fold_1_then_report(tmp_path: Path):
     rec = read_record(run_dir)
     fold1 = [s for s in stems if 1001 <= int(s[:4]) <= 1019]
     assert rec["status"] == "finished" and rec["dataset"] == "cremad" and rec["class_names"] == CLASS_NAMES
+    assert rec["paper"] is None  # the paper's RAVDESS accuracies are never quoted beside CREMA-D runs
     assert rec["test_actors"] == list(range(1001, 1020)) and rec["test"]["n"] == len(fold1) == 12
     assert (rec["fold_scheme"]["name"], rec["fold_scheme"]["k"]) == ("kfold", 5)
 
