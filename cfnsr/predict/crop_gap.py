@@ -39,6 +39,7 @@ from cfnsr.predict.faces import calibrate_boxes, detect_boxes, fit_calibration, 
 from cfnsr.predict.model import Predictor, predictor_from_config
 from cfnsr.predict.probe import probe
 from cfnsr.predict.windows import RawWindow, WindowStream, plan_windows
+from cfnsr.builders.checkpoint_config import data_paths
 from cfnsr.runs.checkpoint_files import load_checkpoint
 
 VARIANTS = ("landmark crops (cache)", "detector crops", "detector crops, calibrated", "predict end to end")
@@ -131,8 +132,9 @@ def crop_gap(ckpt_path: str | Path, root: str | None = None, cache_dir: str | No
     run_cfg = OmegaConf.create(ckpt["cfnsr_config"])
     predictor = predictor_from_config(ckpt["cfnsr_config"], ckpt["state_dict"], device=device,
                                       source=str(ckpt_path))
-    root = Path(root or run_cfg.data.root)
-    cache_dir = Path(cache_dir or run_cfg.data.cache_dir)
+    # Paths come from the command or the dataset's defaults, never from the checkpoint (checkpoint_config).
+    root, cache_dir = (Path(p) for p in data_paths(str(run_cfg.data.name), root, cache_dir,
+                                                     source=str(ckpt_path)))
     split = fold_split(run_cfg)
     stems = cached_clips(cache_dir)
     test = [s for s in stems if parse_name(s).actor in set(split.test_actors)]
