@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
+from cfnsr.builders.checkpoint_config import data_paths
 from cfnsr.builders.objects import fold_split
 from cfnsr.data.cache import cached_clips, load_clip, load_meta
 from cfnsr.data.faces import crop_faces
@@ -39,7 +40,6 @@ from cfnsr.predict.faces import calibrate_boxes, detect_boxes, fit_calibration, 
 from cfnsr.predict.model import Predictor, predictor_from_config
 from cfnsr.predict.probe import probe
 from cfnsr.predict.windows import RawWindow, WindowStream, plan_windows
-from cfnsr.builders.checkpoint_config import data_paths
 from cfnsr.runs.checkpoint_files import load_checkpoint
 
 VARIANTS = ("landmark crops (cache)", "detector crops", "detector crops, calibrated", "predict end to end")
