@@ -19,6 +19,9 @@ the test actors of the fold it was trained on, and prints WAR and UAR of each wa
   ``predict.py`` computes for the clip as one window.
 
 A clip where the detector finds no face is predicted with the video removed (predict's no_face policy) and counted.
+
+``data.root`` / ``data.cache_dir`` default to the checkpoint's dataset's default paths (``data/<name>.yaml`` with
+``CFNSR_DATA_DIR``), never to the paths saved in the checkpoint (docs/trust.md).
 """
 
 from __future__ import annotations
