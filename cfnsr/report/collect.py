@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from cfnsr.runs.provenance import format_code_version, init_provenance_key
 from cfnsr.runs.recipe import clean_recipe, matches_prefix, recipe_hash
 from cfnsr.runs.record import FILENAME, read_record
 
@@ -116,10 +117,38 @@ class Run:
         tr = self.table_recipe
         return (*self.group_key, None if tr is None else recipe_hash(tr))
 
+    @property
+    def effective_batch(self) -> int | None:
+        """Clips per optimiser step (batch size x devices x nodes x accumulation); None when not recorded."""
+        value = self.record.get("effective_batch")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    @property
+    def init_provenance(self) -> str | None:
+        """Which recipes initialised the run (``video=<recipe hash>,...``), None without a recorded initialisation."""
+        return init_provenance_key(self.record.get("init_sources"))
+
+    @property
+    def init_run_ids(self) -> list[str]:
+        """The run ids of the checkpoints that initialised the run, ``part=run id``."""
+        sources = self.record.get("init_sources")
+        if not isinstance(sources, dict):
+            return []
+        return [f"{part}={(src or {}).get('run_id') or 'unknown'}" for part, src in sorted(sources.items())]
+
+    @property
+    def code_versions(self) -> tuple[str, ...]:
+        """The code version(s) that produced the run (two when a resume ran other code), as display strings."""
+        versions = {format_code_version(self.record.get(k)) for k in ("code_version", "code_version_previous")
+                    if k == "code_version" or self.record.get(k) is not None}
+        return tuple(sorted(versions))
+
     @cached_property
-    def row_key(self) -> tuple[str, str | None]:
-        """Within a table, runs with equal row keys form one row: the fusion plus the hash of its row recipe."""
-        return (self.fusion, recipe_hash(self.row_recipe) if self.recipe is not None else None)
+    def row_key(self) -> tuple[str, str | None, int | None, str | None]:
+        """Within a table, runs with equal row keys form one row: the fusion, the hash of its row recipe, the effective
+        batch and the initialisation's provenance (the recipes of the init checkpoints, not just "was it set")."""
+        return (self.fusion, recipe_hash(self.row_recipe) if self.recipe is not None else None,
+                self.effective_batch, self.init_provenance)
 
     @property
     def identity(self) -> tuple:

@@ -24,6 +24,11 @@ a cluster can still be summarised. Schema (version 1)::
       "fold": 1,
       "test_actors": [1, 2, 3, 4],      # speakers: ints, or strings for a folder corpus
       "val_actors": [...],              # equal to test_actors under the paper protocol
+      "train_actors": [...],            # every actor 1..24 outside test and validation
+      "effective_batch": 16,            # data.batch_size x world size x accumulate_grad_batches (report row key)
+      "code_version": {"package": "0.1.0", "commit": "<40 hex>" | null, "dirty": false | null},
+      "code_version_previous": {...},   # only when a resume ran other code than the interrupted part
+      "init_sources": {"weights": {"path": ..., "run_id": ..., "recipe_hash": ..., "split_recorded": true}},
       "seed": 1234,
       "params": 26301417,
       "gflops": 113.2,                  # per clip at the configured clip size (null if not measured)

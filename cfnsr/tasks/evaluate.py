@@ -9,6 +9,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from cfnsr.builders.checkpoint_config import evaluation_config, hydra_searchpath
 from cfnsr.builders.config_checks import check_evaluate_config
 from cfnsr.builders.objects import build_datamodule, build_module
 from cfnsr.builders.run_metadata import run_metadata
@@ -36,10 +37,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     check_evaluate_config(cfg)
     suite = parse_suite(cfg.get("robustness"))  # before any work: a wrong suite stops here
     ckpt = load_checkpoint(cfg.ckpt_path, require_run=False)
-    run_cfg, state_dict = OmegaConf.create(ckpt["cfnsr_config"]), ckpt["state_dict"]
-    for key in ("root", "cache_dir"):  # the data may have moved since training
-        if cfg.data.get(key):
-            run_cfg.data[key] = cfg.data[key]
+    # The saved config is evidence: its targets are checked against the project's configs before anything is built,
+    # and paths and run options come from this command (cfnsr.builders.checkpoint_config).
+    command = {"data": {k: cfg.data.get(k) for k in ("root", "cache_dir")},
+               "paths": {"data_dir": cfg.paths.get("data_dir")}}
+    run_cfg = OmegaConf.create(evaluation_config(ckpt["cfnsr_config"], command, str(cfg.ckpt_path),
+                                                 hydra_searchpath()))
+    state_dict = ckpt["state_dict"]
     if suite is not None:
         require_audio_window(run_cfg.data.cache_dir)
     out = Path(cfg.paths.output_dir)

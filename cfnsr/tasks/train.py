@@ -23,7 +23,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from cfnsr.builders.config_checks import check_train_config
-from cfnsr.builders.objects import build_datamodule, build_module, build_trainer, clip_shapes
+from cfnsr.builders.init_checks import split_dict
+from cfnsr.builders.objects import build_datamodule, build_module, build_trainer, clip_shapes, fold_split
 from cfnsr.builders.run_metadata import provenance, run_metadata
 from cfnsr.callbacks import run_end
 from cfnsr.callbacks.trial_report import TrialPruned
@@ -37,8 +38,10 @@ from cfnsr.runs.folder import (
     global_rank_from_env,
     new_run_id,
     plan_resume,
+    read_own_record,
     requeued_checkpoint,
 )
+from cfnsr.runs.provenance import code_version
 from cfnsr.runs.record import write_record
 from cfnsr.runs.summary import format_run_summary
 from cfnsr.tasks.run_failure import record_failure
@@ -68,6 +71,22 @@ def _loggers(cfg: DictConfig, run_dir: Path, resumed: bool, run_id: str, meta: d
             extra["log_model"] = False
         out.append(instantiate(c, **extra))
     return out
+
+
+def _init_and_code(module: Any, out: Path, resumed: bool) -> dict[str, Any]:
+    """``init_sources``: which checkpoints initialised the run (per part: path, run id, recipe hash, whether the
+    split was recorded); a resumed run loaded none, so its first record's value is kept. ``code_version_previous``:
+    the code version of the interrupted part, when a resume runs other code (the report marks such a run)."""
+    if not resumed:
+        return {"init_sources": {part: {k: v for k, v in src.items() if k != "split"}
+                                 | {"split_recorded": src.get("split") is not None}
+                                 for part, src in (getattr(module, "init_sources", None) or {}).items()}}
+    before = read_own_record(out) or {}
+    extra: dict[str, Any] = {"init_sources": before.get("init_sources")}
+    previous = before.get("code_version_previous") or before.get("code_version")
+    if previous is not None and previous != code_version():
+        extra["code_version_previous"] = previous
+    return extra
 
 
 def _callbacks(cfg: DictConfig) -> list[pl.Callback]:
@@ -114,20 +133,25 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
         module.run_config = OmegaConf.to_container(cfg, resolve=True)
         module.run_id = run_id
         module.run_dir = out
+        module.run_split = split_dict(fold_split(cfg))  # saved in checkpoints: who may be initialised from them
         gflops = gflops_per_clip(module.model, *clip_shapes(cfg)) if cfg.complexity else None
         meta = run_metadata(cfg, count_params(module.model), gflops)
+        meta.update(_init_and_code(module, out, resumed=ckpt_path is not None))
     except Exception as exc:  # bad fold, missing checkpoint, ...: leave a record the report can list
         if rank0:
             write_record(out, {**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
                                "fusion": cfg.fusion.name, "fold": cfg.fold, "seed": cfg.seed,
                                "protocol": cfg.protocol.name, "dataset": cfg.data.name,
-                               "backbone": cfg.backbone.name, **provenance(cfg)})
+                               "backbone": cfg.backbone.name, "code_version": code_version(),
+                               **provenance(cfg)})
         raise
 
     ckpt_dir = out / CHECKPOINT_DIR
     callbacks = _callbacks(cfg)
     loggers = _loggers(cfg, out, resumed=ckpt_path is not None, run_id=run_id, meta=meta)
     trainer = build_trainer(cfg, out, [*callbacks, *progress_bars(cfg.trainer)], loggers or False)
+    # The devices the trainer really uses (devices=auto, SLURM): data.batch_size x world size x accumulation.
+    meta["effective_batch"] = int(cfg.data.batch_size) * int(trainer.world_size) * int(trainer.accumulate_grad_batches)
     for lg in loggers:
         lg.log_hyperparams({**meta, "run_id": run_id, "config": module.run_config})
 
