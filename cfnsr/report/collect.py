@@ -231,6 +231,10 @@ def classify(path: Path) -> Run | Skipped:
         return SearchTrial(path, f"hyperparameter-search trial (status {status!r}): not a comparison run", record)
     if status == "failed":
         return Skipped(path, f"failed: {record.get('error') or 'no error message recorded'}")
+    if status == "interrupted":  # SIGTERM/SIGINT (cfnsr.runs.interrupt): not a failure, and resumable
+        info = record.get("interrupted") or {}
+        return Skipped(path, f"interrupted by {info.get('signal', 'a signal')}: resume with "
+                             f"{info.get('resume') or 'its checkpoints/last.ckpt'}")
     if status == "running":
         return Skipped(path, "running / unfinished (status 'running')")
     if status == "debug":
