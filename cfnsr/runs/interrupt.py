@@ -146,13 +146,15 @@ def set_aside_interrupted_without_checkpoint(run_dir: Path) -> Path | None:
 
 
 def finished_job(run_dir: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
-    """The record in ``run_dir`` when it is a finished run of the same recipe, fold and seed (a re-run sweep keeps
+    """The record in ``run_dir`` when it is a finished run of the same recipe, fold and seed (``identity``:
+    ``cfnsr.runs.folder.run_identity`` of the command) (a re-run sweep keeps
     it instead of failing on its occupied folder); None otherwise."""
     from cfnsr.runs.recipe import clean_recipe, recipe_hash
 
     record = read_own_record(run_dir)
     if not record or record.get("status") != "finished" or not isinstance(record.get("recipe"), dict):
         return None
-    same = (recipe_hash(clean_recipe(record["recipe"])) == recipe_hash(clean_recipe(identity["recipe"]))
-            and record.get("fold") == identity["fold"] and record.get("seed") == identity["seed"])
+    recipe = {k: v for k, v in identity.items() if k not in ("fold", "seed")}  # run_identity: recipe + fold, seed
+    same = (recipe_hash(clean_recipe(record["recipe"])) == recipe_hash(clean_recipe(recipe))
+            and record.get("fold") == identity.get("fold") and record.get("seed") == identity.get("seed"))
     return record if same else None

@@ -120,24 +120,29 @@ def test_interrupted_sweep_exits_143_and_its_resume_command_completes_it(tiny_da
     cmd = [sys.executable, "train.py", "-m", "fold=1,2", *COMMON, "trainer.max_epochs=1", f"hydra.sweep.dir={sweep}"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(tiny_data_dir), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    first = sweep / "0_fold-1" / "metrics.json"
-    _wait_for(lambda: _status(first) == "running", proc)
+    def job(num: int) -> Path:  # <num>_<overrides> (cfnsr.runs.job_dirs)
+        found = sorted(sweep.glob(f"{num}_*"))
+        return found[0] if found else sweep / f"{num}_missing"
+
+    first = sweep / "missing"
+    _wait_for(lambda: _status(job(0) / "metrics.json") == "running", proc)
+    first = job(0) / "metrics.json"
     time.sleep(1.0)  # inside fit
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 143, out[-3000:]
     record = _record(first)
-    assert record["status"] == "interrupted" and not (sweep / "1_fold-2").exists()
+    assert record["status"] == "interrupted" and not job(1).exists()
     resume = record["interrupted"]["resume"]
     assert shlex.split(resume)[:3] == ["python", "train.py", "-m"] and f"hydra.sweep.dir={sweep}" in resume
 
     done = _run(resume, tiny_data_dir)  # the interrupted job runs again, the job never started runs
     assert done.returncode == 0, done.stderr[-3000:]
-    records = [_record(sweep / d / "metrics.json") for d in ("0_fold-1", "1_fold-2")]
+    records = [_record(job(n) / "metrics.json") for n in (0, 1)]
     assert [(r["fold"], r["status"]) for r in records] == [(1, "finished"), (2, "finished")]
 
     again = _run(resume, tiny_data_dir)  # nothing left to do: finished jobs are kept, not refused or redone
     assert again.returncode == 0, again.stderr[-3000:]
-    assert [_record(sweep / d / "metrics.json")["run_id"] for d in ("0_fold-1", "1_fold-2")] == \
+    assert [_record(job(n) / "metrics.json")["run_id"] for n in (0, 1)] == \
         [r["run_id"] for r in records]
     assert "holds finished run" in again.stdout + again.stderr
