@@ -58,8 +58,8 @@ def _owned(signum: int) -> bool:
 
 @contextmanager
 def interrupt_handlers() -> Iterator[None]:
-    """While inside, SIGTERM and SIGINT raise :class:`Interrupted` (once; later signals are ignored so that the
-    interrupted record can be written). Outside the main thread, or where a launcher handles a signal, nothing
+    """While inside, SIGTERM and SIGINT raise :class:`Interrupted`; a second signal ends the process the default way
+    (the first one's record may then be missing). Outside the main thread, or where a launcher handles a signal, nothing
     changes for that signal."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -67,7 +67,9 @@ def interrupt_handlers() -> Iterator[None]:
     fired: list[int] = []
 
     def handler(signum: int, _frame: FrameType | None) -> None:
-        if fired:
+        if fired:  # a second signal while the record is written: the user insists, stop the hard way
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
             return
         fired.append(signum)
         raise Interrupted(signum)
