@@ -140,6 +140,8 @@ def test_interrupted_sweep_exits_143_and_its_resume_command_completes_it(tiny_da
     assert done.returncode == 0, done.stderr[-3000:]
     records = [_record(job(n) / "metrics.json") for n in (0, 1)]
     assert [(r["fold"], r["status"]) for r in records] == [(1, "finished"), (2, "finished")]
+    # interrupted 1 s into its first epoch, job 0 had no checkpoint: it started again, its old record kept aside
+    assert _record(job(0) / "metrics.json.interrupted")["run_id"] == record["run_id"] != records[0]["run_id"]
 
     again = _run(resume, tiny_data_dir)  # nothing left to do: finished jobs are kept, not refused or redone
     assert again.returncode == 0, again.stderr[-3000:]
