@@ -177,7 +177,8 @@ class EmotionModule(pl.LightningModule):
         self.log_dict({f"{self.test_tag}/{k}": v for k, v in values.items()})
         self.test_metrics.reset()
         self.test_confusion.reset()
-        result = {**values, "n": int(confusion.sum()), "confusion": confusion.tolist(), "ranks": self._rank_shares()}
+        result = {**values, "n": int(confusion.sum()), "confusion": confusion.tolist(), "ranks": self._rank_shares(),
+                  "split_clips": self._split_size("test")}  # fewer than n under limit_test_batches: not a result
         _check_clip_count("test", result["n"], self._split_size("test"))
         self.test_result = result
         if self.trainer.is_global_zero and self.results_dir is not None:

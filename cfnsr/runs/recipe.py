@@ -210,6 +210,21 @@ def recipe_hash(recipe: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(recipe).encode("utf-8")).hexdigest()[:HASH_LENGTH]
 
 
+# Recipe keys that tell rows of one comparison table apart (the fusion and its initialisation); every other key
+# must agree within a table. The report's tables and the robustness blocks both split recipes by them.
+ROW_PREFIXES: tuple[str, ...] = ("fusion", "model.init")
+
+
+def table_recipe(recipe: Mapping[str, Any]) -> dict[str, Any]:
+    """The recipe without the row keys (``fusion.*``, ``model.init.*``): what every run of one table shares."""
+    return {k: v for k, v in recipe.items() if not matches_prefix(k, ROW_PREFIXES)}
+
+
+def row_recipe(recipe: Mapping[str, Any]) -> dict[str, Any]:
+    """The recipe's row keys only (fusion settings and initialisation)."""
+    return {k: v for k, v in recipe.items() if matches_prefix(k, ROW_PREFIXES)}
+
+
 _ABSENT = object()
 
 

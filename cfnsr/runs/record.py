@@ -5,8 +5,9 @@ a cluster can still be summarised. Schema (version 1)::
 
     {
       "schema": 1,
-      "status": "running" | "finished" | "failed",
+      "status": "running" | "finished" | "failed" | "debug" | "interrupted",
       "error": null | "<message>",
+      "interrupted": {"signal": "SIGTERM", "resume": "<command>", "resume_job": "<command>"},  # when interrupted
       "run_dir": "<absolute path>",
       "experiment": "demo",             # experiment name
       "dataset": "synthetic" | "ravdess" | "cremad" | "folder",   # data.name: part of the report's table key
@@ -35,7 +36,8 @@ a cluster can still be summarised. Schema (version 1)::
       "paper": {"accuracy": 75.76, "params": "26.30M"} | null,
       "epochs": 70,                     # epochs trained
       "best_epoch": 12,                 # 0-based epoch of the selected checkpoint
-      "test":      {"war": 0.75, "uar": 0.74, "f1": 0.73, "n": 240, "confusion": [[int] * K] * K},
+      "test":      {"war": 0.75, "uar": 0.74, "f1": 0.73, "n": 240, "confusion": [[int] * K] * K,
+                    "split_clips": 240},  # the test split's size (cfnsr.report.consistency checks n against it)
       "test_last": {...same keys...}    # the last epoch's weights on the test fold
     }
 

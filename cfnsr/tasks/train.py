@@ -41,6 +41,13 @@ from cfnsr.runs.folder import (
     read_own_record,
     requeued_checkpoint,
 )
+from cfnsr.runs.interrupt import (
+    Interrupted,
+    interrupt_handlers,
+    interrupted_checkpoint,
+    interrupted_fields,
+    set_aside_interrupted_without_checkpoint,
+)
 from cfnsr.runs.provenance import code_version
 from cfnsr.runs.record import write_record
 from cfnsr.runs.summary import format_run_summary
@@ -101,8 +108,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     checkpoint to resume does not fit this command.
     """
     check_train_config(cfg)
+    with interrupt_handlers():  # SIGTERM/SIGINT -> Interrupted: an "interrupted" record with its resume command
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> dict[str, Any]:
     rank0 = global_rank_from_env() == 0
-    ckpt_path = cfg.ckpt_path or requeued_checkpoint(Path(cfg.paths.output_dir))
+    # A SLURM requeue, or a re-run of an interrupted sweep into its own folder, continues the run there.
+    ckpt_path = (cfg.ckpt_path or requeued_checkpoint(Path(cfg.paths.output_dir))
+                 or interrupted_checkpoint(Path(cfg.paths.output_dir)))
     if ckpt_path:
         resume = plan_resume(cfg, ckpt_path)
         out, run_id = resume.run_dir, resume.run_id
@@ -115,6 +129,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     os.environ[RUN_ID_ENV] = run_id
     with JobLock(out) if rank0 else nullcontext():
         if rank0 and resume is None:
+            set_aside_interrupted_without_checkpoint(out)  # nothing to resume: the job starts again
             claim_for_new_run(out)
         return _train_in(cfg, out, run_id, resume.ckpt_path if resume else None, rank0)
 
@@ -137,9 +152,11 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
         gflops = gflops_per_clip(module.model, *clip_shapes(cfg)) if cfg.complexity else None
         meta = run_metadata(cfg, count_params(module.model), gflops)
         meta.update(_init_and_code(module, out, resumed=ckpt_path is not None))
-    except Exception as exc:  # bad fold, missing checkpoint, ...: leave a record the report can list
+    except (Exception, Interrupted) as exc:  # bad fold, missing checkpoint, a signal: leave a record to list
         if rank0:
-            write_record(out, {**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+            status = (interrupted_fields(exc, out) if isinstance(exc, Interrupted)
+                      else {"status": "failed", "error": f"{type(exc).__name__}: {exc}"})
+            write_record(out, {**base, **status,
                                "fusion": cfg.fusion.name, "fold": cfg.fold, "seed": cfg.seed,
                                "protocol": cfg.protocol.name, "dataset": cfg.data.name,
                                "backbone": cfg.backbone.name, "code_version": code_version(),
@@ -190,6 +207,11 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
         if debug:
             record["final_metrics"] = _logged_metrics(trainer)
         record["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    except Interrupted as exc:  # SIGTERM/SIGINT: not a failure; the record says how to continue
+        record.update(interrupted_fields(exc, out), train_seconds=round(time.time() - started, 1))
+        if rank0:
+            write_record(out, record)
+        raise
     except BaseException as exc:
         pruned = isinstance(exc, TrialPruned)  # a search's pruner stopped the trial: not a failure
         record["status"] = "pruned" if pruned else "failed"

@@ -338,7 +338,7 @@ def test_outputs_carry_the_checkpoint_metadata_and_repeat_exactly(unimodal_runs,
     for key in ("fusion", "fold", "seed", "protocol", "backbone", "dataset", "recipe_hash"):
         assert meta[key] == record[key], key
     assert "clean protocol" in meta["protocol_note"]
-    assert doc["clean"] == {k: run["result"]["test"][k] for k in ("war", "uar", "f1", "n")}
+    assert doc["clean"] == {k: run["result"]["test"][k] for k in ("war", "uar", "f1", "n", "split_clips")}
     assert len(doc["rows"]) == len(C.CORRUPTIONS) and all(tuple(r) == ROW_FIELDS for r in doc["rows"])
     assert (run["dir"] / "robustness.png").stat().st_size > 1000
     assert len(list(csv.DictReader((run["dir"] / "robustness.csv").open()))) == len(C.CORRUPTIONS) + 1
