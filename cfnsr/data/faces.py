@@ -1,7 +1,11 @@
-"""Face crop boxes and crops: from landmark extents, from a Haar-cascade detector, or the frame centre.
+"""Face crop boxes and crops: from landmark extents, from a face detector, or the frame centre.
 
 A face is described per frame by its extents ``[x0, y0, x1, y1]`` (float, pixels of the full frame): the bounding
 box of the 68 landmarks, or a detector box. ``crop_faces`` turns the extents into crops of ``size x size``.
+
+Detectors (``DETECTORS``, preprocessing's ``face_fallback`` setting): ``blazeface`` (MediaPipe's short-range
+BlazeFace through ``cv2.dnn``, ``cfnsr.data.blazeface``; the default) and ``haar`` (OpenCV's frontal-face Haar
+cascade, what cfnsr used before: it misses far more faces, see docs/predict.md).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import cv2
 import numpy as np
 
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
+DETECTORS = ("blazeface", "haar")
 
 
 @dataclass(frozen=True)
@@ -118,9 +123,10 @@ def _haar_cascade() -> cv2.CascadeClassifier:
     return cascade
 
 
-def detect_face(frame: np.ndarray, max_side: int = 480) -> np.ndarray | None:
-    """Largest frontal face in an RGB frame uint8 (H, W, 3) -> float32 (4,) [x0, y0, x1, y1] full-frame pixels,
-    or None. The search runs on a copy shrunk to ``max_side`` (a 720p search is ~10x slower, faces are large)."""
+def detect_face_haar(frame: np.ndarray, max_side: int = 480) -> np.ndarray | None:
+    """Largest frontal face by the Haar cascade in an RGB frame uint8 (H, W, 3) -> float32 (4,) [x0, y0, x1, y1]
+    full-frame pixels, or None. The search runs on a copy shrunk to ``max_side`` (a 720p search is ~10x slower,
+    faces are large)."""
     h, w = frame.shape[:2]
     scale = min(1.0, max_side / max(h, w))
     gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
@@ -134,12 +140,31 @@ def detect_face(frame: np.ndarray, max_side: int = 480) -> np.ndarray | None:
     return np.array([x, y, x + bw, y + bh], dtype=np.float32) / scale
 
 
-def detect_extents(frames: np.ndarray) -> np.ndarray | None:
+def detect_face_blazeface(frame: np.ndarray) -> np.ndarray | None:
+    """Largest face by BlazeFace (short range) in an RGB frame uint8 (H, W, 3) -> float32 (4,) [x0, y0, x1, y1]
+    full-frame pixels, or None. The network sees the whole frame letterboxed to 128x128, so faces smaller than about
+    a tenth of the frame's longer side are missed (docs/predict.md)."""
+    from cfnsr.data.blazeface import blazeface  # loads the model once per process
+
+    return blazeface("short").largest(frame)
+
+
+def detect_face(frame: np.ndarray, detector: str = "blazeface") -> np.ndarray | None:
+    """Largest face in an RGB frame uint8 (H, W, 3) by ``detector`` (one of ``DETECTORS``) -> float32 (4,)
+    [x0, y0, x1, y1] full-frame pixels, or None."""
+    if detector == "blazeface":
+        return detect_face_blazeface(frame)
+    if detector == "haar":
+        return detect_face_haar(frame)
+    raise ValueError(f"unknown face detector {detector!r}: one of {list(DETECTORS)}")
+
+
+def detect_extents(frames: np.ndarray, detector: str = "blazeface") -> np.ndarray | None:
     """Detector extents for each frame uint8 (T, H, W, 3) -> float32 (T, 4), or None when no frame has a face.
 
     Frames where the detector misses take the box of the nearest frame where it found one.
     """
-    found = [detect_face(f) for f in frames]
+    found = [detect_face(f, detector) for f in frames]
     hits = [k for k, box in enumerate(found) if box is not None]
     if not hits:
         return None

@@ -17,6 +17,10 @@ from cfnsr.data import cache
 
 _INT_FIELDS = ("frames", "size", "sample_rate", "n_mfcc", "n_fft", "hop_length")
 _FLOAT_FIELDS = ("crop_margin", "audio_offset", "audio_duration")
+# The face_fallback values that run a detector (cfnsr.data.faces.DETECTORS; not imported: faces pulls in cv2) and
+# the face_source of the entries whose crops depend on it (a detector box, or the centre when it found nothing).
+FACE_DETECTORS = ("blazeface", "haar")
+DETECTOR_FACE_SOURCES = ("detector", "center")
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,8 @@ class PreprocessSettings:
     n_mfcc: int = 13
     n_fft: int = 2048
     hop_length: int = 512
-    face_fallback: str = "haar"  # "haar": OpenCV detector when a clip has no CSV; "none": skip such clips
+    # face detector for a clip without a (usable) CSV (cfnsr.data.faces.DETECTORS), or "none": skip such clips
+    face_fallback: str = "blazeface"
     landmark_mismatch: str = "detector"  # CSV not covering the clip: "detector" (face detector) or "skip"
 
     def __post_init__(self) -> None:
@@ -61,8 +66,8 @@ class PreprocessSettings:
         object.__setattr__(self, "landmark_mismatch", str(self.landmark_mismatch).lower())
         if self.channel_order not in ("rgb", "bgr"):
             raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {self.channel_order!r}")
-        if self.face_fallback not in ("haar", "none"):
-            raise ValueError(f"face_fallback must be 'haar' or 'none', got {self.face_fallback!r}")
+        if self.face_fallback not in (*FACE_DETECTORS, "none"):
+            raise ValueError(f"face_fallback must be one of {[*FACE_DETECTORS, 'none']}, got {self.face_fallback!r}")
         if self.landmark_mismatch not in ("detector", "skip"):
             raise ValueError(f"landmark_mismatch must be 'detector' or 'skip', got {self.landmark_mismatch!r}")
         for name in _INT_FIELDS:
@@ -92,6 +97,32 @@ def settings_from_config(preprocess: Mapping[str, Any]) -> PreprocessSettings:
     return PreprocessSettings(**{k: v for k, v in preprocess.items() if k in names})
 
 
+def detector_entries(cache_dir: str | Path) -> list[str]:
+    """Stems of the cache entries cropped with the face detector (or the centre square when it found nothing)."""
+    return [stem for stem in cache.cached_clips(cache_dir)
+            if cache.load_meta(cache_dir, stem).get("face_source", "landmarks") in DETECTOR_FACE_SOURCES]
+
+
+def detector_free_match(cache_dir: str | Path, settings: PreprocessSettings) -> bool:
+    """True when the cache's settings.json differs from ``settings`` only in which face detector ``face_fallback``
+    names and no entry of the cache was cropped by a detector: every crop then came from landmarks, exactly what
+    ``settings`` would build, so the cache is served (a cache built before BlazeFace became the default, with
+    ``face_fallback: haar`` recorded, stays usable). An entry that did use a detector makes this False, and the
+    cache is refused as any other settings change."""
+    recorded = cache.read_settings(cache_dir)
+    if recorded is None:
+        return False
+    old = recorded.get("face_fallback")
+    if old == settings.face_fallback or old not in FACE_DETECTORS or settings.face_fallback not in FACE_DETECTORS:
+        return False
+    if cache.settings_differences(recorded, {**settings.to_dict(), "face_fallback": old}):
+        return False
+    return not detector_entries(cache_dir)
+
+
 def check_cache(cache_dir: str | Path, settings: PreprocessSettings) -> None:
-    """Raise ``CacheError`` (saying how to rebuild) unless the cache's settings.json matches ``settings``."""
+    """Raise ``CacheError`` (saying how to rebuild) unless the cache's settings.json matches ``settings`` (or differs
+    only in a face detector that none of its entries used: ``detector_free_match``)."""
+    if detector_free_match(cache_dir, settings):
+        return
     cache.check_settings(cache_dir, settings.to_dict())

@@ -35,7 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cfnsr.data.faces import _haar_cascade, crop_faces, detect_face
+from cfnsr.data.faces import _haar_cascade, crop_faces, detect_face_haar
 
 # Stage 3: in-plane rotations (degrees) tried with the alt2 cascade; the largest face found over them wins.
 ROTATIONS = (25.0, -25.0)
@@ -62,7 +62,7 @@ def _gray(frame: np.ndarray, max_side: int = MAX_SIDE) -> tuple[np.ndarray, floa
     return gray, scale
 
 
-def _alt_search(frame: np.ndarray, rotations: tuple[float, ...]) -> np.ndarray | None:
+def haar_alt_search(frame: np.ndarray, rotations: tuple[float, ...]) -> np.ndarray | None:
     """Largest face by the alt2 cascade, upright (``rotations=()``) or over the rotated frames."""
     gray, scale = _gray(frame)
     gh, gw = gray.shape
@@ -84,9 +84,9 @@ def _alt_search(frame: np.ndarray, rotations: tuple[float, ...]) -> np.ndarray |
 
 # The stages of detect_boxes: frame -> box or None.
 STAGES: tuple[Callable[[np.ndarray], np.ndarray | None], ...] = (
-    lambda f: detect_face(f, MAX_SIDE),
-    lambda f: _alt_search(f, ()),
-    lambda f: _alt_search(f, ROTATIONS),
+    lambda f: detect_face_haar(f, MAX_SIDE),
+    lambda f: haar_alt_search(f, ()),
+    lambda f: haar_alt_search(f, ROTATIONS),
 )
 
 
