@@ -8,8 +8,8 @@ the landmark box (frames with a face), median centre offset and side ratio, and 
 ``cv2.setNumThreads(--threads)``).
 
 Detectors: ``haar`` (preprocessing's old fallback: the default frontal cascade), ``haar-staged`` (predict's old
-three-stage cascade search), ``blazeface`` (short range, the new default of both), ``blazeface-full`` (the full-range
-model) and ``blazeface+full`` (short range, then full range on the frames it missed).
+three-stage cascade search), ``blazeface-short`` and ``blazeface-full`` (one model each) and ``blazeface`` (short
+range, then full range on the frames it missed: the new default of both).
 
 ``--real FILE...``: the same detectors on real videos (no landmarks: found % and ms/frame only), ``--real-frames``
 frames spread over each.
@@ -21,6 +21,7 @@ Usage: ``python bench/face_detector.py [--root DIR] [--actors 1,2,3,4] [--frames
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -32,19 +33,48 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cfnsr.data.blazeface import blazeface  # noqa: E402
-from cfnsr.data.faces import detect_face_haar  # noqa: E402
+from cfnsr.data.faces import detect_face_blazeface, detect_face_haar  # noqa: E402
 from cfnsr.data.landmarks import find_landmark_csv, read_openface_csv, rows_for_times  # noqa: E402
 from cfnsr.data.media import decode_clip  # noqa: E402
 from cfnsr.data.ravdess import parse_name  # noqa: E402
 
+# Predict's former search (before BlazeFace), kept here as the baseline: the default cascade, then alt2 upright,
+# then alt2 on the frame rotated by +-25 degrees, each on the frames the previous stages found nothing in.
+ALT_CASCADE = "haarcascade_frontalface_alt2.xml"
+ROTATIONS = (25.0, -25.0)
+
+
+@functools.lru_cache(maxsize=1)
+def _alt_cascade() -> cv2.CascadeClassifier:
+    return cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / ALT_CASCADE))
+
+
+def _alt_search(frame: np.ndarray, rotations: tuple[float, ...], max_side: int = 480) -> np.ndarray | None:
+    h, w = frame.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    if scale < 1.0:
+        gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    gh, gw = gray.shape
+    min_side = max(20, int(min(gh, gw) * 0.15))
+    best: tuple[float, np.ndarray] | None = None
+    for angle in rotations or (0.0,):
+        rot = cv2.getRotationMatrix2D((gw / 2, gh / 2), angle, 1.0)
+        turned = gray if angle == 0 else cv2.warpAffine(gray, rot, (gw, gh), flags=cv2.INTER_LINEAR,
+                                                        borderMode=cv2.BORDER_REPLICATE)
+        found = _alt_cascade().detectMultiScale(turned, scaleFactor=1.1, minNeighbors=3, minSize=(min_side, min_side))
+        if len(found) == 0:
+            continue
+        x, y, bw, bh = max(found, key=lambda b: b[2] * b[3])
+        cx, cy = cv2.invertAffineTransform(rot) @ np.array([x + bw / 2, y + bh / 2, 1.0])
+        if best is None or bw * bh > best[0]:
+            best = (float(bw * bh), np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2]) / scale)
+    return None if best is None else best[1].astype(np.float32)
+
 
 def _haar_staged() -> Callable[[np.ndarray], np.ndarray | None]:
-    """Predict's former search: default cascade, then alt2 upright, then alt2 on the frame rotated by +-25 deg."""
-    from cfnsr.predict import faces as pf
-
     def run(frame: np.ndarray) -> np.ndarray | None:
-        for stage in (detect_face_haar, lambda f: pf.haar_alt_search(f, ()),
-                      lambda f: pf.haar_alt_search(f, pf.ROTATIONS)):
+        for stage in (detect_face_haar, lambda f: _alt_search(f, ()), lambda f: _alt_search(f, ROTATIONS)):
             box = stage(frame)
             if box is not None:
                 return box
@@ -52,17 +82,12 @@ def _haar_staged() -> Callable[[np.ndarray], np.ndarray | None]:
     return run
 
 
-def _short_then_full(frame: np.ndarray) -> np.ndarray | None:
-    box = blazeface("short").largest(frame)
-    return box if box is not None else blazeface("full").largest(frame)
-
-
 DETECTORS: dict[str, Callable[[], Callable[[np.ndarray], np.ndarray | None]]] = {
     "haar": lambda: detect_face_haar,
     "haar-staged": _haar_staged,
-    "blazeface": lambda: blazeface("short").largest,
+    "blazeface-short": lambda: blazeface("short").largest,
     "blazeface-full": lambda: blazeface("full").largest,
-    "blazeface+full": lambda: _short_then_full,
+    "blazeface": lambda: detect_face_blazeface,
 }
 
 
@@ -91,6 +116,10 @@ def corpus_frames(root: Path, actors: set[int], frames: int) -> list[tuple[str, 
     return out
 
 
+def _pct(values: list[float], p: float) -> float:
+    return float(np.percentile(values, p)) if values else float("nan")
+
+
 def bench_corpus(clips: list[tuple[str, int, np.ndarray, np.ndarray]], names: list[str]) -> None:
     print(f"{'detector':16s} {'found %':>8s} {'fearful %':>9s} {'surpr. %':>8s} {'IoU med':>7s} {'IoU p10':>7s} "
           f"{'dx':>6s} {'dy':>6s} {'side':>5s} {'ms/frame':>8s}")
@@ -117,10 +146,9 @@ def bench_corpus(clips: list[tuple[str, int, np.ndarray, np.ndarray]], names: li
         every = np.concatenate([np.array(v) for v in found.values()])
         ms = 1000 * seconds / n
         base_ms = base_ms or ms
-        q = (lambda v, p: float(np.percentile(v, p)) if v else float("nan"))
         print(f"{name:16s} {100 * every.mean():8.1f} {100 * np.mean(found.get(6, [0])):9.1f} "
-              f"{100 * np.mean(found.get(8, [0])):8.1f} {q(ious, 50):7.3f} {q(ious, 10):7.3f} {q(dxs, 50):+6.3f} "
-              f"{q(dys, 50):+6.3f} {q(sides, 50):5.2f} {ms:8.2f}  ({base_ms / ms:.2f}x the first row's speed)")
+              f"{100 * np.mean(found.get(8, [0])):8.1f} {_pct(ious, 50):7.3f} {_pct(ious, 10):7.3f} {_pct(dxs, 50):+6.3f} "
+              f"{_pct(dys, 50):+6.3f} {_pct(sides, 50):5.2f} {ms:8.2f}  ({base_ms / ms:.2f}x the first row's speed)")
     print("dx, dy: median offset of the landmark box centre from the detector box centre (fractions of the detector "
           "box side; + = right, down); side: median landmark side / detector side")
 
@@ -143,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", type=Path, default=Path("data/synthetic_ravdess"))
     ap.add_argument("--actors", default="1,2,3,4")
     ap.add_argument("--frames", type=int, default=16)
-    ap.add_argument("--detectors", default="haar,haar-staged,blazeface,blazeface-full,blazeface+full")
+    ap.add_argument("--detectors", default="haar,haar-staged,blazeface-short,blazeface-full,blazeface")
     ap.add_argument("--real", type=Path, nargs="*", default=[])
     ap.add_argument("--real-frames", type=int, default=60)
     ap.add_argument("--threads", type=int, default=1)

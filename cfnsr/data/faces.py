@@ -3,8 +3,8 @@
 A face is described per frame by its extents ``[x0, y0, x1, y1]`` (float, pixels of the full frame): the bounding
 box of the 68 landmarks, or a detector box. ``crop_faces`` turns the extents into crops of ``size x size``.
 
-Detectors (``DETECTORS``, preprocessing's ``face_fallback`` setting): ``blazeface`` (MediaPipe's short-range
-BlazeFace through ``cv2.dnn``, ``cfnsr.data.blazeface``; the default) and ``haar`` (OpenCV's frontal-face Haar
+Detectors (``DETECTORS``, preprocessing's ``face_fallback`` setting): ``blazeface`` (MediaPipe's BlazeFace, short
+range then full range, through ``cv2.dnn``, ``cfnsr.data.blazeface``; the default) and ``haar`` (OpenCV's frontal-face Haar
 cascade, what cfnsr used before: it misses far more faces, see docs/predict.md).
 """
 
@@ -141,12 +141,14 @@ def detect_face_haar(frame: np.ndarray, max_side: int = 480) -> np.ndarray | Non
 
 
 def detect_face_blazeface(frame: np.ndarray) -> np.ndarray | None:
-    """Largest face by BlazeFace (short range) in an RGB frame uint8 (H, W, 3) -> float32 (4,) [x0, y0, x1, y1]
-    full-frame pixels, or None. The network sees the whole frame letterboxed to 128x128, so faces smaller than about
-    a tenth of the frame's longer side are missed (docs/predict.md)."""
-    from cfnsr.data.blazeface import blazeface  # loads the model once per process
+    """Largest face by BlazeFace in an RGB frame uint8 (H, W, 3) -> float32 (4,) [x0, y0, x1, y1] full-frame pixels,
+    or None: the short-range model (128x128 input), then, on a frame it finds nothing in, the full-range one (192x192;
+    it finds faces down to about 1/16 of the frame's longer side, which the short-range model misses below about
+    1/8: a 720p frame is letterboxed to 128 px, so such a face is only 10-15 px there)."""
+    from cfnsr.data.blazeface import blazeface  # loads the models once per process
 
-    return blazeface("short").largest(frame)
+    box = blazeface("short").largest(frame)
+    return box if box is not None else blazeface("full").largest(frame)
 
 
 def detect_face(frame: np.ndarray, detector: str = "blazeface") -> np.ndarray | None:
