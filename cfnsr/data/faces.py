@@ -115,7 +115,7 @@ def crop_faces(frames: np.ndarray, extents: np.ndarray | None, size: int, margin
 def _haar_cascade() -> cv2.CascadeClassifier:
     if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
         raise RuntimeError("this OpenCV build has no Haar cascades (OpenCV 5 wheels dropped them); install "
-                           "opencv-python-headless>=4.10,<5 or use face_fallback=none")
+                           "opencv-python-headless>=4.10,<5, or use face_fallback=blazeface")
     path = Path(cv2.data.haarcascades) / HAAR_CASCADE
     cascade = cv2.CascadeClassifier(str(path))
     if cascade.empty():
