@@ -50,7 +50,7 @@ from cfnsr.data.landmarks import (
 from cfnsr.data.media import DecodedClip, MediaError, decode_clip
 from cfnsr.data.preprocess_report import CORRUPT_FIELDS, build_report, format_report, stable_part
 from cfnsr.data.ravdess import RavdessName, discover_clips, skip_entry
-from cfnsr.data.settings import PreprocessSettings, detector_free_match
+from cfnsr.data.settings import PreprocessSettings, check_detector_entries, detector_free_match
 from cfnsr.data.worker_pool import process_pool
 
 __all__ = ["PreprocessError", "NoUsableClipsError", "preprocess_corpus", "VERIFY_MODES"]
@@ -238,6 +238,7 @@ def _prepare_cache(cache_dir: Path, settings: PreprocessSettings, force: bool) -
         cache.write_settings(cache_dir, settings.to_dict())
         return
     cache.check_settings(cache_dir, settings.to_dict())
+    check_detector_entries(cache_dir, settings)
 
 
 def _file_stat(path: Path) -> tuple[int, int] | None:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from cfnsr.data import cache
+from cfnsr.data.cache import CacheError
 
 _INT_FIELDS = ("frames", "size", "sample_rate", "n_mfcc", "n_fft", "hop_length")
 _FLOAT_FIELDS = ("crop_margin", "audio_offset", "audio_duration")
@@ -120,9 +121,24 @@ def detector_free_match(cache_dir: str | Path, settings: PreprocessSettings) -> 
     return not detector_entries(cache_dir)
 
 
+def check_detector_entries(cache_dir: str | Path, settings: PreprocessSettings) -> None:
+    """With ``face_fallback=none`` the settings do not name the detector that crops the clips whose CSV does not cover
+    them (``landmark_mismatch=detector``: BlazeFace); entries recording another one (or none: built before BlazeFace,
+    with Haar) are refused rather than mixed with new ones. Other values name it in the settings hash already."""
+    if settings.face_fallback != "none" or settings.landmark_mismatch != "detector":
+        return
+    for stem in cache.cached_clips(cache_dir):
+        meta = cache.load_meta(cache_dir, stem)
+        if meta.get("face_source", "landmarks") in DETECTOR_FACE_SOURCES and meta.get("face_detector") != "blazeface":
+            raise CacheError(f"cache entry {stem} in {cache_dir} was cropped with the face detector "
+                             f"{meta.get('face_detector', 'haar')!r}, and this cfnsr uses 'blazeface' for clips whose "
+                             f"landmark CSV does not cover them; {cache.REBUILD_HINT}")
+
+
 def check_cache(cache_dir: str | Path, settings: PreprocessSettings) -> None:
     """Raise ``CacheError`` (saying how to rebuild) unless the cache's settings.json matches ``settings`` (or differs
     only in a face detector that none of its entries used: ``detector_free_match``)."""
     if detector_free_match(cache_dir, settings):
         return
     cache.check_settings(cache_dir, settings.to_dict())
+    check_detector_entries(cache_dir, settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +102,17 @@ def test_a_cache_whose_entries_used_the_haar_detector_is_refused(tmp_path: Path,
     with pytest.raises(CacheError, match=r"(?s)face_fallback: cache 'haar', requested 'blazeface'.*force=true"):
         check_cache(cache_dir, PreprocessSettings(frames=4, size=16))
     check_cache(cache_dir, PreprocessSettings(frames=4, size=16, face_fallback="haar"))  # as it was built
+
+
+def test_face_fallback_none_refuses_entries_the_haar_detector_cropped(tmp_path: Path):
+    # face_fallback=none does not name the detector used for landmark_mismatch=detector clips: the entries do
+    none = PreprocessSettings(frames=4, size=16, face_fallback="none")
+    old = _cache(tmp_path / "old", none, ["landmarks", "detector"])  # no face_detector recorded: built with Haar
+    with pytest.raises(CacheError, match=r"01-01-02-01-01-01-01 .* face detector 'haar'.*force=true"):
+        check_cache(old, none)
+    new = _cache(tmp_path / "new", none, ["landmarks"])
+    meta_path = new / "clips" / "01-01-01-01-01-01-01" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta.update(face_source="detector", face_detector="blazeface")
+    meta_path.write_text(json.dumps(meta))
+    check_cache(new, none)
