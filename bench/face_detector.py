@@ -33,20 +33,41 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cfnsr.data.blazeface import blazeface  # noqa: E402
-from cfnsr.data.faces import detect_face_blazeface, detect_face_haar  # noqa: E402
+from cfnsr.data.faces import detect_face_blazeface  # noqa: E402
 from cfnsr.data.landmarks import find_landmark_csv, read_openface_csv, rows_for_times  # noqa: E402
 from cfnsr.data.media import decode_clip  # noqa: E402
 from cfnsr.data.ravdess import parse_name  # noqa: E402
 
-# Predict's former search (before BlazeFace), kept here as the baseline: the default cascade, then alt2 upright,
-# then alt2 on the frame rotated by +-25 degrees, each on the frames the previous stages found nothing in.
+# The Haar detectors cfnsr used before BlazeFace, kept here as the baseline (OpenCV < 5: its 5.x wheels have no
+# cascades). Preprocessing's fallback: the default frontal cascade on the frame shrunk to 480 px. Predict's search:
+# that, then alt2 upright, then alt2 on the frame rotated by +-25 degrees, each on the frames the previous stages
+# found nothing in.
+DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
 ALT_CASCADE = "haarcascade_frontalface_alt2.xml"
 ROTATIONS = (25.0, -25.0)
 
 
-@functools.lru_cache(maxsize=1)
-def _alt_cascade() -> cv2.CascadeClassifier:
-    return cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / ALT_CASCADE))
+@functools.lru_cache(maxsize=2)
+def _cascade(name: str) -> cv2.CascadeClassifier:
+    if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
+        raise SystemExit(f"OpenCV {cv2.__version__} has no Haar cascades (5.x): leave haar out of --detectors")
+    return cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / name))
+
+
+def detect_face_haar(frame: np.ndarray, max_side: int = 480) -> np.ndarray | None:
+    """Largest face by the default cascade (cfnsr's former preprocessing fallback) -> [x0, y0, x1, y1] or None."""
+    h, w = frame.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    if scale < 1.0:
+        gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    min_side = max(20, int(min(gray.shape) * 0.15))
+    found = _cascade(DEFAULT_CASCADE).detectMultiScale(gray, scaleFactor=1.1, minNeighbors=4,
+                                                      minSize=(min_side, min_side))
+    if len(found) == 0:
+        return None
+    x, y, bw, bh = max(found, key=lambda b: b[2] * b[3])
+    return np.array([x, y, x + bw, y + bh], dtype=np.float32) / scale
 
 
 def _alt_search(frame: np.ndarray, rotations: tuple[float, ...], max_side: int = 480) -> np.ndarray | None:
@@ -62,7 +83,7 @@ def _alt_search(frame: np.ndarray, rotations: tuple[float, ...], max_side: int =
         rot = cv2.getRotationMatrix2D((gw / 2, gh / 2), angle, 1.0)
         turned = gray if angle == 0 else cv2.warpAffine(gray, rot, (gw, gh), flags=cv2.INTER_LINEAR,
                                                         borderMode=cv2.BORDER_REPLICATE)
-        found = _alt_cascade().detectMultiScale(turned, scaleFactor=1.1, minNeighbors=3, minSize=(min_side, min_side))
+        found = _cascade(ALT_CASCADE).detectMultiScale(turned, scaleFactor=1.1, minNeighbors=3, minSize=(min_side, min_side))
         if len(found) == 0:
             continue
         x, y, bw, bh = max(found, key=lambda b: b[2] * b[3])

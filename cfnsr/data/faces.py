@@ -4,22 +4,20 @@ A face is described per frame by its extents ``[x0, y0, x1, y1]`` (float, pixels
 box of the 68 landmarks, or a detector box. ``crop_faces`` turns the extents into crops of ``size x size``.
 
 Detectors (``DETECTORS``, preprocessing's ``face_fallback`` setting): ``blazeface`` (MediaPipe's BlazeFace, short
-range then full range, through ``cv2.dnn``, ``cfnsr.data.blazeface``; the default) and ``haar`` (OpenCV's frontal-face Haar
-cascade, what cfnsr used before: it misses far more faces, see docs/predict.md).
+range then full range, through ``cv2.dnn``, ``cfnsr.data.blazeface``). OpenCV's Haar cascade, used before, is gone:
+it found a face in half the frames BlazeFace finds, with worse boxes, and nowhere more (``bench/face_detector.py``,
+docs/predict.md); caches built with it are refused unless no entry used it (``cfnsr.data.settings``).
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-HAAR_CASCADE = "haarcascade_frontalface_default.xml"
-DETECTORS = ("blazeface", "haar")
+DETECTORS = ("blazeface",)
 
 
 @dataclass(frozen=True)
@@ -111,35 +109,6 @@ def crop_faces(frames: np.ndarray, extents: np.ndarray | None, size: int, margin
     return out
 
 
-@functools.lru_cache(maxsize=1)
-def _haar_cascade() -> cv2.CascadeClassifier:
-    if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
-        raise RuntimeError("this OpenCV build has no Haar cascades (OpenCV 5 wheels dropped them); install "
-                           "opencv-python-headless>=4.10,<5, or use face_fallback=blazeface")
-    path = Path(cv2.data.haarcascades) / HAAR_CASCADE
-    cascade = cv2.CascadeClassifier(str(path))
-    if cascade.empty():
-        raise RuntimeError(f"cannot load the Haar cascade {path}")
-    return cascade
-
-
-def detect_face_haar(frame: np.ndarray, max_side: int = 480) -> np.ndarray | None:
-    """Largest frontal face by the Haar cascade in an RGB frame uint8 (H, W, 3) -> float32 (4,) [x0, y0, x1, y1]
-    full-frame pixels, or None. The search runs on a copy shrunk to ``max_side`` (a 720p search is ~10x slower,
-    faces are large)."""
-    h, w = frame.shape[:2]
-    scale = min(1.0, max_side / max(h, w))
-    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    if scale < 1.0:
-        gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    min_side = max(20, int(min(gray.shape) * 0.15))
-    found = _haar_cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=4, minSize=(min_side, min_side))
-    if len(found) == 0:
-        return None
-    x, y, bw, bh = max(found, key=lambda b: b[2] * b[3])
-    return np.array([x, y, x + bw, y + bh], dtype=np.float32) / scale
-
-
 def detect_face_blazeface(frame: np.ndarray) -> np.ndarray | None:
     """Largest face by BlazeFace in an RGB frame uint8 (H, W, 3) -> float32 (4,) [x0, y0, x1, y1] full-frame pixels,
     or None: the short-range model (128x128 input), then, on a frame it finds nothing in, the full-range one (192x192;
@@ -156,8 +125,6 @@ def detect_face(frame: np.ndarray, detector: str = "blazeface") -> np.ndarray | 
     [x0, y0, x1, y1] full-frame pixels, or None."""
     if detector == "blazeface":
         return detect_face_blazeface(frame)
-    if detector == "haar":
-        return detect_face_haar(frame)
     raise ValueError(f"unknown face detector {detector!r}: one of {list(DETECTORS)}")
 
 

@@ -142,7 +142,7 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
             source = "landmarks"
         else:
             # face_fallback=none reaches here only for a CSV that does not cover the clip (landmark_mismatch)
-            detector = s.face_fallback if s.face_fallback != "none" else "blazeface"
+            detector = "blazeface" if s.face_fallback == "none" else s.face_fallback
             extents = detect_extents(clip.frames, detector)
             info = {"landmark_csv": None, "face_detector": detector, **mismatch}
             source = "detector" if extents is not None else "center"

@@ -18,9 +18,11 @@ from cfnsr.data.cache import CacheError
 
 _INT_FIELDS = ("frames", "size", "sample_rate", "n_mfcc", "n_fft", "hop_length")
 _FLOAT_FIELDS = ("crop_margin", "audio_offset", "audio_duration")
-# The face_fallback values that run a detector (cfnsr.data.faces.DETECTORS; not imported: faces pulls in cv2) and
-# the face_source of the entries whose crops depend on it (a detector box, or the centre when it found nothing).
-FACE_DETECTORS = ("blazeface", "haar")
+# The face_fallback values that run a detector (cfnsr.data.faces.DETECTORS; not imported: faces pulls in cv2), the
+# detectors older caches record (Haar, the default before BlazeFace; no longer available), and the face_source of the
+# entries whose crops depend on the detector (a detector box, or the centre when it found nothing).
+FACE_DETECTORS = ("blazeface",)
+RETIRED_DETECTORS = ("haar",)
 DETECTOR_FACE_SOURCES = ("detector", "center")
 
 
@@ -46,7 +48,7 @@ class PreprocessSettings:
     n_mfcc: int = 13
     n_fft: int = 2048
     hop_length: int = 512
-    # face detector for a clip without a (usable) CSV (cfnsr.data.faces.DETECTORS), or "none": skip such clips
+    # face detector for a clip without a CSV (cfnsr.data.faces.DETECTORS: blazeface), or "none": skip such clips
     face_fallback: str = "blazeface"
     landmark_mismatch: str = "detector"  # CSV not covering the clip: "detector" (face detector) or "skip"
 
@@ -107,14 +109,15 @@ def detector_entries(cache_dir: str | Path) -> list[str]:
 def detector_free_match(cache_dir: str | Path, settings: PreprocessSettings) -> bool:
     """True when the cache's settings.json differs from ``settings`` only in which face detector ``face_fallback``
     names and no entry of the cache was cropped by a detector: every crop then came from landmarks, exactly what
-    ``settings`` would build, so the cache is served (a cache built before BlazeFace became the default, with
+    ``settings`` would build, so the cache is served (a cache built with the Haar detector cfnsr used before,
     ``face_fallback: haar`` recorded, stays usable). An entry that did use a detector makes this False, and the
     cache is refused as any other settings change."""
     recorded = cache.read_settings(cache_dir)
     if recorded is None:
         return False
     old = recorded.get("face_fallback")
-    if old == settings.face_fallback or old not in FACE_DETECTORS or settings.face_fallback not in FACE_DETECTORS:
+    known = (*FACE_DETECTORS, *RETIRED_DETECTORS)
+    if old == settings.face_fallback or old not in known or settings.face_fallback not in FACE_DETECTORS:
         return False
     if cache.settings_differences(recorded, {**settings.to_dict(), "face_fallback": old}):
         return False

@@ -164,12 +164,12 @@ def test_small_faces_in_a_large_frame_fall_back_on_the_full_range_model():
 
 
 @pytest.mark.parametrize("angle", [30.0, -40.0, 50.0])
-def test_tilted_faces_the_haar_cascade_misses_are_found(angle: float):
+def test_tilted_faces_are_found(angle: float):
+    # the Haar cascade cfnsr used before missed these (upright search only); predict needed rotated searches
     import cv2
 
     img = _drawn(320, 240, 160, 120, 70)
     tilted = cv2.warpAffine(img, cv2.getRotationMatrix2D((160, 120), angle, 1.0), (320, 240), borderValue=BACKGROUND)
-    assert detect_face(tilted, "haar") is None
     box = detect_face(tilted, "blazeface")
     assert box is not None and abs((box[0] + box[2]) / 2 - 160) < 12 and abs((box[1] + box[3]) / 2 - 120) < 15
 

@@ -337,9 +337,10 @@ def test_detector_fallback_without_csv(tmp_path):
     assert load_meta(tmp_path / "cache", blank)["face_source"] == "center"
     frames, _ = load_clip(tmp_path / "cache", face)
     assert _skin_fraction(frames[:, 24:40, 24:40]) > 0.7
-    # another detector is another cache: refused, never mixed into this one
-    with pytest.raises(CacheError, match="face_fallback: cache 'blazeface', requested 'haar'"):
-        _run(root, tmp_path / "cache", settings=PreprocessSettings(frames=8, size=64, face_fallback="haar"))
+    # the same cache built with the Haar detector (as before BlazeFace): refused, never mixed with BlazeFace crops
+    _stamp_haar(tmp_path / "cache")
+    with pytest.raises(CacheError, match="face_fallback: cache 'haar', requested 'blazeface'"):
+        _run(root, tmp_path / "cache", settings=PreprocessSettings(frames=8, size=64))
     assert "1 clip(s) cropped with the face detector, 1 centre-cropped" in format_report(report)
     with pytest.raises(NoUsableClipsError):
         _run(root, tmp_path / "strict", settings=PreprocessSettings(frames=8, size=64, face_fallback="none"))
@@ -359,12 +360,21 @@ def test_parallel_workers_give_the_same_cache(three_clips, tmp_path):
     assert sorted(os.listdir(tmp_path / "parallel" / "clips")) == GOOD  # no temporary directory left
 
 
+def _stamp_haar(cache_dir: Path) -> None:
+    """Make settings.json say what a cache built with the Haar detector (before BlazeFace) says."""
+    from cfnsr.data import cache
+
+    recorded = json.loads((cache_dir / "settings.json").read_text())
+    settings = {k: v for k, v in recorded.items() if k not in ("format", "hash")}
+    cache.write_settings(cache_dir, {**settings, "face_fallback": "haar"})
+
+
 def test_a_detector_free_haar_cache_is_restamped_and_then_grows_with_blazeface(three_clips, tmp_path):
     cache_dir = tmp_path / "cache"
-    haar = PreprocessSettings(frames=8, size=64, face_fallback="haar")
-    _run(three_clips, cache_dir, settings=haar)  # every clip has its CSV: no entry uses the detector
-    before = _mtimes(cache_dir)
     blaze = PreprocessSettings(frames=8, size=64)
+    _run(three_clips, cache_dir, settings=blaze)  # every clip has its CSV: no entry uses the detector
+    _stamp_haar(cache_dir)
+    before = _mtimes(cache_dir)
     report = _run(three_clips, cache_dir, settings=blaze)
     assert report["reused"] == sorted(GOOD) and _mtimes(cache_dir) == before  # nothing rebuilt
     assert json.loads((cache_dir / "settings.json").read_text())["face_fallback"] == "blazeface"
