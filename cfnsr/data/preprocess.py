@@ -52,7 +52,7 @@ from cfnsr.data.landmarks import (
 from cfnsr.data.media import DecodedClip, MediaError, decode_clip
 from cfnsr.data.media_wav import decode_audio_file
 from cfnsr.data.preprocess_report import CORRUPT_FIELDS, build_report, format_report, stable_part
-from cfnsr.data.settings import PreprocessSettings
+from cfnsr.data.settings import PreprocessSettings, check_detector_entries, detector_free_match
 from cfnsr.data.worker_pool import exit_description, pool_context, process_pool, run_isolated
 from cfnsr.files import describe_os_error, environment_error
 
@@ -182,7 +182,10 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
             extents, info = _landmark_extents(job, landmarks, csv, clip)
             source = "landmarks"
         else:
-            extents, info = detect_extents(clip.frames), {"landmark_csv": None, **mismatch}
+            # face_fallback=none reaches here only for a CSV that does not cover the clip (landmark_mismatch)
+            detector = "blazeface" if s.face_fallback == "none" else s.face_fallback
+            extents = detect_extents(clip.frames, detector)
+            info = {"landmark_csv": None, "face_detector": detector, **mismatch}
             source = "detector" if extents is not None else "center"
         crops = crop_faces(clip.frames, extents, s.size, s.crop_margin, s.squash_before_crop)
         if s.channel_order == "bgr":
@@ -341,7 +344,12 @@ def _prepare_cache(cache_dir: Path, settings: PreprocessSettings, force: bool) -
                              f"unknown; {cache.REBUILD_HINT}")
         cache.write_settings(cache_dir, settings.to_dict())
         return
+    if detector_free_match(cache_dir, settings):
+        # only the face detector differs and no entry used one: re-stamp, so entries built from now on match
+        cache.write_settings(cache_dir, settings.to_dict())
+        return
     cache.check_settings(cache_dir, settings.to_dict())
+    check_detector_entries(cache_dir, settings)
 
 
 def _file_stat(path: Path) -> tuple[int, int] | None:

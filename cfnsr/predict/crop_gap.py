@@ -4,7 +4,7 @@
 [batch_size=16] [smooth=5] [calib_clips=48] [box_shift=[dx,dy]] [box_scale=1.0] [limit=0] [progress=true]``
 
 Training crops faces around the landmark boxes of the corpus's OpenFace CSVs; predict has no CSV and crops around the
-largest face its Haar cascades find, smoothed over the window (cfnsr.predict.faces). This evaluates the checkpoint on
+largest face BlazeFace finds, smoothed over the window (cfnsr.predict.faces). This evaluates the checkpoint on
 the test actors of the fold it was trained on, and prints WAR and UAR of each way and its difference to the first:
 
 * ``landmark crops (cache)``: the cache entries the run was tested on (the run's own test numbers, recomputed);
