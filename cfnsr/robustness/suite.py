@@ -34,6 +34,7 @@ from cfnsr.data.ravdess import parse_name
 from cfnsr.data.settings import PreprocessSettings
 from cfnsr.files import atomic_write, write_text_atomic
 from cfnsr.robustness import corruptions as C
+from cfnsr.runs.diagnostics import by_interaction
 from cfnsr.runs.recipe import recipe_hash, training_recipe
 
 SCHEMA = 1
@@ -245,12 +246,14 @@ class CorruptedTestData(pl.LightningDataModule):
 
 # ---------------------------------------------------------------------------------------------------- running it
 
-def run_suite(suite: Suite, trainer: pl.Trainer, module: Any, datamodule: Any, out_dir: str | Path
-              ) -> list[dict[str, Any]]:
+def run_suite(suite: Suite, trainer: pl.Trainer, module: Any, datamodule: Any, out_dir: str | Path,
+              manifest: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Test ``module`` on the test split of ``datamodule`` (already set up by the clean test) under every condition.
 
     Returns one row per condition: {corruption, level, war, uar, f1, n} (``relative`` is added by
-    ``robustness_document``). Per-condition results with the confusion matrix stay in ``<out_dir>/robustness/``.
+    ``robustness_document``), plus ``by_interaction`` (accuracy per interaction type, ``cfnsr.runs.diagnostics``)
+    when the corpus's interactions ``manifest`` is given. Per-condition results with the confusion matrix stay in
+    ``<out_dir>/robustness/``.
     """
     results = Path(out_dir) / RESULTS_SUBDIR
     saved = module.results_dir, module.test_tag
@@ -265,8 +268,11 @@ def run_suite(suite: Suite, trainer: pl.Trainer, module: Any, datamodule: Any, o
             if not trainer.is_global_zero:
                 continue
             result = json.loads(path.read_text())
-            rows.append({"corruption": cond.corruption, "level": cond.level,
-                         **{k: result[k] for k in ("war", "uar", "f1", "n")}})
+            row = {"corruption": cond.corruption, "level": cond.level,
+                   **{k: result[k] for k in ("war", "uar", "f1", "n")}}
+            if manifest is not None:
+                row["by_interaction"] = by_interaction(result["confusion"], manifest)
+            rows.append(row)
             level = "" if cond.level is None else f" {cond.level:g}"
             print(f"robustness: {cond.corruption}{level}: WAR {100 * result['war']:.2f}  UAR {100 * result['uar']:.2f}"
                   f"  (n={result['n']})", flush=True)
@@ -317,10 +323,14 @@ def _relative(war: float, clean_war: float) -> float | None:
 def robustness_document(meta: dict[str, Any], clean: Mapping[str, Any], rows: list[dict[str, Any]]
                         ) -> dict[str, Any]:
     """``{"schema": 1, "meta", "clean": {war, uar, f1, n}, "rows": [{corruption, level, war, uar, f1, n, relative}]}``
-    (relative = war / clean war, null when the clean WAR is 0)."""
-    clean = {k: clean[k] for k in ("war", "uar", "f1", "n")}
-    return {"schema": SCHEMA, "meta": meta, "clean": clean,
-            "rows": [{**{k: r[k] for k in ROW_FIELDS[:-1]}, "relative": _relative(r["war"], clean["war"])}
+    (relative = war / clean war, null when the clean WAR is 0). ``by_interaction`` is copied into ``clean`` and each
+    row where present (a corpus with an interactions manifest)."""
+    extra = ("by_interaction",)
+    clean_out = {k: clean[k] for k in ("war", "uar", "f1", "n")}
+    clean_out.update({k: clean[k] for k in extra if k in clean})
+    return {"schema": SCHEMA, "meta": meta, "clean": clean_out,
+            "rows": [{**{k: r[k] for k in ROW_FIELDS[:-1]}, "relative": _relative(r["war"], clean_out["war"]),
+                      **{k: r[k] for k in extra if k in r}}
                      for r in rows]}
 
 

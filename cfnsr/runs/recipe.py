@@ -72,6 +72,7 @@ EXECUTION_PREFIXES: tuple[str, ...] = (
     "preprocess.retry_failed",
     "test_after_fit",
     "complexity",
+    "cpu_threads",
     "model.compile",
     "model.channels_last",
     "resume",
@@ -102,6 +103,8 @@ NEUTRAL_VALUES: dict[str, Any] = {
     # on the highest val/war.
     "callbacks.run_checkpoints.monitor": "val/war",
     "callbacks.run_checkpoints.mode": "max",
+    # Before tie_break existed the earliest of several epochs with the best val/war was selected.
+    "callbacks.run_checkpoints.tie_break": None,
     "folds.search_val_actors": None,
 }
 

@@ -23,6 +23,7 @@ from cfnsr.robustness.suite import (
     write_outputs,
 )
 from cfnsr.runs.checkpoint_files import load_checkpoint
+from cfnsr.runs.diagnostics import MANIFEST_FILE, by_interaction, read_manifest
 from cfnsr.runs.folder import global_rank_from_env
 from cfnsr.runs.summary import format_run_summary
 
@@ -52,11 +53,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         (out / "test.json").unlink(missing_ok=True)
     trainer.test(module, datamodule=datamodule, verbose=False)
     result = module.last_test_result()  # the same on every rank (no rank reads a file another rank writes)
+    manifest = read_manifest(run_cfg.data.root)  # a corpus with declared interaction types (docs/diagnostics.md)
+    if manifest is not None:
+        result = {**result, "by_interaction": by_interaction(result["confusion"], manifest,
+                                                             str(Path(run_cfg.data.root) / MANIFEST_FILE))}
     record = {**run_metadata(run_cfg, count_params(module.model), None), "test": result,
               "selection": f"checkpoint {Path(cfg.ckpt_path).name}", "best_ckpt": str(cfg.ckpt_path),
               "best_epoch": ckpt.get("epoch"), "epochs": run_cfg.trainer.get("max_epochs")}
     if suite is not None:
-        rows = run_suite(suite, trainer, module, datamodule, out)
+        rows = run_suite(suite, trainer, module, datamodule, out, manifest)
         if trainer.is_global_zero:
             doc = robustness_document(checkpoint_meta(ckpt, cfg.ckpt_path, suite), result, rows)
             paths = write_outputs(out, doc)
