@@ -106,6 +106,10 @@ NEUTRAL_VALUES: dict[str, Any] = {
     # Before tie_break existed the earliest of several epochs with the best val/war was selected.
     "callbacks.run_checkpoints.tie_break": None,
     "folds.search_val_actors": None,
+    # The synthetic corpus's preset and clip subset (the interactions preset, docs/diagnostics.md); before them every
+    # synthetic run used the legacy corpus with all 60 clips per actor.
+    "data.generate.preset": "legacy",
+    "data.generate.clips_per_actor": None,
 }
 
 EXCLUDED_PREFIXES: tuple[str, ...] = WHERE_PREFIXES + EXECUTION_PREFIXES + DESCRIPTIVE_PREFIXES

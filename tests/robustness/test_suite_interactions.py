@@ -1,0 +1,51 @@
+"""The robustness suite's ground truth on the interactions corpus (docs/diagnostics.md): with one modality removed,
+the classes only that modality separates, and the synergy pair, fall to chance, while the redundant classes hold.
+
+The model (concat_fc, trained with modality dropout so that it has learnt to answer from either stream) is evaluated
+with ``audio_removed`` and ``video_removed``; each row of robustness.json carries ``by_interaction``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tests_helpers import INTERACTIONS_DATA, compose_eval, compose_train
+
+REMOVALS = ["robustness=default", "~robustness.corruptions",
+            "+robustness.corruptions={audio_removed: null, video_removed: null}"]
+CHANCE = 0.75  # within a pair chance is 50 %; 13 or more of 16 right by luck has p = 1 %
+HOLDS = 0.85
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from cfnsr.builders.objects import preprocess_settings
+    from cfnsr.data.prepare import prepare_corpus
+    from cfnsr.tasks.evaluate import evaluate
+    from cfnsr.tasks.train import train
+
+    data_dir = tmp_path_factory.mktemp("interactions")
+    overrides = ["fusion=concat_fc", "trainer.max_epochs=15", "complexity=false", "augment.modality_dropout=0.5",
+                 *INTERACTIONS_DATA]
+    cfg = compose_train(overrides, data_dir, data_dir / "unused")
+    prepare_corpus(cfg.data.root, cfg.data.cache_dir, preprocess_settings(cfg), generate=dict(cfg.data.generate),
+                   workers=2, verbose=False)
+    out = tmp_path_factory.mktemp("run")
+    record = train(compose_train(overrides, data_dir, out / "run"))
+    result = evaluate(compose_eval([f"ckpt_path={record['best_ckpt']}", *REMOVALS], out / "eval"))
+    return {"record": record, "result": result, "dir": out / "eval"}
+
+
+@pytest.mark.slow
+def test_removing_a_modality_drops_what_only_it_carries(evaluated: dict):
+    doc = json.loads((evaluated["dir"] / "robustness.json").read_text())
+    assert doc == evaluated["result"]["robustness"]
+    clean = {k: v["acc"] for k, v in doc["clean"]["by_interaction"].items()}
+    assert clean == {k: v["acc"] for k, v in evaluated["result"]["test"]["by_interaction"].items()}
+    assert min(clean.values()) > 0.85, f"the model did not learn the corpus: {clean}"
+    rows = {r["corruption"]: {k: v["acc"] for k, v in r["by_interaction"].items()} for r in doc["rows"]}
+    assert rows["audio_removed"]["redundant"] >= HOLDS, rows
+    assert rows["audio_removed"]["audio_unique"] <= CHANCE and rows["audio_removed"]["synergy"] <= CHANCE, rows
+    assert rows["video_removed"]["redundant"] >= HOLDS, rows
+    assert rows["video_removed"]["video_unique"] <= CHANCE and rows["video_removed"]["synergy"] <= CHANCE, rows
