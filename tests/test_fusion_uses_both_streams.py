@@ -76,8 +76,8 @@ def _check(fusion: str, acc: dict[str, float]) -> None:
     elif fusion in UNIMODAL_BLIND_TO:
         blind = UNIMODAL_BLIND_TO[fusion]
         assert acc[blind] <= 0.75 and acc["synergy"] <= 0.75, f"{fusion} above chance where it is blind: {acc}"
-        seen = "video_unique" if blind == "audio_unique" else "audio_unique"
-        assert acc[seen] > 0.90, f"{fusion} did not learn the pair its modality separates: {acc}"
+        # ... and not because it learnt nothing: the redundant pair, which its modality carries, is above chance.
+        assert acc["redundant"] > 0.6, f"{fusion} did not learn the redundant pair: {acc}"
 
 
 @pytest.mark.parametrize("fusion", FAST)
