@@ -335,8 +335,8 @@ def robustness_document(meta: dict[str, Any], clean: Mapping[str, Any], rows: li
 
 
 def write_outputs(out_dir: str | Path, doc: dict[str, Any]) -> dict[str, Path]:
-    """robustness.json, robustness.csv (a ``clean`` row first, then one per condition, with the meta's id columns)
-    and robustness.png, each written under a temporary name then renamed."""
+    """robustness.json, robustness.csv (a ``clean`` row first, then one per condition, with the meta's id columns and,
+    for a corpus with an interactions manifest, ``acc_<type>`` columns) and robustness.png, each written under a temporary name then renamed."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "robustness.json", "csv": out / "robustness.csv", "png": out / "robustness.png"}
@@ -344,13 +344,21 @@ def write_outputs(out_dir: str | Path, doc: dict[str, Any]) -> dict[str, Path]:
 
     with atomic_write(paths["csv"]) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow([*ROW_FIELDS, *META_FIELDS])
+        # With an interactions manifest: one accuracy column per interaction type (acc_<type>), after the ids.
+        types = list((doc["clean"].get("by_interaction") or {}))
+        writer.writerow([*ROW_FIELDS, *META_FIELDS, *(f"acc_{t}" for t in types)])
         ids = [doc["meta"].get(k) for k in META_FIELDS]
+
+        def per_type(row: Mapping[str, Any]) -> list[Any]:
+            found = row.get("by_interaction") or {}
+            return [(found.get(t) or {}).get("acc", "") for t in types]
+
         clean = doc["clean"]
-        writer.writerow(["clean", "", clean["war"], clean["uar"], clean["f1"], clean["n"], 1.0, *ids])
+        writer.writerow(["clean", "", clean["war"], clean["uar"], clean["f1"], clean["n"], 1.0, *ids,
+                         *per_type(clean)])
         for r in doc["rows"]:
             writer.writerow([r["corruption"], "" if r["level"] is None else r["level"], r["war"], r["uar"], r["f1"],
-                             r["n"], "" if r["relative"] is None else r["relative"], *ids])
+                             r["n"], "" if r["relative"] is None else r["relative"], *ids, *per_type(r)])
     with atomic_write(paths["png"]) as tmp:
         plot_robustness(doc, tmp)
     return paths

@@ -49,3 +49,21 @@ def test_removing_a_modality_drops_what_only_it_carries(evaluated: dict):
     assert rows["audio_removed"]["audio_unique"] <= CHANCE and rows["audio_removed"]["synergy"] <= CHANCE, rows
     assert rows["video_removed"]["redundant"] >= HOLDS, rows
     assert rows["video_removed"]["video_unique"] <= CHANCE and rows["video_removed"]["synergy"] <= CHANCE, rows
+
+
+def test_document_and_csv_carry_the_breakdown(tmp_path: Path):
+    from cfnsr.robustness.suite import robustness_document, write_outputs
+
+    types = {"redundant": {"acc": 1.0, "n": 16}, "synergy": {"acc": 0.9375, "n": 16}}
+    removed = {"redundant": {"acc": 0.875, "n": 16}, "synergy": {"acc": 0.5, "n": 16}}
+    meta = {"run_id": "r1", "units": {"audio_removed": None}}
+    rows = [{"corruption": "audio_removed", "level": None, "war": 0.6, "uar": 0.6, "f1": 0.5, "n": 32,
+             "by_interaction": removed}]
+    doc = robustness_document(meta, {"war": 0.97, "uar": 0.97, "f1": 0.97, "n": 32, "by_interaction": types}, rows)
+    assert doc["clean"]["by_interaction"] == types and doc["rows"][0]["by_interaction"] == removed
+    paths = write_outputs(tmp_path, doc)
+    import csv
+
+    table = list(csv.DictReader(paths["csv"].open()))
+    assert [(r["corruption"], r["acc_redundant"], r["acc_synergy"]) for r in table] == [
+        ("clean", "1.0", "0.9375"), ("audio_removed", "0.875", "0.5")]
