@@ -345,7 +345,7 @@ def write_outputs(out_dir: str | Path, doc: dict[str, Any]) -> dict[str, Path]:
     with atomic_write(paths["csv"]) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         # With an interactions manifest: one accuracy column per interaction type (acc_<type>), after the ids.
-        types = list((doc["clean"].get("by_interaction") or {}))
+        types = list(doc["clean"].get("by_interaction") or {})
         writer.writerow([*ROW_FIELDS, *META_FIELDS, *(f"acc_{t}" for t in types)])
         ids = [doc["meta"].get(k) for k in META_FIELDS]
 

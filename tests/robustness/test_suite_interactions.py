@@ -8,6 +8,7 @@ with ``audio_removed`` and ``video_removed``; each row of robustness.json carrie
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from tests_helpers import INTERACTIONS_DATA, compose_eval, compose_train
