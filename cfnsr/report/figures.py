@@ -115,7 +115,7 @@ def plot_diagnostics(group: GroupTable, path: Path) -> Path | None:
     if not rows:
         return None
     colours = ("#6baed6", "#74c476", "#fd8d3c", "#9e9ac8")
-    fig = Figure(figsize=(max(6.0, 1.1 * len(rows) + 2), 4.2))
+    fig = Figure(figsize=(max(6.0, 1.1 * len(rows) + 2) + 2.5, 4.2))
     ax = fig.subplots()
     x = np.arange(len(rows))
     w = 0.8 / len(TYPES)
@@ -130,7 +130,7 @@ def plot_diagnostics(group: GroupTable, path: Path) -> Path | None:
     ax.set_ylabel("test accuracy (%)", fontsize=8)
     ax.set_ylim(0, 105)
     ax.set_title(f"Fusion diagnostics: {group.title}", fontsize=9)
-    ax.legend(fontsize=7, loc="lower left", ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: bars reach 100 %
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return _save(fig, path)
