@@ -53,9 +53,10 @@ def class_types(manifest: dict[str, Any], num_classes: int, where: str = "manife
 
 def by_interaction(confusion: Sequence[Sequence[int]], manifest: dict[str, Any], where: str = "manifest"
                    ) -> dict[str, dict[str, float | int]]:
-    """``{type: {"acc": fraction right, "n": clips}}`` for every type with test clips, in the manifest's type order.
+    """``{type: {"acc": fraction right, "n": clips}}`` for every type with test clips, in the manifest's type order
+    (a type without test clips is left out).
 
-    confusion: K x K counts, rows = true class. ``acc`` is None when a type has no clip in this split.
+    confusion: K x K counts, rows = true class.
     """
     types = class_types(manifest, len(confusion), where)
     order = list(manifest.get("types") or []) + sorted(set(types.values()) - set(manifest.get("types") or []))
@@ -65,6 +66,8 @@ def by_interaction(confusion: Sequence[Sequence[int]], manifest: dict[str, Any],
         if not rows:
             continue
         n = sum(int(sum(confusion[k])) for k in rows)
+        if n == 0:  # no test clip of this type (a corpus made with a subset of the classes)
+            continue
         right = sum(int(confusion[k][k]) for k in rows)
-        out[kind] = {"acc": right / n if n else None, "n": n}
+        out[kind] = {"acc": right / n, "n": n}
     return out

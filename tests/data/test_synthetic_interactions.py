@@ -130,6 +130,9 @@ def test_by_interaction_counts_exact_class_hits():
     assert out["synergy"] == {"acc": 6 / 9, "n": 9}
     assert out["audio_unique"] == {"acc": 6 / 7, "n": 7}
     assert out["redundant"] == {"acc": 1.0, "n": 6}
+    only_synergy = [[0] * 8 for _ in range(8)]
+    only_synergy[5][5] = only_synergy[6][5] = 2
+    assert by_interaction(only_synergy, manifest) == {"synergy": {"acc": 0.5, "n": 4}}  # types without clips: left out
 
 
 @pytest.mark.parametrize(("text", "match"), [
