@@ -104,7 +104,7 @@ INTERACTIONS_DATA = [
 # Only the synergy pair of the interactions corpus, both intensities: 12 actors x 16 clips; a run trains on 8 actors
 # (128 clips) and tests 32 clips, all of them synergy.
 SYNERGY_DATA = [
-    "data.generate.preset=interactions", "data.generate.actors=12", "data.generate.emotions=[6,7]",
+    "data.generate.preset=interactions", "data.generate.actors=12", "+data.generate.emotions=[6,7]",
     "data.generate.clips_per_actor=null", "folds.test_actors=[[1,2],[3,4],[5,6],[7,8],[9,10],[11,12]]",
 ]
 
