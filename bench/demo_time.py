@@ -11,8 +11,9 @@ the run's ``train.log`` timestamps:
 * ``training``: preprocessing done -> Lightning's "`Trainer.fit` stopped";
 * ``test + summary``: -> process exit.
 
-It prints wall seconds per stage, the total, and the CPU seconds of the whole process tree (user + system, from
-``RUSAGE_CHILDREN``): wall time depends on what else the machine runs, CPU time much less. Not a timed test: the
+It prints wall seconds per stage, the total, and the CPU seconds (user + system, ``RUSAGE_CHILDREN``) of the
+train.py process and the children it reaped: the generation and preprocessing workers, forked by a fork server that
+is not reaped the same way, are NOT counted (their CPU time per clip is in the cache's preprocess_report.json). Not a timed test: the
 README and docs/diagnostics.md state the figure and the machine it was measured on.
 
 Usage: ``python bench/demo_time.py [--keep DIR] [-- extra train.py overrides ...]``
@@ -98,7 +99,7 @@ def run(work: Path, overrides: list[str]) -> dict[str, float]:
     if not logs:
         raise SystemExit(f"no train.log under {work / 'out'}")
     out = stages(logs[-1].read_text(encoding="utf-8").splitlines(), started, ended)
-    out["cpu (all processes)"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    out["cpu (main, no workers)"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return out
 
 
