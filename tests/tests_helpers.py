@@ -88,9 +88,24 @@ def make(group: str, name: str, node: str | None = None, **kwargs: Any) -> Any:
 
 # A corpus small enough to make and preprocess in ~20 s: 6 actors, 3 folds of 2 actors, 8 frames of 32x32.
 TINY_FOLDS = "folds.test_actors=[[1,2],[3,4],[5,6]]"
+# The legacy preset with all 60 clips per actor: the corpus these tests were written for (the default corpus is the
+# interactions preset; tests of it use INTERACTIONS_DATA).
 TINY_DATA = [
     "data.generate.actors=6", "data.generate.width=160", "data.generate.height=90", "data.generate.fps=10",
-    "data.generate.duration=3.1", "data.frames=8", "data.size=32",
+    "data.generate.duration=3.1", "data.frames=8", "data.size=32", "data.generate.preset=legacy",
+    "data.generate.clips_per_actor=null",
+]
+# The interactions corpus at the size of its diagnostics tests: 10 actors x 32 clips (4 per class), 5 folds of 2 test
+# actors, so a run trains on 6 actors (192 clips) and tests 16 clips per interaction type.
+INTERACTIONS_DATA = [
+    "data.generate.preset=interactions", "data.generate.actors=10", "data.generate.clips_per_actor=32",
+    "folds.test_actors=[[1,2],[3,4],[5,6],[7,8],[9,10]]",
+]
+# Only the synergy pair of the interactions corpus, both intensities: 12 actors x 16 clips; a run trains on 8 actors
+# (128 clips) and tests 32 clips, all of them synergy.
+SYNERGY_DATA = [
+    "data.generate.preset=interactions", "data.generate.actors=12", "+data.generate.emotions=[6,7]",
+    "data.generate.clips_per_actor=null", "folds.test_actors=[[1,2],[3,4],[5,6],[7,8],[9,10],[11,12]]",
 ]
 
 

@@ -32,6 +32,7 @@ from omegaconf import OmegaConf
 
 from cfnsr.models.fusion.registry import CONF_DIR, fusion_registry, searchpath_override
 from cfnsr.runs.checkpoint_files import CheckpointError
+from cfnsr.runs.recipe import NEUTRAL_VALUES
 
 # Preprocessing keys that say how a job runs, not what the cache holds (conf/preprocess/default.yaml's run options).
 PREPROCESS_RUN_OPTIONS = ("workers", "force", "verify", "retry_failed")
@@ -187,9 +188,13 @@ def _resolve_data_dir(data_dir: str | None, searchpath: Sequence[str]) -> str:
 
 
 def data_paths(dataset: str, root: str | None, cache_dir: str | None, data_dir: str | None = None,
-               searchpath: Sequence[str] = (), source: str = "checkpoint") -> tuple[str, str]:
+               searchpath: Sequence[str] = (), source: str = "checkpoint",
+               generate: Mapping[str, Any] | None = None) -> tuple[str, str]:
     """``(data.root, data.cache_dir)`` from the command: the given values, else the defaults of
-    ``data/<dataset>.yaml`` resolved with the command's ``paths.data_dir`` (never the checkpoint's paths)."""
+    ``data/<dataset>.yaml`` resolved with the command's ``paths.data_dir`` (never the checkpoint's paths).
+
+    ``generate``: the run's generator settings (recipe, not a path), for a default root named by them
+    (``synthetic_${data.generate.preset}``); keys a run recorded before they existed take their neutral values."""
     option = group_option("data", dataset, searchpath) or {}
     root_t = root if root is not None else option.get("root")
     cache_t = cache_dir if cache_dir is not None else option.get("cache_dir")
@@ -197,8 +202,10 @@ def data_paths(dataset: str, root: str | None, cache_dir: str | None, data_dir: 
         raise CheckpointConfigError(
             f"{source}: dataset {dataset!r} has no data/{dataset}.yaml with default paths on the config search "
             f"path; give data.root=<corpus> and data.cache_dir=<cache> (paths are never taken from a checkpoint)")
+    gen = dict(option.get("generate") or {}) if generate is None else {
+        **{k.split(".")[-1]: v for k, v in NEUTRAL_VALUES.items() if k.startswith("data.generate.")}, **generate}
     node = OmegaConf.create({"paths": {"data_dir": _resolve_data_dir(data_dir, searchpath)},
-                             "data": {"root": root_t, "cache_dir": cache_t}})
+                             "data": {"root": root_t, "cache_dir": cache_t, "generate": gen}})
     data = OmegaConf.to_container(node, resolve=True)["data"]
     return str(data["root"]), str(data["cache_dir"])
 
@@ -258,7 +265,7 @@ def evaluation_config(saved: Mapping[str, Any], command: Mapping[str, Any], sour
     cmd_data = command.get("data") or {}
     data["root"], data["cache_dir"] = data_paths(
         str(data.get("name")), cmd_data.get("root"), cmd_data.get("cache_dir"),
-        (command.get("paths") or {}).get("data_dir"), searchpath, source)
+        (command.get("paths") or {}).get("data_dir"), searchpath, source, data.get("generate"))
     data["generate"] = checked_generate(data["root"], data.get("generate"), source)
     run["data"] = data
     run["preprocess"] = {**dict(run.get("preprocess") or {}), **preprocess_run_options(searchpath)}

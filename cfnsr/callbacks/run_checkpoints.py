@@ -80,9 +80,14 @@ class RunCheckpoints(pl.Callback):
     written under a temporary name and renamed, and only the previous best of this run is deleted.
     """
 
-    def __init__(self, *, monitor: str, mode: str, dirpath: str | Path | None = None,
+    def __init__(self, *, monitor: str, mode: str, tie_break: str | None, dirpath: str | Path | None = None,
                  run_id: str | None = None) -> None:
-        """monitor, mode: set in conf/callbacks/ (no default here, see docs/configs.md)."""
+        """monitor, mode, tie_break: set in conf/callbacks/ (see docs/configs.md).
+
+        tie_break: a metric minimised among epochs whose ``monitor`` equals the best so far (e.g. ``val/loss``: of
+        two epochs with the same validation accuracy, the one with the lower validation loss); an equal or missing
+        tie-break value keeps the earlier epoch. None: the earliest best epoch (the behaviour before this option).
+        """
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         # dirpath/run_id None: taken from the module in setup() (the training task sets run_dir and run_id there).
@@ -90,8 +95,11 @@ class RunCheckpoints(pl.Callback):
         self.run_id = run_id
         self.monitor = monitor
         self.mode = mode
+        self.tie_break = tie_break
         self.best_score: float | None = None
         self.best_epoch: int | None = None
+        self.best_tie: float | None = None
+        self.ties = 0  # epochs whose monitor equalled the best at that point (reported in the run's record)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # Lightning calls setup() before it restores callback state from a checkpoint, so the run id compared in
@@ -118,17 +126,23 @@ class RunCheckpoints(pl.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "monitor": self.monitor, "best_score": self.best_score,
-                "best_epoch": self.best_epoch}
+                "best_epoch": self.best_epoch, "best_tie": self.best_tie, "ties": self.ties,
+                "tie_break": self.tie_break}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("run_id") != self.run_id or state.get("monitor") != self.monitor:
             raise CheckpointError(f"checkpoint callback state of run {state.get('run_id')!r} monitoring "
                                   f"{state.get('monitor')!r} cannot continue run {self.run_id!r} ({self.monitor})")
         self.best_score, self.best_epoch = state.get("best_score"), state.get("best_epoch")
+        self.best_tie, self.ties = state.get("best_tie"), int(state.get("ties") or 0)
 
-    def _improved(self, score: float) -> bool:
+    def _improved(self, score: float, tie: float | None = None) -> bool:
+        """Better than the best so far; on an equal score, a strictly lower ``tie`` value (when ``tie_break``)."""
         if self.best_score is None:
             return True
+        if score == self.best_score:
+            self.ties += 1
+            return tie is not None and self.best_tie is not None and tie < self.best_tie
         return score > self.best_score if self.mode == "max" else score < self.best_score
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -138,10 +152,12 @@ class RunCheckpoints(pl.Callback):
         if value is None:
             raise RuntimeError(f"RunCheckpoints: metric {self.monitor!r} was not logged this epoch")
         score, epoch = float(value), trainer.current_epoch
+        tie_value = trainer.callback_metrics.get(self.tie_break) if self.tie_break else None
+        tie = float(tie_value) if tie_value is not None else None
         previous = self.best_epoch
-        improved = self._improved(score)
+        improved = self._improved(score, tie)
         if improved:
-            self.best_score, self.best_epoch = score, epoch
+            self.best_score, self.best_epoch, self.best_tie = score, epoch, tie
             self._save(trainer, best_name(epoch))
         self._save(trainer, LAST_NAME)
         # Only now that last.ckpt names the new best: a kill before this line leaves the old best still named.

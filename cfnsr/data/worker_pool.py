@@ -78,6 +78,12 @@ def _init_worker(owner: int, initializer: Callable[..., Any] | None, initargs: t
     import cv2
 
     cv2.setNumThreads(1)
+    # Likewise BLAS/OpenMP (numpy's OpenBLAS starts one thread per core; the MFCC's filterbank product then costs
+    # ~5x the CPU time on a 2-core machine, docs/diagnostics.md#threads). The fork server imported numpy before
+    # this runs, so an environment variable would come too late; threadpoolctl sets the live pools.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
     if initializer is not None:
         initializer(*initargs)
 
@@ -129,7 +135,7 @@ def process_pool(workers: int, initializer: Callable[..., Any] | None = None, in
                  preload: Iterable[str] = ()) -> ProcessPoolExecutor:
     """A ``ProcessPoolExecutor`` of ``workers`` processes that die with the calling process.
 
-    Each worker limits OpenCV to one thread, then runs initializer(*initargs) if given (module-level, picklable).
+    Each worker limits OpenCV and BLAS/OpenMP to one thread, then runs initializer(*initargs) if given (module-level, picklable).
     preload: modules the fork server imports once before forking workers (the caller's module, heavy imports).
     An executor rather than ``mp.Pool``: a worker that dies (out of memory, a crash in a codec) surfaces as
     ``BrokenProcessPool`` instead of being respawned forever.

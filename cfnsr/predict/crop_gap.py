@@ -137,7 +137,7 @@ def crop_gap(ckpt_path: str | Path, root: str | None = None, cache_dir: str | No
                                       source=str(ckpt_path))
     # Paths come from the command or the dataset's defaults, never from the checkpoint (checkpoint_config).
     root, cache_dir = (Path(p) for p in data_paths(str(run_cfg.data.name), root, cache_dir,
-                                                     source=str(ckpt_path)))
+                                                     source=str(ckpt_path), generate=run_cfg.data.get("generate")))
     split = fold_split(run_cfg)
     stems = cached_clips(cache_dir)
     # speakers from each entry's meta.json (written by the corpus), not from the file name

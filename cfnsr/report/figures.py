@@ -103,3 +103,33 @@ def plot_confusion(confusion: np.ndarray, title: str, path: Path,
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_diagnostics(group: GroupTable, path: Path) -> Path | None:
+    """Grouped bars: per row (fusion) the mean test accuracy on each interaction type, error bars = sample std over
+    runs; the dashed line marks the 75 % late-fusion bound on synergy. None when no run recorded ``by_interaction``."""
+    from cfnsr.report.diagnostics import SYNERGY_BOUND, TYPES, diagnostics_rows
+
+    rows = diagnostics_rows(group)
+    if not rows:
+        return None
+    colours = ("#6baed6", "#74c476", "#fd8d3c", "#9e9ac8")
+    fig = Figure(figsize=(max(6.0, 1.1 * len(rows) + 2) + 2.5, 4.2))
+    ax = fig.subplots()
+    x = np.arange(len(rows))
+    w = 0.8 / len(TYPES)
+    for k, (kind, colour) in enumerate(zip(TYPES, colours, strict=True)):
+        means = [r.mean[kind] if r.mean[kind] is not None else np.nan for r in rows]
+        stds = [r.std[kind] or 0.0 for r in rows]
+        ax.bar(x + (k - (len(TYPES) - 1) / 2) * w, means, w, yerr=stds, capsize=2, color=colour, label=kind)
+    ax.axhline(SYNERGY_BOUND, color="#54278f", ls="--", lw=1, label="late-fusion bound on synergy (75 %)")
+    ax.axhline(50.0, color="grey", ls=":", lw=1, label="chance within a pair (50 %)")
+    ax.set_xticks(x)
+    ax.set_xticklabels([r.label for r in rows], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("test accuracy (%)", fontsize=8)
+    ax.set_ylim(0, 105)
+    ax.set_title(f"Fusion diagnostics: {group.title}", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: bars reach 100 %
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)

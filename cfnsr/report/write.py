@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cfnsr.report.build import GroupTable, Report
-from cfnsr.report.figures import plot_confusion, plot_war_by_method
+from cfnsr.report.figures import plot_confusion, plot_diagnostics, plot_war_by_method
 from cfnsr.report.markdown import format_markdown
 
 
@@ -153,7 +153,8 @@ def confusion_names(groups: list[GroupTable]) -> dict[tuple[int, int], str]:
 def write_report(report: Report, out_dir: str | Path) -> dict[str, Path]:
     """Write every output into ``out_dir``; return {name: path}.
 
-    Names: ``markdown``, ``csv``, ``protocol_gap_csv`` (split reports with both protocols), ``war_by_method`` and
+    Names: ``markdown``, ``csv``, ``protocol_gap_csv`` (split reports with both protocols), ``war_by_method``,
+    ``fusion_diagnostics`` (``_<k>`` per table when there are several; only tables with ``by_interaction``) and
     one confusion matrix per row, named by :func:`confusion_names` (``confusion_<fusion>``, with the table's
     protocol, dataset and backbone appended when there are several tables)."""
     out = Path(out_dir)
@@ -167,6 +168,11 @@ def write_report(report: Report, out_dir: str | Path) -> dict[str, Path]:
         written["protocol_gap_csv"] = _write_csv(out / "protocol_gap.csv", *_gap_rows(report))
     written["war_by_method"] = plot_war_by_method(report.groups, out / "war_by_method.png")
     several = len(report.groups) > 1
+    for gi, g in enumerate(report.groups):  # only tables whose runs recorded per-interaction accuracy
+        name = "fusion_diagnostics" + (f"_{gi + 1}" if several else "")
+        figure = plot_diagnostics(g, out / f"{name}.png")
+        if figure is not None:
+            written[name] = figure
     names = confusion_names(report.groups)
     for gi, g in enumerate(report.groups):
         for ri, r in enumerate(g.rows):

@@ -77,6 +77,7 @@ EXECUTION_PREFIXES: tuple[str, ...] = (
     "preprocess.retry_failed",
     "test_after_fit",
     "complexity",
+    "cpu_threads",
     "model.compile",
     "model.channels_last",
     "resume",
@@ -115,9 +116,15 @@ NEUTRAL_VALUES: dict[str, Any] = {
     # on the highest val/war.
     "callbacks.run_checkpoints.monitor": "val/war",
     "callbacks.run_checkpoints.mode": "max",
+    # Before tie_break existed the earliest of several epochs with the best val/war was selected.
+    "callbacks.run_checkpoints.tie_break": None,
     "folds.search_val_actors": None,
     "preprocess.short_audio": "skip",  # clips with too little audio were always skipped
     "model.init.allow_unknown_split": False,
+    # The synthetic corpus's preset and clip subset (the interactions preset, docs/diagnostics.md); before them every
+    # synthetic run used the legacy corpus with all 60 clips per actor.
+    "data.generate.preset": "legacy",
+    "data.generate.clips_per_actor": None,
 }
 
 # Reproduce-options under which the evaluation's numbers depend on how clips are batched: with the reference code's

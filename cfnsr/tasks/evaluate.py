@@ -27,6 +27,7 @@ from cfnsr.robustness.suite import (
     write_outputs,
 )
 from cfnsr.runs.checkpoint_files import load_checkpoint
+from cfnsr.runs.diagnostics import MANIFEST_FILE, by_interaction, read_manifest
 from cfnsr.runs.folder import JobLock, RunFolderError, global_rank_from_env
 from cfnsr.runs.summary import format_run_summary
 
@@ -106,6 +107,10 @@ def _evaluate_in(cfg: DictConfig, out: Path) -> dict[str, Any]:
                   "epoch": ckpt.get("epoch")}
     # the same on every rank (no rank reads a file another rank writes)
     result = {**module.last_test_result(), "checkpoint": checkpoint}
+    manifest = read_manifest(run_cfg.data.root)  # a corpus with declared interaction types (docs/diagnostics.md)
+    if manifest is not None:
+        result["by_interaction"] = by_interaction(result["confusion"], manifest,
+                                                  str(Path(run_cfg.data.root) / MANIFEST_FILE))
     partial = partial_reason(partial_flags(cfg.trainer), result)
     result["partial"] = partial
     record = {**run_metadata(run_cfg, count_params(module.model), None), "test": result,
@@ -116,7 +121,7 @@ def _evaluate_in(cfg: DictConfig, out: Path) -> dict[str, Any]:
     if trainer.is_global_zero:  # the module wrote the bare result; this one names the checkpoint
         write_text_atomic(out / RESULT_FILE, json.dumps(result))
     if suite is not None:
-        rows = run_suite(suite, trainer, module, datamodule, out)
+        rows = run_suite(suite, trainer, module, datamodule, out, manifest)
         if trainer.is_global_zero:
             meta = {**checkpoint_meta(ckpt, cfg.ckpt_path, suite), "partial": partial}
             doc = robustness_document(meta, result, rows)

@@ -32,6 +32,7 @@ from cfnsr.callbacks.wandb_summary import wandb_run_options
 from cfnsr.console import print_config_tree, progress_bars
 from cfnsr.models.complexity import count_params, gflops_per_clip
 from cfnsr.runs.checkpoint_files import CHECKPOINT_DIR, callback_state, run_checkpoints
+from cfnsr.runs.diagnostics import MANIFEST_FILE, by_interaction, read_manifest
 from cfnsr.runs.folder import (
     JobLock,
     claim_for_new_run,
@@ -101,6 +102,17 @@ def _callbacks(cfg: DictConfig) -> list[pl.Callback]:
     return [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None and "_target_" in c]
 
 
+def set_cpu_threads(cfg: DictConfig) -> None:
+    """Intra-op threads of a CPU run: ``cpu_threads`` (null: torch's default, one per core).
+
+    Why a setting: on a shared 2-core machine two threads per training step were measured 13x slower than one
+    under load (they wait for each other's core); the tiny models gain little from a second thread when idle.
+    """
+    n = cfg.get("cpu_threads")
+    if n and cfg.trainer.get("accelerator") == "cpu":
+        torch.set_num_threads(int(n))
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run the job described by ``cfg`` and return its record (also written to ``<run_dir>/metrics.json``).
 
@@ -108,6 +120,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     checkpoint to resume does not fit this command.
     """
     check_train_config(cfg)
+    set_cpu_threads(cfg)
     with interrupt_handlers():  # SIGTERM/SIGINT -> Interrupted: an "interrupted" record with its resume command
         return _train(cfg)
 
@@ -202,7 +215,7 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
                 if rank0:  # under ddp_spawn the result comes back in this file: never read an older one
                     (out / "test_results" / f"{tag}.json").unlink(missing_ok=True)
                 tester.test(module, datamodule=datamodule, verbose=False)
-                record[tag] = {**module.last_test_result(), **chosen["tests"][tag]}
+                record[tag] = with_interactions({**module.last_test_result(), **chosen["tests"][tag]}, cfg)
         record["status"] = "debug" if debug else "finished"
         if debug:
             record["final_metrics"] = _logged_metrics(trainer)
@@ -250,12 +263,35 @@ def _chosen_checkpoints(cfg: DictConfig, ckpt_dir: Path, run_id: str,
         "tests": {"test": {"epoch": int(best["epoch"]), "ckpt": best_path.name},
                   "test_last": {"epoch": int(last["epoch"]), "ckpt": last_path.name}},
     }
+    facts["fields"].update(selection_facts(callback_state(last)))
     states.update(test=best["state_dict"], test_last=last["state_dict"])
     return facts
 
 
+def selection_facts(state: dict[str, Any]) -> dict[str, Any]:
+    """What decided the selected epoch, from the ``RunCheckpoints`` state of the last checkpoint: the monitored
+    metric's best value (``val_best``), how many later epochs equalled the best when they ran (``val_ties``) and
+    the rule among ties (``selection_ties``). Empty for a checkpoint without that state."""
+    if not state.get("monitor"):
+        return {}
+    tie = state.get("tie_break")
+    rule = f"lower {tie}, then the earlier epoch" if tie else "the earlier epoch"
+    return {"val_monitor": state["monitor"], "val_best": state.get("best_score"),
+            "val_ties": int(state.get("ties") or 0), "selection_ties": rule}
+
+
 def _distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def with_interactions(result: dict[str, Any], cfg: DictConfig) -> dict[str, Any]:
+    """``result`` plus ``by_interaction`` (test accuracy per interaction type) when the corpus at ``cfg.data.root``
+    has an interactions manifest (``cfnsr.runs.diagnostics``); unchanged otherwise."""
+    manifest = read_manifest(cfg.data.root)
+    if manifest is None or "confusion" not in result:
+        return result
+    where = str(Path(cfg.data.root) / MANIFEST_FILE)
+    return {**result, "by_interaction": by_interaction(result["confusion"], manifest, where)}
 
 
 def _from_rank0(make: Callable[[], Any]) -> Any:
@@ -327,7 +363,7 @@ def _finish_fast_dev_run(cfg: DictConfig, trainer: pl.Trainer, module: Any, data
         if rank0:  # under ddp_spawn the result comes back in this file: never read an older one
             (out / "test_results" / "test.json").unlink(missing_ok=True)
         trainer.test(module, datamodule=datamodule, verbose=False)
-        record["test"] = module.last_test_result()
+        record["test"] = with_interactions(module.last_test_result(), cfg)
     record.update(status="debug", epochs=1, finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   train_seconds=round(time.time() - started, 1))
     if rank0:
