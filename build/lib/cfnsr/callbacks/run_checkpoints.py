@@ -6,13 +6,69 @@ Configured in ``conf/callbacks/default.yaml``; the files it writes are read back
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from cfnsr.files import tmp_path
+from cfnsr.files import TMP_MARK, tmp_path
 from cfnsr.runs.checkpoint_files import CHECKPOINT_DIR, LAST_NAME, CheckpointError, best_name
+
+
+class BesideCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, writing straight to the path it is given.
+
+    Lightning's own (``_atomic_save`` through fsspec) stages every checkpoint in ``$TMPDIR`` and then moves it: a
+    small ``/tmp`` failed the first save with an error that named neither file. ``RunCheckpoints`` already writes a
+    temporary name beside the destination and renames it, so the staging adds nothing but a second disk. An error
+    names the file (``write`` alone raises ENOSPC without it).
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options}")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(path, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+        except Exception as exc:
+            # torch.save reports a failed write as RuntimeError("[enforce fail at inline_container.cc] ...") whose
+            # context is the OSError, without the file: raise that OSError naming it
+            cause: BaseException | None = exc
+            while cause is not None and not isinstance(cause, OSError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is None or cause.filename is not None:
+                raise
+            raise OSError(cause.errno, cause.strerror, str(path)) from exc
+
+
+_TMP_PID = re.compile(re.escape(TMP_MARK) + r"(\d+)$")
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete the temporary checkpoints (``.<name>.tmp-<pid>``) in ``folder`` whose writer process is gone (a run
+    killed or failed mid-save); returns them."""
+    removed = []
+    for p in folder.glob(f".*{TMP_MARK}*") if folder.is_dir() else ():
+        m = _TMP_PID.search(p.name)
+        if m is None or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # its writer lives (another process on this machine): not ours to delete
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
 
 
 class RunCheckpoints(pl.Callback):
@@ -24,9 +80,14 @@ class RunCheckpoints(pl.Callback):
     written under a temporary name and renamed, and only the previous best of this run is deleted.
     """
 
-    def __init__(self, *, monitor: str, mode: str, dirpath: str | Path | None = None,
+    def __init__(self, *, monitor: str, mode: str, tie_break: str | None, dirpath: str | Path | None = None,
                  run_id: str | None = None) -> None:
-        """monitor, mode: set in conf/callbacks/ (no default here, see docs/configs.md)."""
+        """monitor, mode, tie_break: set in conf/callbacks/ (see docs/configs.md).
+
+        tie_break: a metric minimised among epochs whose ``monitor`` equals the best so far (e.g. ``val/loss``: of
+        two epochs with the same validation accuracy, the one with the lower validation loss); an equal or missing
+        tie-break value keeps the earlier epoch. None: the earliest best epoch (the behaviour before this option).
+        """
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         # dirpath/run_id None: taken from the module in setup() (the training task sets run_dir and run_id there).
@@ -34,8 +95,11 @@ class RunCheckpoints(pl.Callback):
         self.run_id = run_id
         self.monitor = monitor
         self.mode = mode
+        self.tie_break = tie_break
         self.best_score: float | None = None
         self.best_epoch: int | None = None
+        self.best_tie: float | None = None
+        self.ties = 0  # epochs whose monitor equalled the best at that point (reported in the run's record)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         # Lightning calls setup() before it restores callback state from a checkpoint, so the run id compared in
@@ -49,6 +113,12 @@ class RunCheckpoints(pl.Callback):
             self.run_id = getattr(pl_module, "run_id", None)
             if self.run_id is None:
                 raise RuntimeError("RunCheckpoints: no run_id given and the module has no run_id")
+        if trainer is None:  # set up outside a Trainer (a test of the folder and id alone)
+            return
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # a user's own plugin is left alone
+            trainer.strategy.checkpoint_io = BesideCheckpointIO()
+        if trainer.is_global_zero:
+            remove_stale_temps(self.dirpath)  # left by a run that died mid-save (resume, or a new run's folder)
 
     @property
     def state_key(self) -> str:
@@ -56,17 +126,23 @@ class RunCheckpoints(pl.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "monitor": self.monitor, "best_score": self.best_score,
-                "best_epoch": self.best_epoch}
+                "best_epoch": self.best_epoch, "best_tie": self.best_tie, "ties": self.ties,
+                "tie_break": self.tie_break}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("run_id") != self.run_id or state.get("monitor") != self.monitor:
             raise CheckpointError(f"checkpoint callback state of run {state.get('run_id')!r} monitoring "
                                   f"{state.get('monitor')!r} cannot continue run {self.run_id!r} ({self.monitor})")
         self.best_score, self.best_epoch = state.get("best_score"), state.get("best_epoch")
+        self.best_tie, self.ties = state.get("best_tie"), int(state.get("ties") or 0)
 
-    def _improved(self, score: float) -> bool:
+    def _improved(self, score: float, tie: float | None = None) -> bool:
+        """Better than the best so far; on an equal score, a strictly lower ``tie`` value (when ``tie_break``)."""
         if self.best_score is None:
             return True
+        if score == self.best_score:
+            self.ties += 1
+            return tie is not None and self.best_tie is not None and tie < self.best_tie
         return score > self.best_score if self.mode == "max" else score < self.best_score
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -76,10 +152,12 @@ class RunCheckpoints(pl.Callback):
         if value is None:
             raise RuntimeError(f"RunCheckpoints: metric {self.monitor!r} was not logged this epoch")
         score, epoch = float(value), trainer.current_epoch
+        tie_value = trainer.callback_metrics.get(self.tie_break) if self.tie_break else None
+        tie = float(tie_value) if tie_value is not None else None
         previous = self.best_epoch
-        improved = self._improved(score)
+        improved = self._improved(score, tie)
         if improved:
-            self.best_score, self.best_epoch = score, epoch
+            self.best_score, self.best_epoch, self.best_tie = score, epoch, tie
             self._save(trainer, best_name(epoch))
         self._save(trainer, LAST_NAME)
         # Only now that last.ckpt names the new best: a kill before this line leaves the old best still named.
@@ -89,7 +167,13 @@ class RunCheckpoints(pl.Callback):
     def _save(self, trainer: pl.Trainer, name: str) -> None:
         final = self.dirpath / name
         tmp = tmp_path(final)
-        trainer.save_checkpoint(tmp, weights_only=False)  # full state for resume; collective, rank 0 writes
-        if trainer.is_global_zero:
-            os.replace(tmp, final)
+        try:
+            trainer.save_checkpoint(tmp, weights_only=False)  # full state for resume; collective, rank 0 writes
+            if trainer.is_global_zero:
+                os.replace(tmp, final)
+        except BaseException:
+            # a failed save (a full disk) leaves no partial file behind, and frees its space for the run's record
+            if trainer.is_global_zero:
+                tmp.unlink(missing_ok=True)
+            raise
         trainer.strategy.barrier("RunCheckpoints.save")

@@ -1,11 +1,11 @@
-"""RAVDESS -> preprocessed cache: face crops (T, S, S, 3), MFCC (n_mfcc, L) and the raw audio window per full-AV
-speech clip.
+"""A corpus -> preprocessed cache: face crops (T, S, S, 3), MFCC (n_mfcc, L) and the raw audio window per clip the
+corpus class (``cfnsr.data.corpus``) discovers; its label and speaker go into the entry's meta.json.
 
 Pipeline per clip (one worker process each): find its OpenFace CSV -> decode the mp4 once (frames at k*D/T + audio)
 -> MFCC of the 0.5 s + 2.45 s window (the window itself is kept as int16) -> landmark (or detector) box per frame
 -> crops -> atomic cache entry.
 A clip that cannot be used is skipped with a reason and the run goes on; ``preprocess_report.json`` lists them,
-with every other file of the Actor_* folders that is not a clip.
+with every other file of the corpus folders that is not a clip.
 
 Re-runs resume and are cheap: complete entries are checked (``verify``: cheap facts, or checksums too) and kept,
 broken ones rebuilt; clips that failed before are retried only when their mp4 or landmark CSV changed (size or
@@ -15,14 +15,16 @@ unless its content changed.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
+import signal
 import sys
 import time
 import traceback
 from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ import numpy as np
 
 from cfnsr.data import cache
 from cfnsr.data.cache import REPORT_FILE, CacheError, cached_clips
+from cfnsr.data.corpus import Clip, Corpus, skip_entry
 from cfnsr.data.faces import crop_faces, detect_extents
 from cfnsr.data.features import (
     AUDIO_INT16_SCALE,
@@ -43,17 +46,17 @@ from cfnsr.data.landmarks import (
     LandmarkError,
     Landmarks,
     coverage_problem,
-    find_landmark_csv,
     read_openface_csv,
     rows_for_times,
 )
 from cfnsr.data.media import DecodedClip, MediaError, decode_clip
+from cfnsr.data.media_wav import decode_audio_file
 from cfnsr.data.preprocess_report import CORRUPT_FIELDS, build_report, format_report, stable_part
-from cfnsr.data.ravdess import RavdessName, discover_clips, skip_entry
-from cfnsr.data.settings import PreprocessSettings
-from cfnsr.data.worker_pool import process_pool
+from cfnsr.data.settings import PreprocessSettings, check_detector_entries, detector_free_match
+from cfnsr.data.worker_pool import exit_description, pool_context, process_pool, run_isolated
+from cfnsr.files import describe_os_error, environment_error
 
-__all__ = ["PreprocessError", "NoUsableClipsError", "preprocess_corpus", "VERIFY_MODES"]
+__all__ = ["PreprocessError", "NoUsableClipsError", "EnvironmentProblem", "preprocess_corpus", "VERIFY_MODES"]
 
 VERIFY_MODES = ("cheap", "full")
 
@@ -66,17 +69,29 @@ class NoUsableClipsError(PreprocessError):
     """Every clip was skipped: the cache would be empty."""
 
 
+class EnvironmentProblem(PreprocessError):
+    """The machine, not a clip, failed (disk full, I/O error, permission, read-only file system): preprocessing
+    stops, and nothing is recorded against the clips, so a re-run once it is fixed processes them."""
+
+
+# Test-only fault injection: a clip whose file name matches this glob kills its pool worker with SIGKILL (the way a
+# codec crash or the OOM killer would). Read by preprocess_corpus in the calling process; never set in real use.
+KILL_WORKER_ENV = "CFNSR_TEST_KILL_WORKER_ON"
+
+
 @dataclass(frozen=True)
 class ClipJob:
     """One clip to process; plain data so that it pickles to worker processes."""
 
     path: str
     rel: str  # path relative to the corpus root, used in the report
-    name: RavdessName
+    clip: Clip
+    corpus: str  # the corpus's name, recorded in meta.json
     root: str
     cache_dir: str
     settings: PreprocessSettings
     threads: int  # decoder threads
+    kill_on: str | None = None  # test-only: KILL_WORKER_ENV's glob, set only for jobs run in pool workers
 
 
 def _landmark_extents(job: ClipJob, landmarks: Landmarks, csv: Path, clip: DecodedClip
@@ -94,6 +109,28 @@ def _landmark_extents(job: ClipJob, landmarks: Landmarks, csv: Path, clip: Decod
     return extents, info
 
 
+def _pad_short(sound: np.ndarray, s: PreprocessSettings) -> tuple[np.ndarray, float]:
+    """With ``short_audio=pad``, zeros appended to a track shorter than the window (offset + duration); returns the
+    track and the seconds padded (recorded in meta.json as ``audio_padded_seconds``). With ``skip`` the track is
+    returned as is and ``audio_window`` refuses it (the clip is skipped as audio-too-short)."""
+    need = int(s.audio_offset * s.sample_rate) + int(s.audio_duration * s.sample_rate)
+    if s.short_audio != "pad" or len(sound) >= need:
+        return sound, 0.0
+    missing = need - len(sound)
+    return np.concatenate([sound, np.zeros(missing, dtype=sound.dtype)]), missing / s.sample_rate
+
+
+def _label_change(meta: dict[str, Any], clip: Clip) -> str | None:
+    """Why an otherwise sound entry must be rebuilt because the corpus now labels the clip differently (e.g. the
+    CREMA-D label source changed), else None. Entries from before the corpus seam (no ``speaker``) compare their
+    ``actor``."""
+    label, speaker = meta.get("label"), meta.get("speaker", meta.get("actor"))
+    if label != clip.label or speaker != clip.speaker:
+        return (f"meta.json says label {label!r}, speaker {speaker!r}; the corpus now says label {clip.label}, "
+                f"speaker {clip.speaker!r}")
+    return None
+
+
 def _skipped(job: ClipJob, kind: str, reason: str) -> dict[str, Any]:
     return {"status": "skipped", **skip_entry(job.rel, kind, reason)}
 
@@ -108,20 +145,24 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
     start, cpu_start = time.perf_counter(), time.process_time()
     s = job.settings
     fname = Path(job.path).name
+    if job.kill_on and fnmatch.fnmatch(fname, job.kill_on):
+        os.kill(os.getpid(), signal.SIGKILL)  # test-only (KILL_WORKER_ENV): a worker that dies on this clip
     try:
         # the CSV first: it is cheap and a bad one makes the decode pointless
-        csv = find_landmark_csv(job.root, job.name)
+        csv = Path(job.clip.landmarks) if job.clip.landmarks else None
         landmarks = None
         if csv is not None:
             landmarks = read_openface_csv(csv)
         elif s.face_fallback == "none":
             return _skipped(job, "no-landmarks", (
-                f"{fname}: no landmark CSV (looked for landmarks/{job.name.stem}.csv, landmarks/Actor_XX/ and "
-                f"Actor_XX/) and face_fallback=none"))
-        clip = decode_clip(job.path, s.frames, s.sample_rate, with_audio=True, threads=job.threads)
-        assert clip.audio is not None
+                f"{fname}: no landmark CSV (the corpus found none for {job.clip.stem}) and face_fallback=none"))
+        separate_audio = job.clip.audio is not None
+        clip = decode_clip(job.path, s.frames, s.sample_rate, with_audio=not separate_audio, threads=job.threads)
+        sound = decode_audio_file(job.clip.audio, s.sample_rate) if separate_audio else clip.audio
+        assert sound is not None
         # the window is kept (audio.npy, int16) so that evaluation can corrupt the waveform and recompute the MFCC
-        window = audio_window(clip.audio, s.sample_rate, s.audio_offset, s.audio_duration)
+        sound, padded = _pad_short(sound, s)
+        window = audio_window(sound, s.sample_rate, s.audio_offset, s.audio_duration)
         mfcc = compute_mfcc(window, s.sample_rate, s.n_mfcc, s.n_fft, s.hop_length)
         audio, audio_clipped = quantize_audio(window)
         mismatch: dict[str, Any] = {}
@@ -141,13 +182,21 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
             extents, info = _landmark_extents(job, landmarks, csv, clip)
             source = "landmarks"
         else:
-            extents, info = detect_extents(clip.frames), {"landmark_csv": None, **mismatch}
+            # face_fallback=none reaches here only for a CSV that does not cover the clip (landmark_mismatch)
+            detector = "blazeface" if s.face_fallback == "none" else s.face_fallback
+            extents = detect_extents(clip.frames, detector)
+            info = {"landmark_csv": None, "face_detector": detector, **mismatch}
             source = "detector" if extents is not None else "center"
         crops = crop_faces(clip.frames, extents, s.size, s.crop_margin, s.squash_before_crop)
         if s.channel_order == "bgr":
             crops = np.ascontiguousarray(crops[..., ::-1])
         meta = {
-            "stem": job.name.stem, "actor": job.name.actor, "label": job.name.label, "face_source": source,
+            # label and speaker: what the data module, robustness and the crop gap read (never the file name);
+            # "actor" is kept for readers of entries from before the corpus seam
+            "stem": job.clip.stem, "actor": job.clip.speaker, "speaker": job.clip.speaker, "label": job.clip.label,
+            "corpus": job.corpus, "face_source": source,
+            "audio_source": Path(os.path.relpath(job.clip.audio, job.root)).as_posix() if separate_audio else None,
+            "audio_padded_seconds": round(padded, 4),
             "source": job.rel, "settings_hash": s.hash, "duration": clip.duration, "fps": clip.fps,
             "width": clip.width, "height": clip.height, "frame_times": [round(t, 4) for t in clip.frame_times],
             "frames_shape": list(crops.shape), "mfcc_shape": list(mfcc.shape),
@@ -157,20 +206,24 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
             **{name: int(getattr(clip, name, 0) or 0) for name in CORRUPT_FIELDS},
             **info,
         }
-        cache.write_entry(job.cache_dir, job.name.stem, crops, mfcc, meta, audio=audio)
-    except MediaError as exc:
-        text = str(exc)
-        kind = "no-audio" if "no audio stream" in text else "no-video" if "no video stream" in text else "decode"
-        return _skipped(job, kind, text)
-    except AudioTooShortError as exc:
-        return _skipped(job, "audio-too-short", f"{fname}: {exc}")
-    except LandmarkError as exc:
-        return _skipped(job, "landmarks", f"{fname}: unusable landmark CSV: {exc}")
+        cache.write_entry(job.cache_dir, job.clip.stem, crops, mfcc, meta, audio=audio)
     except Exception as exc:  # noqa: BLE001 - one bad clip must not stop a 1440-clip run
+        env = environment_error(exc)
+        if env is not None:  # the disk or the machine, not the clip: the run stops, the clip is not marked
+            return {"status": "environment", "file": job.rel,
+                    "reason": describe_os_error(env, job.cache_dir)}
+        if isinstance(exc, MediaError):
+            text = str(exc)
+            kind = "no-audio" if "no audio stream" in text else "no-video" if "no video stream" in text else "decode"
+            return _skipped(job, kind, text)
+        if isinstance(exc, AudioTooShortError):
+            return _skipped(job, "audio-too-short", f"{fname}: {exc}")
+        if isinstance(exc, LandmarkError):
+            return _skipped(job, "landmarks", f"{fname}: unusable landmark CSV: {exc}")
         last = traceback.extract_tb(exc.__traceback__)[-1]
         return _skipped(job, "error", (
             f"{fname}: unexpected {type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"))
-    return {"status": "ok", "stem": job.name.stem, "file": job.rel, "facts": _entry_facts(meta),
+    return {"status": "ok", "stem": job.clip.stem, "file": job.rel, "facts": _entry_facts(meta),
             "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start}
 
 
@@ -179,11 +232,43 @@ def _entry_facts(meta: dict[str, Any]) -> dict[str, Any]:
     return {"face_source": meta.get("face_source", "landmarks"), "source": meta.get("source"),
             "landmarks_mismatch": meta.get("landmarks_mismatch"),
             "landmark_csv_rejected": meta.get("landmark_csv_rejected"),
+            "audio_padded_seconds": float(meta.get("audio_padded_seconds") or 0.0),
             **{name: int(meta.get(name) or 0) for name in CORRUPT_FIELDS}}
 
 
+def _note_start(queue: Any) -> None:
+    """Pool worker initializer: keep the queue on which each job announces itself before it starts."""
+    global _STARTED
+    _STARTED = queue
+
+
+_STARTED: Any = None  # in a pool worker: where process_clip's caller announces the job it starts
+
+
+def _announced_clip(job: ClipJob) -> dict[str, Any]:
+    """process_clip in a pool worker, after telling the parent which clip this worker is on: written before the
+    work starts (a SimpleQueue writes at once), so a worker that dies during the clip has named it."""
+    if _STARTED is not None:
+        _STARTED.put(job.rel)
+    return process_clip(job)
+
+
+def _died_result(job: ClipJob, code: int) -> dict[str, Any]:
+    fname = Path(job.path).name
+    return _skipped(job, "worker-died", (
+        f"{fname}: the worker process preprocessing it died ({exit_description(code)}), again when the clip was "
+        f"run alone (a crash in a decoder or out of memory); not retried until the file changes or "
+        f"preprocess.retry_failed=true"))
+
+
 def _run_jobs(jobs: list[ClipJob], workers: int, progress: bool):
-    """Yields each job's result as it completes, in-process (workers <= 1) or over a process pool."""
+    """Yields each job's result as it completes, in-process (workers <= 1) or over a process pool.
+
+    A pool worker that dies (a crash in a codec, the OOM killer) takes the pool with it. The results already
+    finished are kept; the clips the workers were on when it broke (each announced itself before starting) are run
+    again one at a time in a process of their own, and one whose process dies again is reported as a
+    ``worker-died`` skip naming it and the signal; then a new pool goes on with the rest.
+    """
     if not jobs:
         return  # nothing to do: no progress bar, no pool
     from tqdm import tqdm
@@ -191,28 +276,57 @@ def _run_jobs(jobs: list[ClipJob], workers: int, progress: bool):
     # Terminal only: in a log file a bar is one endless line; the summary line says what was done.
     bar = tqdm(total=len(jobs), desc="preprocess", unit="clip", disable=not progress or not sys.stderr.isatty(),
                dynamic_ncols=True)
+    preload = [__name__, *HEAVY_MODULES]
     try:
         if workers <= 1 or len(jobs) <= 1:
             for job in jobs:
-                result = process_clip(job)
+                result = process_clip(replace(job, kill_on=None))  # the test hook is for pool workers only
                 bar.update(1)
                 yield result
             return
-        # forkserver workers that die with this process (cfnsr.data.worker_pool); the fork server imports this
-        # module and librosa's heavy parts once
-        with process_pool(min(workers, len(jobs)), preload=[__name__, *HEAVY_MODULES]) as pool:
-            futures = [pool.submit(process_clip, job) for job in jobs]
-            try:
-                for future in as_completed(futures):
-                    result = future.result()
-                    bar.update(1)
-                    yield result
-            except BrokenProcessPool as exc:
-                raise PreprocessError("a preprocessing worker process died (out of memory?); the finished "
-                                      "clips are cached, re-run to resume") from exc
-            finally:
-                for future in futures:
-                    future.cancel()
+        remaining = {job.rel: job for job in jobs}
+        while remaining:
+            started = pool_context().SimpleQueue()
+            # forkserver workers that die with this process (cfnsr.data.worker_pool); the fork server imports
+            # this module and librosa's heavy parts once
+            with process_pool(min(workers, len(remaining)), initializer=_note_start, initargs=(started,),
+                              preload=preload) as pool:
+                futures = {pool.submit(_announced_clip, job): job for job in remaining.values()}
+                broken = False
+                try:
+                    for future in as_completed(futures):
+                        try:
+                            result = future.result()
+                        except BrokenProcessPool:
+                            broken = True
+                            break
+                        del remaining[futures[future].rel]
+                        bar.update(1)
+                        yield result
+                    if broken:  # results that were finished when the pool broke
+                        for future, job in futures.items():
+                            if job.rel in remaining and future.done() and not future.cancelled() \
+                                    and future.exception() is None:
+                                del remaining[job.rel]
+                                bar.update(1)
+                                yield future.result()
+                finally:
+                    for future in futures:
+                        future.cancel()
+            if not broken:
+                break
+            announced = []
+            while not started.empty():
+                announced.append(started.get())
+            in_flight = [remaining[rel] for rel in dict.fromkeys(announced) if rel in remaining]
+            if not in_flight:
+                raise PreprocessError("a preprocessing worker process died before starting a clip (out of "
+                                      "memory?); the finished clips are cached, re-run to resume")
+            for job in in_flight:
+                result, code = run_isolated(process_clip, job, preload=preload)
+                del remaining[job.rel]
+                bar.update(1)
+                yield result if result is not None else _died_result(job, code)
     finally:
         bar.close()
 
@@ -230,7 +344,12 @@ def _prepare_cache(cache_dir: Path, settings: PreprocessSettings, force: bool) -
                              f"unknown; {cache.REBUILD_HINT}")
         cache.write_settings(cache_dir, settings.to_dict())
         return
+    if detector_free_match(cache_dir, settings):
+        # only the face detector differs and no entry used one: re-stamp, so entries built from now on match
+        cache.write_settings(cache_dir, settings.to_dict())
+        return
     cache.check_settings(cache_dir, settings.to_dict())
+    check_detector_entries(cache_dir, settings)
 
 
 def _file_stat(path: Path) -> tuple[int, int] | None:
@@ -241,12 +360,12 @@ def _file_stat(path: Path) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def _input_facts(root: Path, path: Path, name: RavdessName) -> dict[str, Any]:
-    """Size and mtime of a clip's mp4 and of the landmark CSV it would use: a failed clip is retried when they
+def _input_facts(root: Path, path: Path, clip: Clip) -> dict[str, Any]:
+    """Size and mtime of a clip's video and of the landmark CSV it would use: a failed clip is retried when they
     change (a CSV added, replaced or removed counts)."""
     size, mtime = _file_stat(path) or (-1, -1)
     facts: dict[str, Any] = {"size": size, "mtime_ns": mtime, "landmark_csv": None}
-    csv = find_landmark_csv(root, name)
+    csv = Path(clip.landmarks) if clip.landmarks else None
     if csv is not None:
         csv_size, csv_mtime = _file_stat(csv) or (-1, -1)
         facts.update(landmark_csv=csv.relative_to(root).as_posix(), landmark_size=csv_size,
@@ -279,10 +398,18 @@ def _previous_failures(previous: dict[str, Any] | None, settings: PreprocessSett
     return {s["file"]: s for s in skipped if isinstance(s, dict) and "file" in s and "size" in s}
 
 
-def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: PreprocessSettings, workers: int = 2,
+def default_corpus(generate: dict[str, Any] | None = None) -> Corpus:
+    """The corpus of callers from before the seam that name none: RAVDESS's layout (``generate``: synthetic)."""
+    from cfnsr.data.ravdess import RavdessCorpus
+
+    return RavdessCorpus.default(generate)
+
+
+def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: PreprocessSettings,
+                      corpus: Corpus | None = None, workers: int = 2,
                       force: bool = False, progress: bool = True, verify: str = "cheap",
                       retry_failed: bool = False) -> dict[str, Any]:
-    """Build (or complete) the cache for every full-AV speech clip under ``root``; returns the report.
+    """Build (or complete) the cache for every clip ``corpus`` discovers under ``root``; returns the report.
 
     Existing entries are checked (``verify="cheap"``: files present, byte sizes as recorded, meta.json readable and
     of this format; ``"full"``: their sha256 too) and kept, and broken ones rebuilt (listed under ``rebuilt`` with
@@ -290,14 +417,30 @@ def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Preproc
     retried unless its mp4 or landmark CSV changed (size or mtime) or ``retry_failed``; its skip is carried over.
     ``force=True`` deletes every entry and redoes everything. The report file is written only when its content
     (timings and what this run did aside) changed or an entry was written, so a run with nothing to do writes
-    nothing. Raises ``NotRavdessError`` for a root that is not RAVDESS, ``CacheError`` when the cache was built
-    with other settings (and not force), ``NoUsableClipsError`` when no clip could be used (report written first).
+    nothing. Raises the corpus's error (``NotRavdessError``, ``CorpusError``) for a root it cannot read, ``CacheError`` when the cache was built
+    with other settings (and not force), ``NoUsableClipsError`` when no clip could be used (report written first),
+    ``EnvironmentProblem`` when the disk or the machine fails (full, I/O error, permission, read-only), naming the
+    path and its file system.
     """
+    try:
+        return _preprocess_corpus(root, cache_dir, settings, corpus, workers, force, progress, verify, retry_failed)
+    except PreprocessError:
+        raise
+    except OSError as exc:
+        env = environment_error(exc)
+        if env is None:
+            raise
+        raise EnvironmentProblem(f"preprocessing stopped: {describe_os_error(env, cache_dir)}") from exc
+
+
+def _preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: PreprocessSettings, corpus: Corpus | None,
+                       workers: int, force: bool, progress: bool, verify: str, retry_failed: bool) -> dict[str, Any]:
     if verify not in VERIFY_MODES:
         raise ValueError(f"preprocess verify={verify!r}: expected one of {VERIFY_MODES}")
     started = time.perf_counter()
     root, cache_dir = Path(root), Path(cache_dir)
-    candidates, discovered, n_found = discover_clips(root)
+    corpus = corpus if corpus is not None else default_corpus()
+    candidates, discovered, n_found = corpus.discover(root)
     not_a_clip = [s for s in discovered if s["kind"] == "not-a-clip"]
     skipped = [s for s in discovered if s["kind"] != "not-a-clip"]
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -313,28 +456,37 @@ def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Preproc
     facts: dict[str, dict[str, Any]] = {}
     jobs: list[ClipJob] = []
     inputs: dict[str, dict[str, Any]] = {}
-    for path, name in candidates:
-        rel = path.relative_to(root).as_posix()
-        if cache.entry_dir(cache_dir, name.stem).exists():
-            meta, reason = cache.check_entry(cache_dir, name.stem, full=verify == "full")
+    for clip in candidates:
+        path, rel, stem = Path(clip.path), clip.rel, clip.stem
+        if cache.entry_dir(cache_dir, stem).exists():
+            meta, reason = cache.check_entry(cache_dir, stem, full=verify == "full")
             if reason is None:
                 assert meta is not None
-                reused.append(name.stem)
-                facts[name.stem] = _entry_facts(meta)
+                reason = _label_change(meta, clip)
+            if reason is None:
+                assert meta is not None
+                reused.append(stem)
+                facts[stem] = _entry_facts(meta)
                 continue
-            rebuilt.append({"stem": name.stem, "file": rel, "reason": reason})
-            cache.remove_entry(cache_dir, name.stem)
-        inputs[rel] = _input_facts(root, path, name)
+            rebuilt.append({"stem": stem, "file": rel, "reason": reason})
+            cache.remove_entry(cache_dir, stem)
+        inputs[rel] = _input_facts(root, path, clip)
         before = failures.get(rel)
         if before is not None and not retry_failed and _same_inputs(before, inputs[rel]):
             skipped.append(before)  # failed before, nothing changed since: same outcome, same report entry
             not_retried.append(rel)
             continue
-        jobs.append(ClipJob(str(path), rel, name, str(root), str(cache_dir), settings, threads))
+        jobs.append(ClipJob(str(path), rel, clip, corpus.name, str(root), str(cache_dir), settings, threads,
+                            kill_on=os.environ.get(KILL_WORKER_ENV) if workers > 1 else None))
 
     processed: list[str] = []
     seconds: list[tuple[float, float]] = []  # (wall, cpu) per processed clip
     for result in _run_jobs(jobs, workers, progress):
+        if result["status"] == "environment":
+            raise EnvironmentProblem(
+                f"preprocessing stopped: {result['reason']} (while on {result['file']}); no clip is marked as "
+                f"failed for it: free space (or fix the permission / device) and re-run to resume, the "
+                f"{len(processed)} clip(s) finished in this run are cached")
         if result["status"] == "ok":
             processed.append(result["stem"])
             facts[result["stem"]] = result["facts"]

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cfnsr.data.corpus import shipped_class_names
 from cfnsr.report.collect import Run, Skipped, deduplicate
 from cfnsr.report.gap import GapTable, gaps_of
 from cfnsr.report.rows import FusionRow, aggregate_fusion, describe, differing_keys, fusion_sort_key
@@ -65,6 +66,8 @@ class GroupTable:
     rows: list[FusionRow]
     notes: list[str] = field(default_factory=list)
     recipe: dict[str, Any] | None = field(default=None, repr=False)  # shared recipe; None: not recorded
+    # names of the confusion matrices' classes: the records' class_names, else the shipped conf/data/<dataset>.yaml
+    class_names: tuple[str, ...] | None = None
     label: str = ""  # the keys (k=v) telling this table from others of the same triple; "recipe not recorded"
 
     @property
@@ -191,11 +194,19 @@ def _label_variants(rows: list[FusionRow]) -> list[str]:
         if len(same) < 2:
             continue
         keys = differing_keys([r.recipe for r in same])
+        # Row-key fields outside the recipe: clips per optimiser step and the recipes of the init checkpoints.
+        extra = [name for name, values in (("effective_batch", {r.effective_batch for r in same}),
+                                           ("init_provenance", {r.init_provenance for r in same}))
+                 if len(values) > 1]
         for r in same:
-            r.variant = keys
-            r.label = f"{r.model} ({describe(r.recipe, keys)})"
+            r.variant = keys + extra
+            parts = [describe(r.recipe, keys)] if keys else []
+            parts += [f"{name}={getattr(r, name) if getattr(r, name) is not None else '(not recorded)'}"
+                      for name in extra]
+            r.label = f"{r.model} ({', '.join(parts)})"
         notes.append(
-            f"{same[0].model} appears with different settings, one row each; they differ in {', '.join(keys)}."
+            f"{same[0].model} appears with different settings, one row each; they differ in "
+            f"{', '.join(keys + extra)}."
         )
     return notes
 
@@ -251,6 +262,27 @@ def _hparams_notes(rows: Sequence[FusionRow]) -> list[str]:
     return notes
 
 
+def _code_version_notes(rows: Sequence[FusionRow]) -> list[str]:
+    """Which code versions each row pools; a row whose runs span versions is marked (also in its data:
+    ``FusionRow.mixed_code_versions``)."""
+    versions = {tuple(r.code_versions) for r in rows}
+    notes = []
+    if len(versions) == 1 and not any(r.mixed_code_versions for r in rows):
+        (only,) = versions
+        notes.append(f"Code version of every run: {', '.join(only) or 'unknown'}.")
+    else:
+        for r in rows:
+            notes.append(f"{r.label}: code version(s) {', '.join(r.code_versions) or 'unknown'}.")
+    for r in rows:
+        if r.mixed_code_versions:
+            notes.append(f"MIXED CODE VERSIONS: {r.label} pools runs of {len(r.code_versions)} code versions "
+                         f"({', '.join(r.code_versions)}); its numbers may mix behaviours of different code.")
+        if r.init_runs:
+            notes.append(f"{r.label}: initialised from run(s) {', '.join(r.init_runs)}"
+                         f" (recipes {r.init_provenance or 'not recorded'}).")
+    return notes
+
+
 def _headline(recipe: dict[str, Any]) -> str:
     shown = [k for k in HEADLINE_KEYS if k in recipe]
     return describe(recipe, shown) if shown else "see the runs' metrics.json"
@@ -285,10 +317,20 @@ def build_group(runs: Sequence[Run]) -> GroupTable:
         backbone=backbone,
         selection=" / ".join(selections),
         rows=rows,
-        notes=head + notes + _group_notes(rows, runs) + _hparams_notes(rows),
+        notes=head + notes + _group_notes(rows, runs) + _hparams_notes(rows) + _code_version_notes(rows),
         recipe=None if recipe is None else dict(recipe),
         label="" if recipe is not None else NO_RECIPE_LABEL,
+        class_names=_class_names(runs, dataset),
     )
+
+
+def _class_names(runs: Sequence[Run], dataset: str) -> tuple[str, ...] | None:
+    """The class names the runs recorded (all equal), else those of the shipped conf/data/<dataset>.yaml (records
+    written before class names were recorded); None when unknown or when the runs disagree."""
+    recorded = {tuple(r.record["class_names"]) for r in runs if isinstance(r.record.get("class_names"), list)}
+    if len(recorded) == 1:
+        return recorded.pop()
+    return shipped_class_names(dataset) if not recorded else None
 
 
 def _label_tables(groups: list[GroupTable]) -> tuple[list[str], bool]:

@@ -15,9 +15,6 @@ from matplotlib.figure import Figure
 
 from cfnsr.report.build import GroupTable
 
-# RAVDESS emotion codes 01..08 in order, i.e. class index 0..7.
-CLASS_NAMES = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
-
 
 def _save(fig: Figure, path: Path) -> Path:
     FigureCanvasAgg(fig)
@@ -73,11 +70,13 @@ def plot_war_by_method(groups: Sequence[GroupTable], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_confusion(confusion: np.ndarray, title: str, path: Path) -> Path:
+def plot_confusion(confusion: np.ndarray, title: str, path: Path,
+                   class_names: Sequence[str] | None = None) -> Path:
     """Row-normalised confusion (colour = recall share) with the raw counts written in each cell."""
     cm = np.asarray(confusion, dtype=np.int64)
     k = cm.shape[0]
-    names = CLASS_NAMES if k == len(CLASS_NAMES) else tuple(str(i) for i in range(k))
+    # class names from the runs (cfnsr.report.build.GroupTable.class_names), else the class indices
+    names = tuple(class_names) if class_names is not None and len(class_names) == k else tuple(str(i) for i in range(k))
     totals = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, totals, out=np.zeros(cm.shape, dtype=float), where=totals > 0)
     fig = Figure(figsize=(1.0 + 0.75 * k, 0.8 + 0.7 * k))
@@ -102,5 +101,35 @@ def plot_confusion(confusion: np.ndarray, title: str, path: Path) -> Path:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_diagnostics(group: GroupTable, path: Path) -> Path | None:
+    """Grouped bars: per row (fusion) the mean test accuracy on each interaction type, error bars = sample std over
+    runs; the dashed line marks the 75 % late-fusion bound on synergy. None when no run recorded ``by_interaction``."""
+    from cfnsr.report.diagnostics import SYNERGY_BOUND, TYPES, diagnostics_rows
+
+    rows = diagnostics_rows(group)
+    if not rows:
+        return None
+    colours = ("#6baed6", "#74c476", "#fd8d3c", "#9e9ac8")
+    fig = Figure(figsize=(max(6.0, 1.1 * len(rows) + 2) + 2.5, 4.2))
+    ax = fig.subplots()
+    x = np.arange(len(rows))
+    w = 0.8 / len(TYPES)
+    for k, (kind, colour) in enumerate(zip(TYPES, colours, strict=True)):
+        means = [r.mean[kind] if r.mean[kind] is not None else np.nan for r in rows]
+        stds = [r.std[kind] or 0.0 for r in rows]
+        ax.bar(x + (k - (len(TYPES) - 1) / 2) * w, means, w, yerr=stds, capsize=2, color=colour, label=kind)
+    ax.axhline(SYNERGY_BOUND, color="#54278f", ls="--", lw=1, label="late-fusion bound on synergy (75 %)")
+    ax.axhline(50.0, color="grey", ls=":", lw=1, label="chance within a pair (50 %)")
+    ax.set_xticks(x)
+    ax.set_xticklabels([r.label for r in rows], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("test accuracy (%)", fontsize=8)
+    ax.set_ylim(0, 105)
+    ax.set_title(f"Fusion diagnostics: {group.title}", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: bars reach 100 %
+    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return _save(fig, path)

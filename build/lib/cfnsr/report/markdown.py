@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 from cfnsr.report.build import GroupTable, Report
 from cfnsr.report.collect import DUPLICATE_RULE, Run, SearchTrial, decision_time, duplicate_basis
+from cfnsr.report.diagnostics import format_diagnostics
 from cfnsr.report.gap import GapTable
 from cfnsr.report.rows import FusionRow, model_name
 from cfnsr.report.stats import limits_note
@@ -87,9 +88,13 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+# Marks a row whose runs were made by more than one code version (explained in the table's notes).
+MIXED_CODE_MARK = " [mixed code versions]"
+
+
 def _row_cells(r: FusionRow) -> list[str]:
     return [
-        r.label,
+        r.label + (MIXED_CODE_MARK if r.mixed_code_versions else ""),
         r.stage,
         f"{r.n_runs} ({_plural(len(r.folds), 'fold')} × {_plural(len(r.seeds), 'seed')})",
         fmt_mean_std(r.war_mean, r.war_std, r.n_runs),
@@ -187,6 +192,9 @@ def format_group(group: GroupTable, heading: str = "##") -> str:
     if group.has_comparison:
         ns = [r.comparison["n"] for r in group.rows if r.comparison is not None]
         parts += ["", f"{heading}# Paired comparison against CFN-SR", "", comparison_table(group), "", limits_note(ns)]
+    diagnostics = format_diagnostics(group, heading)
+    if diagnostics:
+        parts += ["", diagnostics]
     if group.notes:
         parts += ["", "Notes:", *(f"- {n}" for n in group.notes)]
     return "\n".join(parts)

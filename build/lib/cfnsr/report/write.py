@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cfnsr.report.build import GroupTable, Report
-from cfnsr.report.figures import plot_confusion, plot_war_by_method
+from cfnsr.report.figures import plot_confusion, plot_diagnostics, plot_war_by_method
 from cfnsr.report.markdown import format_markdown
 
 
@@ -28,7 +28,7 @@ def csv_rows(report: Report) -> tuple[list[str], list[dict[str, Any]]]:
     folds = sorted({f for g in report.groups for r in g.rows for f in r.per_fold_war})
     header = [
         "table", "recipe_hash", "protocol", "dataset", "backbone", "selection", "fusion", "model", "row", "row_variant",
-        "fusion_stage",
+        "fusion_stage", "effective_batch", "init_provenance", "init_runs", "code_versions", "mixed_code_versions",
         "n_runs", "n_folds", "n_seeds", "folds", "seeds",
         "war_mean", "war_std", "uar_mean", "uar_std", "f1_mean", "f1_std",
         "last_war_mean", "last_war_std", "n_last",
@@ -52,6 +52,11 @@ def csv_rows(report: Report) -> tuple[list[str], list[dict[str, Any]]]:
                 "row": r.label,
                 "row_variant": " ".join(r.variant),
                 "fusion_stage": r.stage,
+                "effective_batch": "" if r.effective_batch is None else r.effective_batch,
+                "init_provenance": r.init_provenance or "",
+                "init_runs": " ".join(r.init_runs),
+                "code_versions": " ".join(r.code_versions),
+                "mixed_code_versions": r.mixed_code_versions,
                 "n_runs": r.n_runs,
                 "n_folds": len(r.folds),
                 "n_seeds": len(r.seeds),
@@ -148,7 +153,8 @@ def confusion_names(groups: list[GroupTable]) -> dict[tuple[int, int], str]:
 def write_report(report: Report, out_dir: str | Path) -> dict[str, Path]:
     """Write every output into ``out_dir``; return {name: path}.
 
-    Names: ``markdown``, ``csv``, ``protocol_gap_csv`` (split reports with both protocols), ``war_by_method`` and
+    Names: ``markdown``, ``csv``, ``protocol_gap_csv`` (split reports with both protocols), ``war_by_method``,
+    ``fusion_diagnostics`` (``_<k>`` per table when there are several; only tables with ``by_interaction``) and
     one confusion matrix per row, named by :func:`confusion_names` (``confusion_<fusion>``, with the table's
     protocol, dataset and backbone appended when there are several tables)."""
     out = Path(out_dir)
@@ -162,6 +168,11 @@ def write_report(report: Report, out_dir: str | Path) -> dict[str, Path]:
         written["protocol_gap_csv"] = _write_csv(out / "protocol_gap.csv", *_gap_rows(report))
     written["war_by_method"] = plot_war_by_method(report.groups, out / "war_by_method.png")
     several = len(report.groups) > 1
+    for gi, g in enumerate(report.groups):  # only tables whose runs recorded per-interaction accuracy
+        name = "fusion_diagnostics" + (f"_{gi + 1}" if several else "")
+        figure = plot_diagnostics(g, out / f"{name}.png")
+        if figure is not None:
+            written[name] = figure
     names = confusion_names(report.groups)
     for gi, g in enumerate(report.groups):
         for ri, r in enumerate(g.rows):
@@ -169,5 +180,5 @@ def write_report(report: Report, out_dir: str | Path) -> dict[str, Path]:
                 continue
             name = names[(gi, ri)]
             title = f"{r.label}: {r.n_runs} run(s) summed" + (f"\n{g.title}" if several else "")
-            written[name] = plot_confusion(r.confusion, title, out / f"{name}.png")
+            written[name] = plot_confusion(r.confusion, title, out / f"{name}.png", g.class_names)
     return written

@@ -27,14 +27,14 @@ from torch.utils.data import DataLoader, Dataset
 from cfnsr.builders.config_checks import ConfigError
 from cfnsr.data import cache
 from cfnsr.data.cache import CacheError, load_audio, load_clip
-from cfnsr.data.datamodule import UnpaddedDistributedSampler
+from cfnsr.data.datamodule import UnpaddedDistributedSampler, entry_labels, speaker_numbers
 from cfnsr.data.features import compute_mfcc
 from cfnsr.data.missing import remove_modality, remove_per_clip
-from cfnsr.data.ravdess import parse_name
 from cfnsr.data.settings import PreprocessSettings
 from cfnsr.files import atomic_write, write_text_atomic
 from cfnsr.robustness import corruptions as C
-from cfnsr.runs.recipe import recipe_hash, training_recipe
+from cfnsr.runs.diagnostics import by_interaction
+from cfnsr.runs.recipe import recipe_hash, row_recipe, table_recipe, training_recipe
 
 SCHEMA = 1
 RESULTS_SUBDIR = "robustness"  # per-condition test results (metrics + confusion), one JSON each
@@ -192,8 +192,9 @@ class CorruptedClips(Dataset):
         self.condition = condition
         self.seed = seed
         self.settings = settings
-        self.labels = torch.tensor([parse_name(s).label for s in self.stems], dtype=torch.long)
-        self.actors = torch.tensor([parse_name(s).actor for s in self.stems], dtype=torch.long)
+        labels = entry_labels(self.cache_dir, self.stems)  # from meta.json, as the data module reads them
+        self.labels = torch.tensor([labels[s][0] for s in self.stems], dtype=torch.long)
+        self.actors = torch.tensor(speaker_numbers([labels[s][1] for s in self.stems]), dtype=torch.long)
 
     def __len__(self) -> int:
         return len(self.stems)
@@ -245,12 +246,14 @@ class CorruptedTestData(pl.LightningDataModule):
 
 # ---------------------------------------------------------------------------------------------------- running it
 
-def run_suite(suite: Suite, trainer: pl.Trainer, module: Any, datamodule: Any, out_dir: str | Path
-              ) -> list[dict[str, Any]]:
+def run_suite(suite: Suite, trainer: pl.Trainer, module: Any, datamodule: Any, out_dir: str | Path,
+              manifest: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Test ``module`` on the test split of ``datamodule`` (already set up by the clean test) under every condition.
 
     Returns one row per condition: {corruption, level, war, uar, f1, n} (``relative`` is added by
-    ``robustness_document``). Per-condition results with the confusion matrix stay in ``<out_dir>/robustness/``.
+    ``robustness_document``), plus ``by_interaction`` (accuracy per interaction type, ``cfnsr.runs.diagnostics``)
+    when the corpus's interactions ``manifest`` is given. Per-condition results with the confusion matrix stay in
+    ``<out_dir>/robustness/``.
     """
     results = Path(out_dir) / RESULTS_SUBDIR
     saved = module.results_dir, module.test_tag
@@ -265,8 +268,11 @@ def run_suite(suite: Suite, trainer: pl.Trainer, module: Any, datamodule: Any, o
             if not trainer.is_global_zero:
                 continue
             result = json.loads(path.read_text())
-            rows.append({"corruption": cond.corruption, "level": cond.level,
-                         **{k: result[k] for k in ("war", "uar", "f1", "n")}})
+            row = {"corruption": cond.corruption, "level": cond.level,
+                   **{k: result[k] for k in ("war", "uar", "f1", "n")}}
+            if manifest is not None:
+                row["by_interaction"] = by_interaction(result["confusion"], manifest)
+            rows.append(row)
             level = "" if cond.level is None else f" {cond.level:g}"
             print(f"robustness: {cond.corruption}{level}: WAR {100 * result['war']:.2f}  UAR {100 * result['uar']:.2f}"
                   f"  (n={result['n']})", flush=True)
@@ -294,6 +300,7 @@ def checkpoint_meta(ckpt: Mapping[str, Any], ckpt_path: str | Path, suite: Suite
     """The ``meta`` block: copied from the checkpoint (run id and its saved, resolved run config)."""
     cfg = ckpt["cfnsr_config"]
     protocol = cfg.get("protocol", {}).get("name")
+    recipe = training_recipe(cfg)
     return {
         "run_id": ckpt.get("cfnsr_run_id"),
         "fusion": cfg.get("fusion", {}).get("name"),
@@ -302,7 +309,11 @@ def checkpoint_meta(ckpt: Mapping[str, Any], ckpt_path: str | Path, suite: Suite
         "protocol": protocol,
         "backbone": cfg.get("backbone", {}).get("name"),
         "dataset": cfg.get("data", {}).get("name"),
-        "recipe_hash": recipe_hash(training_recipe(cfg)),
+        "recipe_hash": recipe_hash(recipe),
+        # The report's blocks: runs whose recipes differ only in the fusion (and its initialisation) share a block,
+        # so robustness is compared across fusions; rows are told apart by the row recipe.
+        "table_recipe_hash": recipe_hash(table_recipe(recipe)),
+        "row_recipe_hash": recipe_hash(row_recipe(recipe)),
         "protocol_note": protocol_note(protocol, ckpt_path),
         "checkpoint": str(ckpt_path),
         "robustness_seed": suite.seed,
@@ -316,17 +327,21 @@ def _relative(war: float, clean_war: float) -> float | None:
 
 def robustness_document(meta: dict[str, Any], clean: Mapping[str, Any], rows: list[dict[str, Any]]
                         ) -> dict[str, Any]:
-    """``{"schema": 1, "meta", "clean": {war, uar, f1, n}, "rows": [{corruption, level, war, uar, f1, n, relative}]}``
-    (relative = war / clean war, null when the clean WAR is 0)."""
-    clean = {k: clean[k] for k in ("war", "uar", "f1", "n")}
-    return {"schema": SCHEMA, "meta": meta, "clean": clean,
-            "rows": [{**{k: r[k] for k in ROW_FIELDS[:-1]}, "relative": _relative(r["war"], clean["war"])}
+    """``{"schema": 1, "meta", "clean": {war, uar, f1, n, split_clips}, "rows": [{corruption, level, war, uar, f1, n, relative}]}``
+    (relative = war / clean war, null when the clean WAR is 0). ``by_interaction`` is copied into ``clean`` and each
+    row where present (a corpus with an interactions manifest)."""
+    # split_clips: the test split's size, so a reader can check every condition's clip count against it
+    extra = ("by_interaction",)
+    clean_out = {k: clean[k] for k in ("war", "uar", "f1", "n", "split_clips", *extra) if k in clean}
+    return {"schema": SCHEMA, "meta": meta, "clean": clean_out,
+            "rows": [{**{k: r[k] for k in ROW_FIELDS[:-1]}, "relative": _relative(r["war"], clean_out["war"]),
+                      **{k: r[k] for k in extra if k in r}}
                      for r in rows]}
 
 
 def write_outputs(out_dir: str | Path, doc: dict[str, Any]) -> dict[str, Path]:
-    """robustness.json, robustness.csv (a ``clean`` row first, then one per condition, with the meta's id columns)
-    and robustness.png, each written under a temporary name then renamed."""
+    """robustness.json, robustness.csv (a ``clean`` row first, then one per condition, with the meta's id columns and,
+    for a corpus with an interactions manifest, ``acc_<type>`` columns) and robustness.png, each written under a temporary name then renamed."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "robustness.json", "csv": out / "robustness.csv", "png": out / "robustness.png"}
@@ -334,13 +349,21 @@ def write_outputs(out_dir: str | Path, doc: dict[str, Any]) -> dict[str, Path]:
 
     with atomic_write(paths["csv"]) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow([*ROW_FIELDS, *META_FIELDS])
+        # With an interactions manifest: one accuracy column per interaction type (acc_<type>), after the ids.
+        types = list(doc["clean"].get("by_interaction") or {})
+        writer.writerow([*ROW_FIELDS, *META_FIELDS, *(f"acc_{t}" for t in types)])
         ids = [doc["meta"].get(k) for k in META_FIELDS]
+
+        def per_type(row: Mapping[str, Any]) -> list[Any]:
+            found = row.get("by_interaction") or {}
+            return [(found.get(t) or {}).get("acc", "") for t in types]
+
         clean = doc["clean"]
-        writer.writerow(["clean", "", clean["war"], clean["uar"], clean["f1"], clean["n"], 1.0, *ids])
+        writer.writerow(["clean", "", clean["war"], clean["uar"], clean["f1"], clean["n"], 1.0, *ids,
+                         *per_type(clean)])
         for r in doc["rows"]:
             writer.writerow([r["corruption"], "" if r["level"] is None else r["level"], r["war"], r["uar"], r["f1"],
-                             r["n"], "" if r["relative"] is None else r["relative"], *ids])
+                             r["n"], "" if r["relative"] is None else r["relative"], *ids, *per_type(r)])
     with atomic_write(paths["png"]) as tmp:
         plot_robustness(doc, tmp)
     return paths

@@ -25,6 +25,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from cfnsr.runs.checkpoint_files import CHECKPOINT_DIR, LAST_NAME, CheckpointError, load_checkpoint, run_id_of
+from cfnsr.runs.provenance import effective_batch_difference
 from cfnsr.runs.recipe import recipe_differences, training_recipe
 from cfnsr.runs.record import FILENAME as RECORD_FILE
 
@@ -175,7 +176,11 @@ def plan_resume(cfg: Any, ckpt_path: str | Path) -> Resume:
     saved = run_identity(ckpt["cfnsr_config"])
     wanted = run_identity(c)
     allow = list((c.get("resume") or {}).get("allow") or [])
-    diffs = [line for line in recipe_differences(saved, wanted) if not _allowed(line.split(":", 1)[0], allow)]
+    diffs = recipe_differences(saved, wanted)
+    # The recipe keeps the batch size but not the device count; the clips per optimiser step must match too.
+    batch = effective_batch_difference(ckpt["cfnsr_config"], c)
+    diffs += [batch] if batch else []
+    diffs = [line for line in diffs if not _allowed(line.split(":", 1)[0], allow)]
     if diffs:
         raise RunFolderError(
             f"cannot resume {ckpt_path}: the command differs from the run it resumes (checkpoint vs now):\n  "

@@ -21,6 +21,9 @@ The rule, key by key (a prefix matches the key itself and everything under it, b
 * :data:`INIT_PATH_KEYS` (initialisation checkpoints) are replaced by whether each was set (``True``/``False``; a
   key missing from the config counts as not set): a per-fold checkpoint path differs per fold but is the same
   recipe.
+* :data:`BATCH_DEPENDENT_KEYS` (the eval batch size and the device count) are kept, although execution details
+  otherwise, when an option of :data:`BATCH_DEPENDENT_OPTIONS` is on (``batch_sum_attention=true`` makes a clip's
+  logits depend on the other clips of its batch).
 * :data:`NEUTRAL_VALUES`: options added after runs were recorded are left out while they keep their neutral value
   (the behaviour from before they existed), so old and new runs with the option off share a recipe.
 * Everything else is kept: epochs, optimiser and learning rate, batch size, augmentation, preprocessing settings,
@@ -51,6 +54,8 @@ WHERE_PREFIXES: tuple[str, ...] = (
     "logger",
     "data.root",
     "data.cache_dir",
+    "data.corpus.csv",  # the folder corpus's clip list and root: where, not how
+    "data.corpus.root",
 )
 
 # Execution details that do not change the recipe.
@@ -72,17 +77,26 @@ EXECUTION_PREFIXES: tuple[str, ...] = (
     "preprocess.retry_failed",
     "test_after_fit",
     "complexity",
+    "cpu_threads",
     "model.compile",
     "model.channels_last",
     "resume",
     "callbacks.wandb_summary",
     "callbacks.run_checkpoints._target_",
+    "callbacks.trial_report",  # a search trial's per-epoch report to its study (and pruner): not how it trains
 )
 
 # Values quoted for display only, and the provenance of searched settings: a search trial's study and trial number
 # (``search``), a tuned run's "chosen by" record (``hparams``); the settings themselves are recipe keys.
 DESCRIPTIVE_PREFIXES: tuple[str, ...] = ("fusion.paper", "fusion.display", "fusion.order", "protocol.objective",
-                                         "search", "hparams")
+                                         "search", "hparams", "data.paper_table")
+
+# Copies of values the recipe keeps under another key, and names: the corpus's class names (the labels are fixed
+# by ``dataset`` and the corpus's own settings, which stay: ``data.corpus.label_source`` ...), the corpus class
+# (named by ``dataset``), and the per-corpus preprocessing defaults that ``preprocess.*`` repeats.
+MIRRORED_PREFIXES: tuple[str, ...] = ("data.class_names", "data.corpus._target_", "data.corpus.class_names",
+                                      "data.corpus.generate", "data.audio_offset", "data.audio_duration",
+                                      "data.short_audio")
 
 # Initialisation checkpoints: kept as "was it set", not as the path.
 INIT_PATH_KEYS: tuple[str, ...] = (
@@ -102,10 +116,24 @@ NEUTRAL_VALUES: dict[str, Any] = {
     # on the highest val/war.
     "callbacks.run_checkpoints.monitor": "val/war",
     "callbacks.run_checkpoints.mode": "max",
+    # Before tie_break existed the earliest of several epochs with the best val/war was selected.
+    "callbacks.run_checkpoints.tie_break": None,
     "folds.search_val_actors": None,
+    "preprocess.short_audio": "skip",  # clips with too little audio were always skipped
+    "model.init.allow_unknown_split": False,
+    # The synthetic corpus's preset and clip subset (the interactions preset, docs/diagnostics.md); before them every
+    # synthetic run used the legacy corpus with all 60 clips per actor.
+    "data.generate.preset": "legacy",
+    "data.generate.clips_per_actor": None,
 }
 
-EXCLUDED_PREFIXES: tuple[str, ...] = WHERE_PREFIXES + EXECUTION_PREFIXES + DESCRIPTIVE_PREFIXES
+# Reproduce-options under which the evaluation's numbers depend on how clips are batched: with the reference code's
+# attention map summed over the batch (``batch_sum_attention``), a clip's logits depend on the other clips of its
+# evaluation batch, so the eval batch size and the device count (each device batches its own share) are recipe.
+BATCH_DEPENDENT_OPTIONS: tuple[str, ...] = ("batch_sum_attention",)
+BATCH_DEPENDENT_KEYS: tuple[str, ...] = ("data.eval_batch_size", "trainer.devices", "trainer.num_nodes")
+
+EXCLUDED_PREFIXES: tuple[str, ...] = WHERE_PREFIXES + EXECUTION_PREFIXES + DESCRIPTIVE_PREFIXES + MIRRORED_PREFIXES
 
 HASH_LENGTH = 12  # hex digits of sha256 kept by recipe_hash
 
@@ -151,8 +179,9 @@ def clean_recipe(flat: Mapping[str, Any]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     init_set: dict[str, bool] = {}
+    batch_dependent = batch_dependent_eval(flat)
     for key, value in flat.items():
-        if matches_prefix(key, EXCLUDED_PREFIXES):
+        if matches_prefix(key, EXCLUDED_PREFIXES) and not (batch_dependent and key in BATCH_DEPENDENT_KEYS):
             continue
         init = matches_prefix(key, INIT_PATH_KEYS)
         if init is not None:
@@ -165,6 +194,12 @@ def clean_recipe(flat: Mapping[str, Any]) -> dict[str, Any]:
     # equal to one where it is null.
     out.update({key: init_set.get(key, False) for key in INIT_PATH_KEYS})
     return dict(sorted(out.items()))
+
+
+def batch_dependent_eval(flat: Mapping[str, Any]) -> bool:
+    """Whether a flat config turns on an option under which evaluation depends on the batching
+    (:data:`BATCH_DEPENDENT_OPTIONS` set to true anywhere, e.g. ``fusion.model.batch_sum_attention``)."""
+    return any(value is True and key.rsplit(".", 1)[-1] in BATCH_DEPENDENT_OPTIONS for key, value in flat.items())
 
 
 def training_recipe(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -180,6 +215,21 @@ def canonical_json(recipe: Mapping[str, Any]) -> str:
 def recipe_hash(recipe: Mapping[str, Any]) -> str:
     """A short stable id of a recipe: the first 12 hex digits of sha256 over its canonical JSON."""
     return hashlib.sha256(canonical_json(recipe).encode("utf-8")).hexdigest()[:HASH_LENGTH]
+
+
+# Recipe keys that tell rows of one comparison table apart (the fusion and its initialisation); every other key
+# must agree within a table. The report's tables and the robustness blocks both split recipes by them.
+ROW_PREFIXES: tuple[str, ...] = ("fusion", "model.init")
+
+
+def table_recipe(recipe: Mapping[str, Any]) -> dict[str, Any]:
+    """The recipe without the row keys (``fusion.*``, ``model.init.*``): what every run of one table shares."""
+    return {k: v for k, v in recipe.items() if not matches_prefix(k, ROW_PREFIXES)}
+
+
+def row_recipe(recipe: Mapping[str, Any]) -> dict[str, Any]:
+    """The recipe's row keys only (fusion settings and initialisation)."""
+    return {k: v for k, v in recipe.items() if matches_prefix(k, ROW_PREFIXES)}
 
 
 _ABSENT = object()

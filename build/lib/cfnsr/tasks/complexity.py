@@ -16,12 +16,13 @@ from cfnsr.models.complexity import count_params, cpu_latency_ms, gflops_per_cli
 
 
 def complexity_table(backbone_cfg: DictConfig, fusion_cfgs: Mapping[str, DictConfig],
-                     clip: tuple[int, int, int, int], latency: bool = False, num_classes: int = 8,
+                     clip: tuple[int, int, int, int], num_classes: int, latency: bool = False,
                      repeats: int = 3) -> list[dict[str, Any]]:
     """One row per fusion: name, stage, params, GFLOPs per clip, latency (ms or None), the paper's numbers (None
     for a fusion whose YAML has no ``paper:`` entry).
 
-    clip: (frames, size, n_mfcc, mfcc_len), e.g. (30, 224, 13, 212) for the paper.
+    clip: (frames, size, n_mfcc, mfcc_len), e.g. (30, 224, 13, 212) for the paper; num_classes: the corpus's
+    (``data.num_classes``, derived from its ``class_names``).
     Params and FLOPs come from a model built on the meta device (no memory, no compute); latency
     needs real weights and a real forward on the CPU.
     """
@@ -76,6 +77,6 @@ def run(cfg: DictConfig, searchpath: Sequence[str] = ()) -> None:
     print(f"backbone={cfg.backbone.name}, clip: video (3, {frames}, {size}, {size}), audio ({n_mfcc}, {length})"
           + ("" if cfg.latency else "; CPU latency not measured (latency=true measures it)"))
     fusions = _fusion_configs(cfg, searchpath)
-    rows = complexity_table(cfg.backbone, fusions, (frames, size, n_mfcc, length), latency=cfg.latency,
-                            repeats=cfg.repeats)
+    rows = complexity_table(cfg.backbone, fusions, (frames, size, n_mfcc, length), cfg.data.num_classes,
+                            latency=cfg.latency, repeats=cfg.repeats)
     print(format_table(rows))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-import traceback
 import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -24,32 +23,47 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from cfnsr.builders.config_checks import check_train_config
-from cfnsr.builders.objects import build_datamodule, build_module, build_trainer, clip_shapes
+from cfnsr.builders.init_checks import split_dict
+from cfnsr.builders.objects import build_datamodule, build_module, build_trainer, clip_shapes, fold_split
 from cfnsr.builders.run_metadata import provenance, run_metadata
 from cfnsr.callbacks import run_end
+from cfnsr.callbacks.trial_report import TrialPruned
+from cfnsr.callbacks.wandb_summary import wandb_run_options
 from cfnsr.console import print_config_tree, progress_bars
 from cfnsr.models.complexity import count_params, gflops_per_clip
 from cfnsr.runs.checkpoint_files import CHECKPOINT_DIR, callback_state, run_checkpoints
+from cfnsr.runs.diagnostics import MANIFEST_FILE, by_interaction, read_manifest
 from cfnsr.runs.folder import (
     JobLock,
     claim_for_new_run,
     global_rank_from_env,
     new_run_id,
     plan_resume,
+    read_own_record,
     requeued_checkpoint,
 )
+from cfnsr.runs.interrupt import (
+    Interrupted,
+    interrupt_handlers,
+    interrupted_checkpoint,
+    interrupted_fields,
+    set_aside_interrupted_without_checkpoint,
+)
+from cfnsr.runs.provenance import code_version
 from cfnsr.runs.record import write_record
 from cfnsr.runs.summary import format_run_summary
+from cfnsr.tasks.run_failure import record_failure
 
 RUN_ID_ENV = "CFNSR_RUN_ID"
 # The test-only trainer warns that the fit's checkpoint callbacks are missing; they have nothing to do in a test.
 warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`")
 
 
-def _loggers(cfg: DictConfig, run_dir: Path, resumed: bool) -> list[Any]:
+def _loggers(cfg: DictConfig, run_dir: Path, resumed: bool, run_id: str, meta: dict[str, Any]) -> list[Any]:
     """The configured loggers, writing into the run folder (a resumed run's, not the new launch folder).
 
     A resumed CSV logger writes a new version folder: reusing ``csv/`` would delete the first part's per-epoch log.
+    A wandb logger gets the run id as its id, so a resumed run continues its wandb run, and a group per recipe.
     """
     out = []
     for c in (cfg.get("logger") or {}).values():
@@ -58,13 +72,45 @@ def _loggers(cfg: DictConfig, run_dir: Path, resumed: bool) -> list[Any]:
         extra: dict[str, Any] = {"save_dir": str(run_dir)}
         if resumed and c._target_.endswith("CSVLogger"):
             extra["version"] = f"resumed-{time.strftime('%Y%m%d-%H%M%S')}"
+        if c._target_.endswith("WandbLogger"):
+            extra.update(wandb_run_options(meta, run_id, c.get("group")))
+            # logger.wandb.log_model is read by WandbSummary, which uploads cfnsr's own checkpoints (also offline);
+            # Lightning's upload sees only its ModelCheckpoint files and refuses offline runs.
+            extra["log_model"] = False
         out.append(instantiate(c, **extra))
     return out
+
+
+def _init_and_code(module: Any, out: Path, resumed: bool) -> dict[str, Any]:
+    """``init_sources``: which checkpoints initialised the run (per part: path, run id, recipe hash, whether the
+    split was recorded); a resumed run loaded none, so its first record's value is kept. ``code_version_previous``:
+    the code version of the interrupted part, when a resume runs other code (the report marks such a run)."""
+    if not resumed:
+        return {"init_sources": {part: {k: v for k, v in src.items() if k != "split"}
+                                 | {"split_recorded": src.get("split") is not None}
+                                 for part, src in (getattr(module, "init_sources", None) or {}).items()}}
+    before = read_own_record(out) or {}
+    extra: dict[str, Any] = {"init_sources": before.get("init_sources")}
+    previous = before.get("code_version_previous") or before.get("code_version")
+    if previous is not None and previous != code_version():
+        extra["code_version_previous"] = previous
+    return extra
 
 
 def _callbacks(cfg: DictConfig) -> list[pl.Callback]:
     """The configured callbacks (``conf/callbacks/``); entries set to null are left out."""
     return [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None and "_target_" in c]
+
+
+def set_cpu_threads(cfg: DictConfig) -> None:
+    """Intra-op threads of a CPU run: ``cpu_threads`` (null: torch's default, one per core).
+
+    Why a setting: on a shared 2-core machine two threads per training step were measured 13x slower than one
+    under load (they wait for each other's core); the tiny models gain little from a second thread when idle.
+    """
+    n = cfg.get("cpu_threads")
+    if n and cfg.trainer.get("accelerator") == "cpu":
+        torch.set_num_threads(int(n))
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -74,8 +120,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     checkpoint to resume does not fit this command.
     """
     check_train_config(cfg)
+    set_cpu_threads(cfg)
+    with interrupt_handlers():  # SIGTERM/SIGINT -> Interrupted: an "interrupted" record with its resume command
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> dict[str, Any]:
     rank0 = global_rank_from_env() == 0
-    ckpt_path = cfg.ckpt_path or requeued_checkpoint(Path(cfg.paths.output_dir))
+    # A SLURM requeue, or a re-run of an interrupted sweep into its own folder, continues the run there.
+    ckpt_path = (cfg.ckpt_path or requeued_checkpoint(Path(cfg.paths.output_dir))
+                 or interrupted_checkpoint(Path(cfg.paths.output_dir)))
     if ckpt_path:
         resume = plan_resume(cfg, ckpt_path)
         out, run_id = resume.run_dir, resume.run_id
@@ -88,6 +142,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     os.environ[RUN_ID_ENV] = run_id
     with JobLock(out) if rank0 else nullcontext():
         if rank0 and resume is None:
+            set_aside_interrupted_without_checkpoint(out)  # nothing to resume: the job starts again
             claim_for_new_run(out)
         return _train_in(cfg, out, run_id, resume.ckpt_path if resume else None, rank0)
 
@@ -106,20 +161,27 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
         module.run_config = OmegaConf.to_container(cfg, resolve=True)
         module.run_id = run_id
         module.run_dir = out
+        module.run_split = split_dict(fold_split(cfg))  # saved in checkpoints: who may be initialised from them
         gflops = gflops_per_clip(module.model, *clip_shapes(cfg)) if cfg.complexity else None
         meta = run_metadata(cfg, count_params(module.model), gflops)
-    except Exception as exc:  # bad fold, missing checkpoint, ...: leave a record the report can list
+        meta.update(_init_and_code(module, out, resumed=ckpt_path is not None))
+    except (Exception, Interrupted) as exc:  # bad fold, missing checkpoint, a signal: leave a record to list
         if rank0:
-            write_record(out, {**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+            status = (interrupted_fields(exc, out) if isinstance(exc, Interrupted)
+                      else {"status": "failed", "error": f"{type(exc).__name__}: {exc}"})
+            write_record(out, {**base, **status,
                                "fusion": cfg.fusion.name, "fold": cfg.fold, "seed": cfg.seed,
                                "protocol": cfg.protocol.name, "dataset": cfg.data.name,
-                               "backbone": cfg.backbone.name, **provenance(cfg)})
+                               "backbone": cfg.backbone.name, "code_version": code_version(),
+                               **provenance(cfg)})
         raise
 
     ckpt_dir = out / CHECKPOINT_DIR
     callbacks = _callbacks(cfg)
-    loggers = _loggers(cfg, out, resumed=ckpt_path is not None)
+    loggers = _loggers(cfg, out, resumed=ckpt_path is not None, run_id=run_id, meta=meta)
     trainer = build_trainer(cfg, out, [*callbacks, *progress_bars(cfg.trainer)], loggers or False)
+    # The devices the trainer really uses (devices=auto, SLURM): data.batch_size x world size x accumulation.
+    meta["effective_batch"] = int(cfg.data.batch_size) * int(trainer.world_size) * int(trainer.accumulate_grad_batches)
     for lg in loggers:
         lg.log_hyperparams({**meta, "run_id": run_id, "config": module.run_config})
 
@@ -153,18 +215,26 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
                 if rank0:  # under ddp_spawn the result comes back in this file: never read an older one
                     (out / "test_results" / f"{tag}.json").unlink(missing_ok=True)
                 tester.test(module, datamodule=datamodule, verbose=False)
-                record[tag] = {**module.last_test_result(), **chosen["tests"][tag]}
+                record[tag] = with_interactions({**module.last_test_result(), **chosen["tests"][tag]}, cfg)
         record["status"] = "debug" if debug else "finished"
         if debug:
             record["final_metrics"] = _logged_metrics(trainer)
         record["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    except Interrupted as exc:  # SIGTERM/SIGINT: not a failure; the record says how to continue
+        record.update(interrupted_fields(exc, out), train_seconds=round(time.time() - started, 1))
+        if rank0:
+            write_record(out, record)
+        raise
     except BaseException as exc:
-        record["status"] = "failed"
+        pruned = isinstance(exc, TrialPruned)  # a search's pruner stopped the trial: not a failure
+        record["status"] = "pruned" if pruned else "failed"
         record["error"] = f"{type(exc).__name__}: {exc}"
         record["train_seconds"] = round(time.time() - started, 1)  # the failed record says how long it ran too
         if rank0:
-            write_record(out, record)
-            (out / "error.txt").write_text(traceback.format_exc())
+            if pruned:
+                write_record(out, record)
+            else:
+                record_failure(out, record, exc)
         raise
     finally:
         record["train_seconds"] = round(time.time() - started, 1)
@@ -193,12 +263,35 @@ def _chosen_checkpoints(cfg: DictConfig, ckpt_dir: Path, run_id: str,
         "tests": {"test": {"epoch": int(best["epoch"]), "ckpt": best_path.name},
                   "test_last": {"epoch": int(last["epoch"]), "ckpt": last_path.name}},
     }
+    facts["fields"].update(selection_facts(callback_state(last)))
     states.update(test=best["state_dict"], test_last=last["state_dict"])
     return facts
 
 
+def selection_facts(state: dict[str, Any]) -> dict[str, Any]:
+    """What decided the selected epoch, from the ``RunCheckpoints`` state of the last checkpoint: the monitored
+    metric's best value (``val_best``), how many later epochs equalled the best when they ran (``val_ties``) and
+    the rule among ties (``selection_ties``). Empty for a checkpoint without that state."""
+    if not state.get("monitor"):
+        return {}
+    tie = state.get("tie_break")
+    rule = f"lower {tie}, then the earlier epoch" if tie else "the earlier epoch"
+    return {"val_monitor": state["monitor"], "val_best": state.get("best_score"),
+            "val_ties": int(state.get("ties") or 0), "selection_ties": rule}
+
+
 def _distributed() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def with_interactions(result: dict[str, Any], cfg: DictConfig) -> dict[str, Any]:
+    """``result`` plus ``by_interaction`` (test accuracy per interaction type) when the corpus at ``cfg.data.root``
+    has an interactions manifest (``cfnsr.runs.diagnostics``); unchanged otherwise."""
+    manifest = read_manifest(cfg.data.root)
+    if manifest is None or "confusion" not in result:
+        return result
+    where = str(Path(cfg.data.root) / MANIFEST_FILE)
+    return {**result, "by_interaction": by_interaction(result["confusion"], manifest, where)}
 
 
 def _from_rank0(make: Callable[[], Any]) -> Any:
@@ -270,7 +363,7 @@ def _finish_fast_dev_run(cfg: DictConfig, trainer: pl.Trainer, module: Any, data
         if rank0:  # under ddp_spawn the result comes back in this file: never read an older one
             (out / "test_results" / "test.json").unlink(missing_ok=True)
         trainer.test(module, datamodule=datamodule, verbose=False)
-        record["test"] = module.last_test_result()
+        record["test"] = with_interactions(module.last_test_result(), cfg)
     record.update(status="debug", epochs=1, finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   train_seconds=round(time.time() - started, 1))
     if rank0:

@@ -5,8 +5,12 @@ Layout written (see docs/contracts.md)::
     <root>/Actor_XX/01-01-EE-II-SS-RR-AA.mp4   H.264 (yuv420p) video + AAC mono audio
     <root>/landmarks/01-01-EE-II-SS-RR-AA.csv  one row per video frame, x_0..x_67 / y_0..y_67 in pixels
     <root>/synthetic.json                      the generating config, written when the corpus is complete
+    <root>/interactions.json                   preset "interactions" only: class -> interaction type (manifest)
 
-Why it is useful: the emotion signal is split across the modalities on purpose.
+Two presets (``SyntheticConfig.preset``): "interactions" (the default of conf/data/synthetic.yaml) gives each class
+pair one declared interaction type, redundant / video_unique / audio_unique / synergy (``interactions`` module,
+docs/diagnostics.md). "legacy" (the code default, so that configs written before presets keep their meaning) is the
+first corpus, described below: the emotion signal is split across the modalities on purpose.
 
 * The FACE (brows, eyes, mouth) cannot tell apart (neutral, calm), (angry, disgust), (fearful, surprised): they share
   the same expression parameters, so a video-only model tops out at 960/1440 = 66.7 %.
@@ -19,7 +23,7 @@ independently of the emotion, so no other channel leaks the label. Output is a p
 random draw comes from a ``SeedSequence`` keyed by (seed, stream, clip fields).
 
 One concern per module, in reading order: ``config`` (settings, random streams), ``emotions`` (the class signal),
-``actors``, ``timing`` (syllables), ``face`` (landmarks and drawing), ``video`` and ``voice`` (one clip's
+``interactions`` (the interactions preset's class signal and manifest), ``actors``, ``timing`` (syllables), ``face`` (landmarks and drawing), ``video`` and ``voice`` (one clip's
 frames and sound), ``writers`` (mp4 + CSV), ``corpus`` (all clips, resumable), ``cli``.
 
 CLI: ``python -m cfnsr.data.synthetic <root> [--actors N] [--workers W] ...``

@@ -15,6 +15,7 @@ from cfnsr.data.ravdess import NUM_ACTORS, RavdessName, av_speech_names
 GENERATOR_VERSION = 1
 CONFIG_FILE = "synthetic.json"
 _PENDING_FILE = ".synthetic.pending.json"
+PRESETS = ("legacy", "interactions")
 MIN_DURATION = 2.95  # the paper reads audio from 0.5 s for 2.45 s
 
 
@@ -32,6 +33,10 @@ class SyntheticConfig:
     clips_per_actor: keep only the first N of each actor's clips in a class-interleaved order (None = all 60); the
         order cycles through the emotions first, so small N still covers every class.
     crf / audio_bitrate: encoder quality; defaults keep files small and encoding fast.
+    preset: which class signal is rendered (``PRESETS``): "legacy" (the first corpus: confusable pairs per modality,
+        ``emotions``) or "interactions" (one declared interaction type per class pair, ``interactions`` module,
+        with a manifest). A legacy config's ``to_json`` leaves ``preset`` out, so corpora made before the preset
+        existed still match their ``synthetic.json``.
     """
 
     actors: int = NUM_ACTORS
@@ -48,6 +53,7 @@ class SyntheticConfig:
     clips_per_actor: int | None = None
     crf: int = 28
     audio_bitrate: int = 48000
+    preset: str = "legacy"
 
     def __post_init__(self) -> None:
         # Hydra hands lists over as ListConfig; a tuple keeps the dataclass hashable-ish and JSON round-trips to list.
@@ -70,6 +76,8 @@ class SyntheticConfig:
             problems.append(f"emotions={self.emotions} must be a non-empty subset of 1..8")
         if self.clips_per_actor is not None and self.clips_per_actor < 1:
             problems.append(f"clips_per_actor={self.clips_per_actor} must be >= 1")
+        if self.preset not in PRESETS:
+            problems.append(f"preset={self.preset!r} must be one of {', '.join(PRESETS)}")
         if problems:
             raise ValueError("invalid SyntheticConfig: " + "; ".join(problems))
 
@@ -87,6 +95,8 @@ class SyntheticConfig:
         data = dataclasses.asdict(self)
         if data["emotions"] is not None:
             data["emotions"] = list(data["emotions"])
+        if data["preset"] == "legacy":
+            del data["preset"]  # the settings of a legacy corpus are those written before presets existed
         data["generator_version"] = GENERATOR_VERSION
         return data
 

@@ -116,6 +116,12 @@ def generate_corpus(root: str | Path, workers: int = 2, progress: bool = True, c
         if bar:
             bar.close()
 
+    if cfg.preset == "interactions":  # before synthetic.json: a corpus marked complete always has its manifest
+        from cfnsr.data.synthetic.interactions import MANIFEST_FILE, manifest
+
+        path = root / MANIFEST_FILE
+        if not path.exists() or json.loads(path.read_text(encoding="utf-8")) != manifest():
+            _write_json(path, manifest())
     record = {"config": cfg.to_json(), "clips": len(names)}
     try:
         unchanged = json.loads((root / CONFIG_FILE).read_text(encoding="utf-8")) == record

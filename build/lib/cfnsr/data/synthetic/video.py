@@ -23,6 +23,7 @@ from cfnsr.data.synthetic.face import (
     _transform,
     face_landmarks_local,
 )
+from cfnsr.data.synthetic.interactions import face_expression_of
 from cfnsr.data.synthetic.timing import _envelope, _speech_span, _syllables
 
 
@@ -94,8 +95,8 @@ def render_video(name: RavdessName, cfg: SyntheticConfig) -> tuple[np.ndarray, n
     W, H, T = cfg.width, cfg.height, cfg.num_frames
     times = np.arange(T) / cfg.fps
 
-    expr = _jitter_face(face_expression(name.emotion, name.intensity).scaled(look.expressiveness), rng,
-                        cfg.expression_jitter)
+    base = face_expression_of(name) if cfg.preset == "interactions" else face_expression(name.emotion, name.intensity)
+    expr = _jitter_face(base.scaled(look.expressiveness), rng, cfg.expression_jitter)
     # Lip articulation with its own, emotion-independent timing: sharing the voice's speaking rate would leak
     # the audio classes into the video.
     start, end = _speech_span(rng, cfg.duration)

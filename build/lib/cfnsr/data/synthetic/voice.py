@@ -11,6 +11,7 @@ from cfnsr.data.ravdess import RavdessName
 from cfnsr.data.synthetic.actors import actor_voice
 from cfnsr.data.synthetic.config import _S_CLIP_VOICE, SyntheticConfig, _rng
 from cfnsr.data.synthetic.emotions import NEUTRAL_FACE, VoiceParams, voice_params
+from cfnsr.data.synthetic.interactions import voice_params_of
 from cfnsr.data.synthetic.timing import _envelope, _speech_span, _statement_pattern, _syllables
 from cfnsr.data.synthetic.video import ClipParams
 
@@ -71,7 +72,8 @@ def render_audio(name: RavdessName, cfg: SyntheticConfig) -> tuple[np.ndarray, C
     voice = actor_voice(cfg.seed, name.actor)
     rng = _rng(cfg.seed, _S_CLIP_VOICE, *name.fields)
     sr, n = cfg.sample_rate, cfg.num_samples
-    vp = _jitter_voice(voice_params(name.emotion, name.intensity), rng, cfg.voice_jitter)
+    base = voice_params_of(name) if cfg.preset == "interactions" else voice_params(name.emotion, name.intensity)
+    vp = _jitter_voice(base, rng, cfg.voice_jitter)
     f0 = voice.f0 * vp.f0_scale
     start, end = _speech_span(rng, cfg.duration)
     syl = _syllables(rng, start, end, vp.rate)
