@@ -75,11 +75,11 @@ def test_the_fusion_suite_covers_it(toy: tuple[dict[str, str], str]):
                 "tests/test_fusion_uses_both_streams.py", "tests/test_config_defaults.py", "tests/test_configs.py",
                 "-k", "gated_sum or pinned"], env)
     passed = {line.split("::")[1].split(" ")[0] for line in out.splitlines() if "::" in line and " PASSED" in line}
-    # the interface, the config rules, composition, the both-streams check (trained against the unimodal runs),
-    # and the pins, which ask nothing of a fusion without paper numbers
+    # the interface, the config rules, composition, the synergy check (a "Late" fusion: trained on the synergy pair,
+    # held to the additive bound), and the pins, which ask nothing of a fusion without paper numbers
     for test in ("test_forward_output", "test_gradients_reach_every_backbone",
                  "test_backbone_keys_are_the_unimodal_keys", "test_config_names_a_fusion_class", "test_every_fusion_config_names_itself",
-                 "test_every_fusion_is_one_this_test_can_judge", "test_fused_model_beats_both_unimodal_models"):
+                 "test_every_fusion_has_an_expectation", "test_synergy_expectation_of_every_fusion"):
         assert f"{test}[gated_sum]" in passed, (test, sorted(passed))
     assert any(t.startswith("test_yaml_and_constructor_do_not_restate_each_other[fusion/gated_sum") for t in passed)
     assert "test_every_paper_method_is_pinned" in passed

@@ -65,11 +65,21 @@ def test_run_options_are_not_settings():
 
 @pytest.mark.parametrize(("bad", "named"), [({"frames": 2.5}, "frames"), ({"channel_order": "hsv"}, "channel_order"),
                                             ({"size": 0}, "size"), ({"audio_duration": 0.0}, "audio_duration"),
-                                            ({"face_fallback": "dlib"}, "face_fallback"),
-                                            ({"face_fallback": "haar"}, "face_fallback")])
+                                            ({"face_fallback": "dlib"}, "face_fallback")])
 def test_invalid_settings_raise_naming_the_setting(bad, named):
     with pytest.raises(ValueError, match=named):
         PreprocessSettings(**bad)
+
+
+def test_the_retired_detector_is_read_from_old_configs_but_never_run():
+    import numpy as np
+
+    from cfnsr.data.faces import detect_face
+
+    old = PreprocessSettings(face_fallback="haar")  # a checkpoint or cache from before BlazeFace
+    assert old.hash == _with_haar(PreprocessSettings()) == DEFAULT_HASH_BEFORE_MOVE
+    with pytest.raises(ValueError, match="'haar'.*retired.*face_fallback=blazeface"):
+        detect_face(np.zeros((64, 64, 3), np.uint8), old.face_fallback)
 
 
 # ----------------------------------------------------------------------------- a cache built with the Haar detector

@@ -67,8 +67,8 @@ def test_predict_and_crop_gap_refuse_a_nested_target_and_run_no_code(finished, t
     with pytest.raises(CheckpointConfigError, match=r"fusion\.model\.extra\._target_"):
         load_predictor(evil)
     with pytest.raises(CheckpointConfigError, match=r"fusion\.model\.extra\._target_"):
-        crop_gap(evil, root=str(tiny_data_dir / "synthetic_ravdess"),
-                 cache_dir=str(tiny_data_dir / "synthetic_ravdess_cache"), progress=False)
+        crop_gap(evil, root=str(tiny_data_dir / "synthetic_legacy"),
+                 cache_dir=str(tiny_data_dir / "synthetic_legacy_cache"), progress=False)
     assert not marker.exists()
 
 
@@ -108,7 +108,7 @@ def _stat(cache: Path) -> dict[str, tuple[int, int]]:
 def test_a_checkpoint_saved_with_preprocess_force_does_not_rebuild_the_cache(finished, tiny_data_dir, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(tiny_data_dir, data)  # a private corpus and cache: this test must not touch the shared one
-    root, cache = data / "synthetic_ravdess", data / "synthetic_ravdess_cache"
+    root, cache = data / "synthetic_legacy", data / "synthetic_legacy_cache"
     forced = _crafted(finished["best_ckpt"], tmp_path / "forced.ckpt", **{
         "preprocess.force": True, "preprocess.workers": 0, "data.root": str(root), "data.cache_dir": str(cache)})
     before = _stat(cache)

@@ -39,9 +39,9 @@ def ckpt(tiny_data_dir: Path, tmp_path_factory) -> dict:
 
 
 @pytest.mark.slow
-def test_locked_or_used_evaluation_folder_is_refused(ckpt: dict, tmp_path: Path) -> None:
+def test_locked_or_used_evaluation_folder_is_refused(ckpt: dict, tmp_path: Path, tiny_data_dir: Path) -> None:
     out = tmp_path / "eval"
-    cfg = compose_eval([f"ckpt_path={ckpt['best_ckpt']}"], out)
+    cfg = compose_eval([f"ckpt_path={ckpt['best_ckpt']}"], out, tiny_data_dir)
     with JobLock(out), pytest.raises(RunFolderError, match="is being written by another job"):
         evaluate(cfg)  # another evaluation holds the folder
     assert not (out / "test.json").exists()
@@ -52,5 +52,5 @@ def test_locked_or_used_evaluation_folder_is_refused(ckpt: dict, tmp_path: Path)
     assert saved["war"] == record["test"]["war"]
     before = (out / "test.json").read_bytes()
     with pytest.raises(RunFolderError, match=r"already holds evaluation\.json, test\.json of another evaluation"):
-        evaluate(compose_eval([f"ckpt_path={ckpt['last_ckpt']}"], out))
+        evaluate(compose_eval([f"ckpt_path={ckpt['last_ckpt']}"], out, tiny_data_dir))
     assert (out / "test.json").read_bytes() == before  # the first result is kept

@@ -31,10 +31,11 @@ def trained(tiny_data_dir: Path, tmp_path_factory) -> dict:
 
 
 @pytest.mark.slow
-def test_limited_evaluation_is_marked_and_skipped_by_both_reports(trained: dict, tmp_path: Path) -> None:
+def test_limited_evaluation_is_marked_and_skipped_by_both_reports(trained: dict, tmp_path: Path,
+                                                                  tiny_data_dir: Path) -> None:
     out = tmp_path / "eval"
     record = evaluate(compose_eval([f"ckpt_path={trained['last_ckpt']}", "+trainer.limit_test_batches=1", *SUITE],
-                                   out))
+                                   out, tiny_data_dir))
     total = trained["test"]["split_clips"]
     assert total > 4 and record["test"]["n"] == 4
     assert record["partial"] == f"trainer.limit_test_batches=1, 4 of {total} test clips"
@@ -52,9 +53,10 @@ def test_limited_evaluation_is_marked_and_skipped_by_both_reports(trained: dict,
 
 
 @pytest.mark.slow
-def test_whole_evaluation_is_not_partial_and_names_its_checkpoint(trained: dict, tmp_path: Path) -> None:
+def test_whole_evaluation_is_not_partial_and_names_its_checkpoint(trained: dict, tmp_path: Path,
+                                                                   tiny_data_dir: Path) -> None:
     out = tmp_path / "eval"
-    record = evaluate(compose_eval([f"ckpt_path={trained['last_ckpt']}"], out))
+    record = evaluate(compose_eval([f"ckpt_path={trained['last_ckpt']}"], out, tiny_data_dir))
     assert record["partial"] is None and record["test"]["n"] == record["test"]["split_clips"]
     assert record["test"]["n"] == trained["test"]["n"]
     saved = json.loads((out / "test.json").read_text())

@@ -490,7 +490,7 @@ def test_crop_gap_evaluates_landmark_and_detector_crops(late_ckpt: Path, tiny_da
     from cfnsr.predict.crop_gap import VARIANTS, crop_gap, format_crop_gap, main
 
     # the corpus and cache are named by the command (a checkpoint's paths are never used)
-    root, cache = tiny_data_dir / "synthetic_ravdess", tiny_data_dir / "synthetic_ravdess_cache"
+    root, cache = tiny_data_dir / "synthetic_legacy", tiny_data_dir / "synthetic_legacy_cache"
     result = crop_gap(late_ckpt, root=str(root), cache_dir=str(cache), limit=12, calib_clips=6, progress=False)
     assert result["clips"] == 12 and result["test_actors"] == [1, 2]
     assert set(result["scores"]) == set(VARIANTS)

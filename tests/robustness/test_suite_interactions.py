@@ -35,7 +35,7 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> dict:
                    workers=2, verbose=False)
     out = tmp_path_factory.mktemp("run")
     record = train(compose_train(overrides, data_dir, out / "run"))
-    result = evaluate(compose_eval([f"ckpt_path={record['best_ckpt']}", *REMOVALS], out / "eval"))
+    result = evaluate(compose_eval([f"ckpt_path={record['best_ckpt']}", *REMOVALS], out / "eval", data_dir))
     return {"record": record, "result": result, "dir": out / "eval"}
 
 
