@@ -11,6 +11,11 @@ Re-runs resume and are cheap: complete entries are checked (``verify``: cheap fa
 broken ones rebuilt; clips that failed before are retried only when their mp4 or landmark CSV changed (size or
 mtime) or ``retry_failed``; with nothing to do no worker pool starts, and nothing is written, the report included,
 unless its content changed.
+
+Every entry is bound to its sources (``cfnsr.data.corpus``): an entry whose mp4 or CSV changed under the same
+corpus root is rebuilt; a cache built from another root is refused unless its entries' sources match the new root's
+files one by one. Clips with the same mp4 content (or the same cached frames) are listed in the report
+(``duplicates``).
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ from typing import Any
 import numpy as np
 
 from cfnsr.data import cache
+from cfnsr.data import corpus as corpus_mod
 from cfnsr.data.cache import REPORT_FILE, CacheError, cached_clips
+from cfnsr.data.corpus import CorpusError
 from cfnsr.data.faces import crop_faces, detect_extents
 from cfnsr.data.features import (
     AUDIO_INT16_SCALE,
@@ -77,6 +84,7 @@ class ClipJob:
     cache_dir: str
     settings: PreprocessSettings
     threads: int  # decoder threads
+    sources: dict[str, Any]  # identity of the mp4 and landmark CSV (cfnsr.data.corpus), recorded in meta.json
 
 
 def _landmark_extents(job: ClipJob, landmarks: Landmarks, csv: Path, clip: DecodedClip
@@ -148,7 +156,7 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
             crops = np.ascontiguousarray(crops[..., ::-1])
         meta = {
             "stem": job.name.stem, "actor": job.name.actor, "label": job.name.label, "face_source": source,
-            "source": job.rel, "settings_hash": s.hash, "duration": clip.duration, "fps": clip.fps,
+            "source": job.rel, "sources": job.sources, "settings_hash": s.hash, "duration": clip.duration, "fps": clip.fps,
             "width": clip.width, "height": clip.height, "frame_times": [round(t, 4) for t in clip.frame_times],
             "frames_shape": list(crops.shape), "mfcc_shape": list(mfcc.shape),
             # audio.npy = round(window * audio_scale) clipped to +-audio_scale; audio_clipped: samples clipped
@@ -279,6 +287,42 @@ def _previous_failures(previous: dict[str, Any] | None, settings: PreprocessSett
     return {s["file"]: s for s in skipped if isinstance(s, dict) and "file" in s and "size" in s}
 
 
+def _recorded_root(cache_dir: Path, previous: dict[str, Any] | None) -> str | None:
+    """The corpus root the cache was built from: settings.json's ``corpus``, else the last report's root."""
+    recorded = cache.read_settings(cache_dir) or {}
+    corpus = recorded.get(cache.CORPUS_KEY)
+    if isinstance(corpus, dict) and corpus.get("root"):
+        return str(corpus["root"])
+    return str(previous["root"]) if previous and previous.get("root") else None
+
+
+def _recorded_fingerprint(cache_dir: Path) -> str:
+    corpus = (cache.read_settings(cache_dir) or {}).get(cache.CORPUS_KEY)
+    return str(corpus.get("fingerprint")) if isinstance(corpus, dict) else "not recorded"
+
+
+def _same_report_root(previous: dict[str, Any] | None, root: Path) -> bool:
+    """An entry older than source identities is re-identified (hashed, not rebuilt) only when the cache's report
+    says it was built from this very root; otherwise it is rebuilt."""
+    return bool(previous and previous.get("root")) and corpus_mod.same_root(previous["root"], root)
+
+
+def _duplicates(cache_dir: Path, sources: dict[str, dict[str, Any]], usable: list[str]) -> list[dict[str, Any]]:
+    """Groups of clips with the same mp4 content, and of usable clips whose cached frames are identical."""
+    out = [{"kind": "mp4", "clips": g, "sha256": sources[g[0]]["mp4"]["sha256"]}
+           for g in corpus_mod.duplicate_groups(sources)]
+    frames: dict[str, dict[str, Any]] = {}
+    for stem in usable:
+        try:
+            digest = cache.load_meta(cache_dir, stem)["files"]["frames.npy"]["sha256"]
+        except (CacheError, KeyError, TypeError):
+            continue
+        frames[stem] = {"frames": {"sha256": digest}}
+    out += [{"kind": "frames", "clips": g, "sha256": frames[g[0]]["frames"]["sha256"]}
+            for g in corpus_mod.duplicate_groups(frames, key="frames")]
+    return out
+
+
 def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: PreprocessSettings, workers: int = 2,
                       force: bool = False, progress: bool = True, verify: str = "cheap",
                       retry_failed: bool = False) -> dict[str, Any]:
@@ -313,24 +357,69 @@ def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Preproc
     facts: dict[str, dict[str, Any]] = {}
     jobs: list[ClipJob] = []
     inputs: dict[str, dict[str, Any]] = {}
+    sources: dict[str, dict[str, Any]] = {}  # stem -> identity of its files now (cfnsr.data.corpus)
+    reidentify: dict[str, dict[str, Any]] = {}  # stem -> identity to write into an entry kept as it is
+    foreign: list[str] = []  # entries made from other files, under another corpus root
+    recorded_root = _recorded_root(cache_dir, previous)
+    same_root = corpus_mod.same_root(recorded_root, root)
+    to_build: list[tuple[Path, RavdessName, str]] = []
+    memo = {s["stem"]: s["sources"] for s in (previous or {}).get("skipped") or []
+            if isinstance(s, dict) and isinstance(s.get("sources"), dict) and s.get("stem")}
     for path, name in candidates:
         rel = path.relative_to(root).as_posix()
         if cache.entry_dir(cache_dir, name.stem).exists():
             meta, reason = cache.check_entry(cache_dir, name.stem, full=verify == "full")
             if reason is None:
                 assert meta is not None
-                reused.append(name.stem)
-                facts[name.stem] = _entry_facts(meta)
-                continue
-            rebuilt.append({"stem": name.stem, "file": rel, "reason": reason})
+                status, current, why = corpus_mod.compare_sources(meta.get("sources"), root, path, name,
+                                                                  full=verify == "full")
+                if status == "same":
+                    sources[name.stem] = meta["sources"]
+                    reused.append(name.stem)
+                    facts[name.stem] = _entry_facts(meta)
+                    continue
+                current = current or corpus_mod.source_identity(root, path, name)
+                sources[name.stem] = current
+                if status == "reidentified" or (status == "unknown" and _same_report_root(previous, root)):
+                    # same content (or an entry older than source identities, made from this very root)
+                    reidentify[name.stem] = current
+                    reused.append(name.stem)
+                    facts[name.stem] = _entry_facts(meta)
+                    continue
+                if status == "changed" and not same_root:
+                    foreign.append(f"{name.stem}: {why}")
+                    continue
+                reason = why if status == "changed" else f"{why}, and the cache's report names another root"
+            else:
+                sources[name.stem] = corpus_mod.source_identity(root, path, name)
+            to_build.append((path, name, rel))
+            rebuilt.append({"stem": name.stem, "file": rel, "reason": str(reason)})
+            continue
+        recorded = memo.get(name.stem)
+        status, current, _ = (corpus_mod.compare_sources(recorded, root, path, name, full=False)
+                              if recorded is not None else ("unknown", None, None))
+        sources[name.stem] = recorded if status == "same" else current or corpus_mod.source_identity(root, path, name)
+        to_build.append((path, name, rel))
+    if foreign:
+        raise CorpusError(
+            f"the cache at {cache_dir} was built from the corpus at {recorded_root} "
+            f"(fingerprint {_recorded_fingerprint(cache_dir)}), and {len(foreign)} of its entries were made from "
+            f"other files than those of data.root={root}:\n  " + "\n  ".join(foreign[:10])
+            + (f"\n  ... {len(foreign) - 10} more" if len(foreign) > 10 else "")
+            + "\nA cache serves one corpus: give this corpus its own data.cache_dir, or rebuild this cache for it "
+              "with preprocess.force=true")
+    for stem in reidentify:
+        cache.update_sources(cache_dir, stem, reidentify[stem])
+    for path, name, rel in to_build:
+        if cache.entry_dir(cache_dir, name.stem).exists():
             cache.remove_entry(cache_dir, name.stem)
-        inputs[rel] = _input_facts(root, path, name)
+        inputs[rel] = {**_input_facts(root, path, name), "stem": name.stem, "sources": sources[name.stem]}
         before = failures.get(rel)
         if before is not None and not retry_failed and _same_inputs(before, inputs[rel]):
             skipped.append(before)  # failed before, nothing changed since: same outcome, same report entry
             not_retried.append(rel)
             continue
-        jobs.append(ClipJob(str(path), rel, name, str(root), str(cache_dir), settings, threads))
+        jobs.append(ClipJob(str(path), rel, name, str(root), str(cache_dir), settings, threads, sources[name.stem]))
 
     processed: list[str] = []
     seconds: list[tuple[float, float]] = []  # (wall, cpu) per processed clip
@@ -343,10 +432,17 @@ def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Preproc
             skipped.append({**{k: result[k] for k in ("file", "kind", "reason")}, **inputs[result["file"]]})
 
     elapsed = time.perf_counter() - started
+    fingerprint = corpus_mod.fingerprint(sources)
     report = build_report(root, cache_dir, settings, n_found, sorted(processed), sorted(reused), skipped,
                            not_a_clip, rebuilt, sorted(not_retried), facts, seconds, elapsed, workers, verify)
-    if processed or rebuilt or previous is None or stable_part(previous) != stable_part(report):
+    report["corpus_fingerprint"] = fingerprint
+    report["reidentified"] = sorted(reidentify)
+    report["counts"]["reidentified"] = len(reidentify)
+    report["duplicates"] = _duplicates(cache_dir, sources, [*processed, *reused])
+    report["counts"]["duplicates"] = len(report["duplicates"])
+    if processed or rebuilt or reidentify or previous is None or stable_part(previous) != stable_part(report):
         cache.write_json_atomic(cache_dir / REPORT_FILE, report)
+    cache.write_corpus(cache_dir, {"root": str(root.resolve()), "fingerprint": fingerprint, "clips": len(sources)})
     if not processed and not reused:
         raise NoUsableClipsError(f"no usable clip under {root}: all {len(skipped)} clip(s) were skipped and "
                                  f"{len(not_a_clip)} file(s) are not clips (see {cache_dir / REPORT_FILE})\n"

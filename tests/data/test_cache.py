@@ -14,7 +14,6 @@ import pytest
 from cfnsr.data import cache
 from cfnsr.data.cache import CacheError
 from cfnsr.data.features import quantize_audio
-from cfnsr.files import tmp_path as tmp_sibling
 
 STEM = "01-01-03-02-01-01-01"
 
@@ -81,9 +80,9 @@ def test_temp_of_a_dead_writer_is_removed_and_a_live_ones_kept(tmp_path: Path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(dead.stdout)
     final = cache.entry_dir(tmp_path, "01-01-05-01-01-01-01")
-    stale = final.with_name(tmp_sibling(final).name.replace(str(os.getpid()), str(dead_pid)))
+    stale = final.with_name(cache.host_tmp_path(final).name.replace(str(os.getpid()), str(dead_pid)))
     stale.mkdir()
-    live = final.with_name(tmp_sibling(final).name.replace(str(os.getpid()), str(os.getppid())))
+    live = final.with_name(cache.host_tmp_path(final).name.replace(str(os.getpid()), str(os.getppid())))
     live.mkdir()
     assert cache.clean_stale_temps(tmp_path) == [stale.name]
     assert live.exists() and cache.cached_clips(tmp_path) == [STEM]
