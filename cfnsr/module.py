@@ -221,3 +221,9 @@ class EmotionModule(pl.LightningModule):
             checkpoint["cfnsr_config"] = self.run_config
             checkpoint["cfnsr_format"] = CHECKPOINT_FORMAT
             checkpoint["cfnsr_run_id"] = self.run_id
+        # The corpus and cache the run trains on (RavdessDataModule.corpus_identity): resume compares them.
+        identity = getattr(getattr(self._trainer, "datamodule", None), "corpus_identity", None)
+        if isinstance(identity, dict):
+            from cfnsr.runs.corpus_check import CORPUS_KEY
+
+            checkpoint[CORPUS_KEY] = dict(identity)

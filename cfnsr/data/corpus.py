@@ -200,3 +200,13 @@ def sources_match(recorded: Any, current: Mapping[str, Any]) -> bool:
                               or a.get("sha256") != b["sha256"]):
             return False
     return True
+
+
+def run_corpus_identity(root: str | Path, cache_dir: str | Path) -> dict[str, Any]:
+    """The corpus fingerprint of ``root`` now and the resolved cache folder, as a run records them (for resume)."""
+    root = Path(root)
+    try:
+        fp = corpus_fingerprint(root, cache_dir if Path(cache_dir).is_dir() else None)
+    except Exception as exc:  # noqa: BLE001 - NotRavdessError, OSError: no corpus there, which differs from any
+        fp = f"<no corpus at data.root={root}: {exc}>"
+    return {"corpus_fingerprint": fp, "cache_dir": str(Path(cache_dir).resolve())}

@@ -23,6 +23,7 @@ from cfnsr.robustness.suite import (
     write_outputs,
 )
 from cfnsr.runs.checkpoint_files import load_checkpoint
+from cfnsr.runs.corpus_check import record_fields as corpus_record_fields
 from cfnsr.runs.folder import global_rank_from_env
 from cfnsr.runs.summary import format_run_summary
 
@@ -54,7 +55,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     result = module.last_test_result()  # the same on every rank (no rank reads a file another rank writes)
     record = {**run_metadata(run_cfg, count_params(module.model), None), "test": result,
               "selection": f"checkpoint {Path(cfg.ckpt_path).name}", "best_ckpt": str(cfg.ckpt_path),
-              "best_epoch": ckpt.get("epoch"), "epochs": run_cfg.trainer.get("max_epochs")}
+              "best_epoch": ckpt.get("epoch"), "epochs": run_cfg.trainer.get("max_epochs"),
+              **corpus_record_fields(datamodule.corpus_identity)}
     if suite is not None:
         rows = run_suite(suite, trainer, module, datamodule, out)
         if trainer.is_global_zero:

@@ -28,8 +28,10 @@ from cfnsr.builders.objects import build_datamodule, build_module, build_trainer
 from cfnsr.builders.run_metadata import provenance, run_metadata
 from cfnsr.callbacks import run_end
 from cfnsr.console import print_config_tree, progress_bars
+from cfnsr.data.corpus import run_corpus_identity
 from cfnsr.models.complexity import count_params, gflops_per_clip
 from cfnsr.runs.checkpoint_files import CHECKPOINT_DIR, callback_state, run_checkpoints
+from cfnsr.runs.corpus_check import record_fields as corpus_record_fields
 from cfnsr.runs.folder import (
     JobLock,
     claim_for_new_run,
@@ -77,7 +79,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     rank0 = global_rank_from_env() == 0
     ckpt_path = cfg.ckpt_path or requeued_checkpoint(Path(cfg.paths.output_dir))
     if ckpt_path:
-        resume = plan_resume(cfg, ckpt_path)
+        resume = plan_resume(cfg, ckpt_path,
+                             corpus=partial(run_corpus_identity, cfg.data.root, cfg.data.cache_dir))
         out, run_id = resume.run_dir, resume.run_id
         print(f"Resuming run {run_id} in {out}: epoch {resume.epoch + 1} of {cfg.trainer.max_epochs} done "
               f"({resume.ckpt_path.name}), continuing with epoch {resume.epoch + 2}")
@@ -134,6 +137,7 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
     started = time.time()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        record.update(corpus_record_fields(datamodule.corpus_identity))
         if trainer.fast_dev_run:
             return _finish_fast_dev_run(cfg, trainer, module, datamodule, out, record, rank0, started)
         # Rank 0 alone reads the checkpoints (it wrote them; other nodes may have no copy of its folder) and hands
@@ -159,6 +163,7 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
             record["final_metrics"] = _logged_metrics(trainer)
         record["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     except BaseException as exc:
+        record.update(corpus_record_fields(datamodule.corpus_identity))
         record["status"] = "failed"
         record["error"] = f"{type(exc).__name__}: {exc}"
         record["train_seconds"] = round(time.time() - started, 1)  # the failed record says how long it ran too
