@@ -191,11 +191,15 @@ def _label_variants(rows: list[FusionRow]) -> list[str]:
         if len(same) < 2:
             continue
         keys = differing_keys([r.recipe for r in same])
+        corpora = len({r.corpus for r in same}) > 1  # rows split by the corpus they ran on
         for r in same:
-            r.variant = keys
-            r.label = f"{r.model} ({describe(r.recipe, keys)})"
+            r.variant = keys + (["corpus"] if corpora else [])
+            parts = ([describe(r.recipe, keys)] if keys else []) + ([f"corpus {r.corpus or 'not recorded'}"]
+                                                                    if corpora else [])
+            r.label = f"{r.model} ({'; '.join(parts)})"
+        what = keys + (["the corpus they ran on (corpus_fingerprint)"] if corpora else [])
         notes.append(
-            f"{same[0].model} appears with different settings, one row each; they differ in {', '.join(keys)}."
+            f"{same[0].model} appears with different settings, one row each; they differ in {', '.join(what)}."
         )
     return notes
 
@@ -215,7 +219,7 @@ def _compare_rows(rows: list[FusionRow]) -> list[str]:
     for row in rows:
         if row.fusion == REFERENCE_FUSION:
             continue
-        same = [ref for ref in refs if ref.init == row.init]
+        same = [ref for ref in refs if ref.init == row.init and ref.corpus == row.corpus]
         if len(same) == 1:
             ref = same[0]
             row.comparison = {**paired_comparison(row.per_fold_war, ref.per_fold_war), "reference": ref.label}

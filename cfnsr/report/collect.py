@@ -116,10 +116,19 @@ class Run:
         tr = self.table_recipe
         return (*self.group_key, None if tr is None else recipe_hash(tr))
 
+    @property
+    def corpus_fingerprint(self) -> str | None:
+        """The fingerprint of the corpus the run trained and tested on (``cfnsr.data.corpus``); None in records
+        written before it was recorded."""
+        value = self.record.get("corpus_fingerprint")
+        return value if isinstance(value, str) and value else None
+
     @cached_property
-    def row_key(self) -> tuple[str, str | None]:
-        """Within a table, runs with equal row keys form one row: the fusion plus the hash of its row recipe."""
-        return (self.fusion, recipe_hash(self.row_recipe) if self.recipe is not None else None)
+    def row_key(self) -> tuple[str, str | None, str | None]:
+        """Within a table, runs with equal row keys form one row: the fusion, the hash of its row recipe and the
+        corpus fingerprint (runs on different corpora never share a row)."""
+        return (self.fusion, recipe_hash(self.row_recipe) if self.recipe is not None else None,
+                self.corpus_fingerprint)
 
     @property
     def identity(self) -> tuple:

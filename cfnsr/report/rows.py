@@ -109,11 +109,16 @@ class FusionRow:
     paper_params: str | None
     confusion: np.ndarray | None = field(default=None, repr=False)
     comparison: dict[str, Any] | None = None  # paired comparison against CFN-SR ("reference": its row label)
-    row_key: tuple = ()  # (fusion, hash of the row recipe or None without a recorded recipe)
+    row_key: tuple = ()  # (fusion, hash of the row recipe or None without a recorded recipe, corpus fingerprint)
     recipe: dict[str, Any] = field(default_factory=dict, repr=False)  # fusion.* and model.init.* recipe keys
     variant: list[str] = field(default_factory=list)  # keys that tell this row from other rows of the same fusion
     label: str = ""  # the row's name in the tables: the model name, plus the variant keys when the fusion repeats
     order: float | None = None  # table position from the runs' records (``fusion.order``), None: from conf/fusion
+
+    @property
+    def corpus(self) -> str | None:
+        """The corpus fingerprint of the row's runs (part of the row key); None when not recorded."""
+        return self.row_key[2] if len(self.row_key) > 2 else None
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -176,7 +181,7 @@ def aggregate_fusion(fusion: str, runs: Sequence[Run]) -> FusionRow:
         paper_accuracy=paper.get("accuracy"),
         paper_params=paper.get("params"),
         confusion=_sum_confusion(runs),
-        row_key=runs[0].row_key if runs else (fusion, None),
+        row_key=runs[0].row_key if runs else (fusion, None, None),
         recipe=dict(runs[0].row_recipe) if runs else {},
         order=_first(runs, "fusion_order"),
     )
