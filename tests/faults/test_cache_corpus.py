@@ -200,3 +200,64 @@ def test_a_non_zero_rank_never_writes_the_cache(corpora, tmp_path, monkeypatch):
         calls.clear()
         _DataConnector(trainer).prepare_data()
         assert calls == expected, node_rank
+
+
+# ---------------------------------------------------------------- the corpus is part of what a run is
+def _interrupted_run(data: Path, out: Path, monkeypatch) -> None:
+    """A 2-epoch run that crashes at the start of its second epoch (as a kill would): last.ckpt holds epoch 0."""
+    from tests_helpers import compose_train
+
+    from cfnsr.module import EmotionModule
+    from cfnsr.tasks.train import train
+
+    original = EmotionModule.on_train_epoch_start
+
+    def crash(self):
+        if self.current_epoch == 1:
+            raise RuntimeError("simulated kill")
+        original(self)
+
+    monkeypatch.setattr(EmotionModule, "on_train_epoch_start", crash)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train(compose_train([*RUN, "trainer.max_epochs=2"], data, out))
+    monkeypatch.setattr(EmotionModule, "on_train_epoch_start", original)
+
+
+RUN = ["fusion=averaging", "complexity=false", "fold=2"]
+
+
+@pytest.mark.slow
+def test_resume_on_another_corpus_is_refused_naming_the_fingerprint(tiny_data_dir, tmp_path, monkeypatch):
+    import torch
+    from tests_helpers import compose_train
+
+    from cfnsr.runs.folder import RunFolderError
+    from cfnsr.tasks.train import train
+
+    run = tmp_path / "run"
+    _interrupted_run(tiny_data_dir, run, monkeypatch)
+    record = json.loads((run / "metrics.json").read_text())
+    last = run / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, weights_only=True)["cfnsr_corpus"]
+    assert len(record["corpus_fingerprint"]) == 16 and saved["corpus_fingerprint"] == record["corpus_fingerprint"]
+    assert saved["cache_dir"] == record["cache_dir"]
+
+    other = tmp_path / "data"  # a copy of the data with one recording changed: another corpus, another cache
+    shutil.copytree(tiny_data_dir, other)
+    cfg = compose_train(RUN, other, tmp_path / "unused")
+    clip = sorted(Path(cfg.data.root).glob("Actor_03/*.mp4"))[0]
+    data = bytearray(clip.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    clip.write_bytes(bytes(data))
+    before = (run / "metrics.json").read_text()
+    with pytest.raises(RunFolderError) as err:
+        train(compose_train([*RUN, "trainer.max_epochs=2", f"ckpt_path={last}"], other, tmp_path / "launch"))
+    text = str(err.value)
+    assert f"corpus_fingerprint: {record['corpus_fingerprint']} vs " in text and "cache_dir: " in text
+    assert (run / "metrics.json").read_text() == before  # refused before anything was written
+    # the same corpus in another cache folder: only the cache differs, and it is named alone
+    same = tmp_path / "same"
+    shutil.copytree(tiny_data_dir, same)
+    with pytest.raises(RunFolderError) as err:
+        train(compose_train([*RUN, "trainer.max_epochs=2", f"ckpt_path={last}"], same, tmp_path / "launch2"))
+    assert "cache_dir: " in str(err.value) and "corpus_fingerprint" not in str(err.value)
