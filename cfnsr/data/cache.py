@@ -1,7 +1,8 @@
 """The preprocessed cache on disk (layout in docs/contracts.md): settings stamp, atomic clip entries, reading back.
 
 ```
-<cache_dir>/settings.json            settings that shaped the cache + "format" + "hash" + "corpus" (root, fingerprint)
+<cache_dir>/settings.json            settings that shaped the cache + "format" + "hash"
+<cache_dir>/corpus.json              the corpus the entries were made from: {"root", "fingerprint", "clips"}
 <cache_dir>/preprocess_report.json   written by cfnsr.data.preprocess
 <cache_dir>/clips/<stem>/frames.npy  uint8 (T, S, S, 3)
 <cache_dir>/clips/<stem>/mfcc.npy    float32 (n_mfcc, L)
@@ -14,7 +15,7 @@ trust. The writer's host is in the name because a cache on a shared filesystem i
 machines: a pid says whether a writer lives only on its own host (see ``clean_stale_temps``).
 
 ``sources`` (``cfnsr.data.corpus``) is the identity of the mp4 and landmark CSV the entry was made from; the corpus
-they form is recorded in settings.json (``corpus``), which is not part of the settings comparison or hash.
+they form is recorded in corpus.json (beside settings.json, which keeps the exact layout older code compares).
 
 ``meta.json`` records the entry format and, for frames.npy, mfcc.npy and audio.npy, the facts written with them
 (``files: {name: {bytes, shape, dtype, sha256}}``), so a file damaged later (truncated copy, bad disk, a stray
@@ -62,7 +63,7 @@ STALE_TEMP_SECONDS = 3600.0
 # the pid only; older code named entries so too) is left alone this long even when no local process has its pid:
 # it may be another host's, and those writers finish within milliseconds to seconds.
 HOSTLESS_GRACE_SECONDS = 120.0
-CORPUS_KEY = "corpus"  # settings.json: the corpus the cache was built from (not a setting: not compared, not hashed)
+CORPUS_FILE = "corpus.json"  # the corpus the cache was built from (not a setting: not compared, not hashed)
 REBUILD_HINT = "rebuild it with `python preprocess.py data=... preprocess.force=true`"
 AUDIO_REBUILD_HINT = ("rebuild the cache with `python preprocess.py data=<dataset> data.root=<corpus> "
                       "preprocess.force=true` (the same settings as the run)")
@@ -103,21 +104,28 @@ def write_settings(cache_dir: str | Path, settings: Mapping[str, Any]) -> None:
     write_json_atomic(Path(cache_dir) / SETTINGS_FILE, settings_record(settings))
 
 
+def read_corpus(cache_dir: str | Path) -> dict[str, Any] | None:
+    """corpus.json (root, fingerprint, clips of the corpus the cache was built from); None when absent or unreadable
+    (a cache written before it existed: its entries are checked one by one anyway)."""
+    try:
+        corpus = json.loads((Path(cache_dir) / CORPUS_FILE).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return corpus if isinstance(corpus, dict) else None
+
+
 def write_corpus(cache_dir: str | Path, corpus: Mapping[str, Any]) -> bool:
-    """Record in settings.json the corpus the cache now holds (root, fingerprint, clips); True when it changed."""
-    recorded = read_settings(cache_dir)
-    if recorded is None:
-        raise CacheError(f"{Path(cache_dir) / SETTINGS_FILE} is missing; {REBUILD_HINT}")
-    if recorded.get(CORPUS_KEY) == dict(corpus):
+    """Record in corpus.json the corpus the cache now holds (root, fingerprint, clips); True when it changed."""
+    if read_corpus(cache_dir) == dict(corpus):
         return False
-    write_json_atomic(Path(cache_dir) / SETTINGS_FILE, {**recorded, CORPUS_KEY: dict(corpus)})
+    write_json_atomic(Path(cache_dir) / CORPUS_FILE, dict(corpus))
     return True
 
 
 def settings_differences(recorded: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
     """Human-readable 'key: cache X, requested Y' lines; empty when the cache matches."""
     expected = settings_record(settings)
-    keys = sorted((set(recorded) | set(expected)) - {"hash", CORPUS_KEY})
+    keys = sorted((set(recorded) | set(expected)) - {"hash"})
     diffs = [f"{k}: cache {recorded.get(k, '<absent>')!r}, requested {expected.get(k, '<absent>')!r}"
              for k in keys if recorded.get(k, "<absent>") != expected.get(k, "<absent>")]
     if not diffs and recorded.get("hash") != expected["hash"]:
@@ -340,7 +348,7 @@ def clean_stale_temps(cache_dir: str | Path) -> list[str]:
 
 
 def clear_entries(cache_dir: str | Path) -> None:
-    """Delete every clip entry and the report (used by force=True before the new settings are stamped)."""
+    """Delete every clip entry, the report and corpus.json (force=True, before the new settings are stamped)."""
     root = clips_dir(cache_dir)
     if root.is_dir():
         # rename first so that an interrupt leaves either the old directory or none, never a half-deleted one
@@ -348,6 +356,7 @@ def clear_entries(cache_dir: str | Path) -> None:
         os.rename(root, trash)
         shutil.rmtree(trash)
     (Path(cache_dir) / REPORT_FILE).unlink(missing_ok=True)
+    (Path(cache_dir) / CORPUS_FILE).unlink(missing_ok=True)
 
 
 def load_clip(cache_dir: str | Path, stem: str, mmap: bool = True) -> tuple[np.ndarray, np.ndarray]:

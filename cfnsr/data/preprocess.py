@@ -288,17 +288,16 @@ def _previous_failures(previous: dict[str, Any] | None, settings: PreprocessSett
 
 
 def _recorded_root(cache_dir: Path, previous: dict[str, Any] | None) -> str | None:
-    """The corpus root the cache was built from: settings.json's ``corpus``, else the last report's root."""
-    recorded = cache.read_settings(cache_dir) or {}
-    corpus = recorded.get(cache.CORPUS_KEY)
-    if isinstance(corpus, dict) and corpus.get("root"):
+    """The corpus root the cache was built from: corpus.json's, else the last report's root."""
+    corpus = cache.read_corpus(cache_dir)
+    if corpus is not None and corpus.get("root"):
         return str(corpus["root"])
     return str(previous["root"]) if previous and previous.get("root") else None
 
 
 def _recorded_fingerprint(cache_dir: Path) -> str:
-    corpus = (cache.read_settings(cache_dir) or {}).get(cache.CORPUS_KEY)
-    return str(corpus.get("fingerprint")) if isinstance(corpus, dict) else "not recorded"
+    corpus = cache.read_corpus(cache_dir)
+    return str(corpus.get("fingerprint")) if corpus is not None else "not recorded"
 
 
 def _same_report_root(previous: dict[str, Any] | None, root: Path) -> bool:

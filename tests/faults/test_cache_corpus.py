@@ -86,7 +86,7 @@ def test_another_corpus_with_the_same_clip_names_is_refused(built):
 
 def test_a_copy_of_the_corpus_is_accepted_without_a_rebuild(built, tmp_path):
     a, _, cache = built
-    fingerprint = json.loads((cache / "settings.json").read_text())["corpus"]["fingerprint"]
+    fingerprint = json.loads((cache / "corpus.json").read_text())["fingerprint"]
     copy = tmp_path / "moved"
     shutil.copytree(a, copy)
     for p in copy.rglob("*.mp4"):
@@ -103,7 +103,7 @@ def test_a_changed_mp4_gets_its_entry_rebuilt(built, corpora):
     stem = _stems(a)[0]
     rel = next(a.glob(f"*/{stem}.mp4")).relative_to(a)
     old = load_meta(cache, stem)
-    old_fp = json.loads((cache / "settings.json").read_text())["corpus"]["fingerprint"]
+    old_fp = json.loads((cache / "corpus.json").read_text())["fingerprint"]
     shutil.copyfile(b / rel, a / rel)  # the same name, another recording
     report = _run(a, cache)
     assert [r["stem"] for r in report["rebuilt"]] == [stem] and "changed since the entry was made" in \
@@ -111,7 +111,7 @@ def test_a_changed_mp4_gets_its_entry_rebuilt(built, corpora):
     new = load_meta(cache, stem)
     assert new["sources"]["mp4"]["sha256"] != old["sources"]["mp4"]["sha256"]
     assert new["files"]["frames.npy"]["sha256"] != old["files"]["frames.npy"]["sha256"]
-    assert json.loads((cache / "settings.json").read_text())["corpus"]["fingerprint"] != old_fp
+    assert json.loads((cache / "corpus.json").read_text())["fingerprint"] != old_fp
 
 
 def test_an_edit_that_keeps_size_and_mtime_is_found_by_verify_full(built):
@@ -160,9 +160,7 @@ def test_old_entries_without_source_identity_are_reidentified_here_and_rebuilt_e
         meta = json.loads(meta_path.read_text())
         del meta["sources"]
         meta_path.write_text(json.dumps(meta))
-    settings = json.loads((cache / "settings.json").read_text())
-    del settings["corpus"]
-    (cache / "settings.json").write_text(json.dumps(settings))
+    (cache / "corpus.json").unlink()
     other = tmp_path / "elsewhere"
     shutil.copytree(a, other)
     shutil.copytree(cache, tmp_path / "cache2")
