@@ -302,7 +302,8 @@ def _recorded_fingerprint(cache_dir: Path) -> str:
 
 def _same_report_root(previous: dict[str, Any] | None, root: Path) -> bool:
     """An entry older than source identities is re-identified (hashed, not rebuilt) only when the cache's report
-    says it was built from this very root; otherwise it is rebuilt."""
+    says it was built from this very root; under another root the cache is refused (nothing ties the entry to these
+    files), and without any recorded root the entry is rebuilt."""
     return bool(previous and previous.get("root")) and corpus_mod.same_root(previous["root"], root)
 
 
@@ -385,10 +386,10 @@ def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Preproc
                     reused.append(name.stem)
                     facts[name.stem] = _entry_facts(meta)
                     continue
-                if status == "changed" and not same_root:
+                if not same_root:  # changed, or unknown and made under another root: cannot be this corpus's
                     foreign.append(f"{name.stem}: {why}")
                     continue
-                reason = why if status == "changed" else f"{why}, and the cache's report names another root"
+                reason = why
             else:
                 sources[name.stem] = corpus_mod.source_identity(root, path, name)
             to_build.append((path, name, rel))
@@ -402,8 +403,8 @@ def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Preproc
     if foreign:
         raise CorpusError(
             f"the cache at {cache_dir} was built from the corpus at {recorded_root} "
-            f"(fingerprint {_recorded_fingerprint(cache_dir)}), and {len(foreign)} of its entries were made from "
-            f"other files than those of data.root={root}:\n  " + "\n  ".join(foreign[:10])
+            f"(fingerprint {_recorded_fingerprint(cache_dir)}), and {len(foreign)} of its entries cannot be matched "
+            f"with the files of data.root={root}:\n  " + "\n  ".join(foreign[:10])
             + (f"\n  ... {len(foreign) - 10} more" if len(foreign) > 10 else "")
             + "\nA cache serves one corpus: give this corpus its own data.cache_dir, or rebuild this cache for it "
               "with preprocess.force=true")

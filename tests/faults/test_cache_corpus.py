@@ -153,7 +153,7 @@ def test_a_duplicate_across_train_and_test_fails_the_run_naming_both(built):
     assert dm.datasets == {}
 
 
-def test_old_entries_without_source_identity_are_reidentified_here_and_rebuilt_elsewhere(built, tmp_path):
+def test_old_entries_without_source_identity_are_reidentified_here_and_refused_elsewhere(built, tmp_path):
     a, _, cache = built
     for stem in cache_mod.cached_clips(cache):  # what a cache written before this check looks like
         meta_path = cache / "clips" / stem / "meta.json"
@@ -168,7 +168,13 @@ def test_old_entries_without_source_identity_are_reidentified_here_and_rebuilt_e
         _datamodule(a, cache).setup("fit")  # never served unchecked
     report = _run(a, cache)  # the report names this root: hash and keep
     assert report["reidentified"] == _stems(a) and report["rebuilt"] == [] and report["processed"] == []
-    report = _run(other, tmp_path / "cache2")  # another root: the old entries cannot be trusted, rebuilt
+    # another root: nothing ties the old entries to these files, so the cache is refused like another corpus's
+    with pytest.raises(CacheError, match=r"no source identity") as err:
+        _run(other, tmp_path / "cache2")
+    assert str(a) in str(err.value) and "data.cache_dir" in str(err.value)
+    # without any recorded root (no report either) the old entries are rebuilt
+    (tmp_path / "cache2" / "preprocess_report.json").unlink()
+    report = _run(other, tmp_path / "cache2")
     assert sorted(r["stem"] for r in report["rebuilt"]) == _stems(a)
     assert all("no source identity" in r["reason"] for r in report["rebuilt"])
 
