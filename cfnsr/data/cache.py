@@ -14,7 +14,7 @@ only when complete and an interrupted run leaves nothing half-written that a lat
 trust. The writer's host is in the name because a cache on a shared filesystem is seen by processes of several
 machines: a pid says whether a writer lives only on its own host (see ``clean_stale_temps``).
 
-``sources`` (``cfnsr.data.corpus``) is the identity of the mp4 and landmark CSV the entry was made from; the corpus
+``sources`` (``cfnsr.data.source_identity``) is the identity of the mp4 and landmark CSV the entry was made from; the corpus
 they form is recorded in corpus.json (beside settings.json, which keeps the exact layout older code compares).
 
 ``meta.json`` records the entry format and, for frames.npy, mfcc.npy and audio.npy, the facts written with them

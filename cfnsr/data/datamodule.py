@@ -15,7 +15,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from cfnsr.data import corpus as corpus_mod
+from cfnsr.data import source_identity as identity
 from cfnsr.data.augment import ClipAugment
 from cfnsr.data.cache import CacheError, cached_clips, load_clip, load_meta, verify_entry
 from cfnsr.data.folds import Split
@@ -122,7 +122,7 @@ class RavdessDataModule(pl.LightningDataModule):
     at, so one process in the whole job writes the corpus and the cache (which must therefore be on a filesystem
     every node sees; a node that does not see it stops in ``setup`` naming the cache).
     ``setup`` serves only the clips discovered under ``root`` now whose cache entry was made from exactly those
-    files (``cfnsr.data.corpus``), and records the corpus fingerprint in ``corpus_identity``.
+    files (``cfnsr.data.source_identity``), and records the corpus fingerprint in ``corpus_identity``.
     The training order is a function of (seed, epoch) only (a seeded DistributedSampler, also on one device), so
     a run resumed from an epoch-end checkpoint sees the same batches as an uninterrupted one.
     """
@@ -240,7 +240,7 @@ class RavdessDataModule(pl.LightningDataModule):
         except Exception as exc:  # noqa: BLE001 - NotRavdessError, OSError: no corpus to check the cache against
             raise CacheError(f"data.root={self.root}: {exc}; the cache at {self.cache_dir} is served only for the "
                              f"corpus it was built from, which must be there") from exc
-        sources = corpus_mod.corpus_sources(self.root, self.cache_dir, candidates)
+        sources = identity.corpus_sources(self.root, self.cache_dir, candidates)
         cached = set(cached_clips(self.cache_dir))
         served, wrong = [], []
         self._frames_sha: dict[str, str] = {}
@@ -252,7 +252,7 @@ class RavdessDataModule(pl.LightningDataModule):
             except CacheError:
                 served.append(name.stem)  # unreadable meta.json: the broken-entry check below names it
                 continue
-            if not corpus_mod.sources_match(meta.get("sources"), sources[name.stem]):
+            if not identity.sources_match(meta.get("sources"), sources[name.stem]):
                 wrong.append(name.stem)
                 continue
             served.append(name.stem)
@@ -267,7 +267,7 @@ class RavdessDataModule(pl.LightningDataModule):
                 + f"; re-run preprocessing for this corpus (python preprocess.py data.root={self.root} "
                   f"data.cache_dir={self.cache_dir}), which rebuilds them or refuses a cache of another corpus")
         self._sources = sources
-        self.corpus_identity = {"corpus_fingerprint": corpus_mod.fingerprint(sources),
+        self.corpus_identity = {"corpus_fingerprint": identity.fingerprint(sources),
                                 "cache_dir": str(self.cache_dir.resolve()), "cache_settings_hash": self.settings.hash,
                                 "clips": len(served)}
         return sorted(served)
@@ -276,9 +276,9 @@ class RavdessDataModule(pl.LightningDataModule):
         """Fail when one content (the same mp4, or identical cached frames) is both a training clip and a test or
         validation clip: the model would be tested on what it trained on, under another name."""
         train = set(self.datasets["train"].stems)
-        groups = [("mp4", g) for g in corpus_mod.duplicate_groups(self._sources)]
+        groups = [("mp4", g) for g in identity.duplicate_groups(self._sources)]
         frames = {s: {"frames": {"sha256": d}} for s, d in self._frames_sha.items()}
-        groups += [("frames", g) for g in corpus_mod.duplicate_groups(frames, key="frames")]
+        groups += [("frames", g) for g in identity.duplicate_groups(frames, key="frames")]
         leaks = []
         for kind, group in groups:
             trained = [s for s in group if s in train]

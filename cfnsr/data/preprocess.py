@@ -12,7 +12,7 @@ broken ones rebuilt; clips that failed before are retried only when their mp4 or
 mtime) or ``retry_failed``; with nothing to do no worker pool starts, and nothing is written, the report included,
 unless its content changed.
 
-Every entry is bound to its sources (``cfnsr.data.corpus``): an entry whose mp4 or CSV changed under the same
+Every entry is bound to its sources (``cfnsr.data.source_identity``): an entry whose mp4 or CSV changed under the same
 corpus root is rebuilt; a cache built from another root is refused unless its entries' sources match the new root's
 files one by one. Clips with the same mp4 content (or the same cached frames) are listed in the report
 (``duplicates``).
@@ -34,9 +34,8 @@ from typing import Any
 import numpy as np
 
 from cfnsr.data import cache
-from cfnsr.data import corpus as corpus_mod
+from cfnsr.data import source_identity as identity
 from cfnsr.data.cache import REPORT_FILE, CacheError, cached_clips
-from cfnsr.data.corpus import CorpusError
 from cfnsr.data.faces import crop_faces, detect_extents
 from cfnsr.data.features import (
     AUDIO_INT16_SCALE,
@@ -58,6 +57,7 @@ from cfnsr.data.media import DecodedClip, MediaError, decode_clip
 from cfnsr.data.preprocess_report import CORRUPT_FIELDS, build_report, format_report, stable_part
 from cfnsr.data.ravdess import RavdessName, discover_clips, skip_entry
 from cfnsr.data.settings import PreprocessSettings
+from cfnsr.data.source_identity import CorpusError
 from cfnsr.data.worker_pool import process_pool
 
 __all__ = ["PreprocessError", "NoUsableClipsError", "preprocess_corpus", "VERIFY_MODES"]
@@ -84,7 +84,7 @@ class ClipJob:
     cache_dir: str
     settings: PreprocessSettings
     threads: int  # decoder threads
-    sources: dict[str, Any]  # identity of the mp4 and landmark CSV (cfnsr.data.corpus), recorded in meta.json
+    sources: dict[str, Any]  # identity of the mp4 and landmark CSV (cfnsr.data.source_identity), recorded in meta.json
 
 
 def _landmark_extents(job: ClipJob, landmarks: Landmarks, csv: Path, clip: DecodedClip
@@ -304,13 +304,13 @@ def _same_report_root(previous: dict[str, Any] | None, root: Path) -> bool:
     """An entry older than source identities is re-identified (hashed, not rebuilt) only when the cache's report
     says it was built from this very root; under another root the cache is refused (nothing ties the entry to these
     files), and without any recorded root the entry is rebuilt."""
-    return bool(previous and previous.get("root")) and corpus_mod.same_root(previous["root"], root)
+    return bool(previous and previous.get("root")) and identity.same_root(previous["root"], root)
 
 
 def _duplicates(cache_dir: Path, sources: dict[str, dict[str, Any]], usable: list[str]) -> list[dict[str, Any]]:
     """Groups of clips with the same mp4 content, and of usable clips whose cached frames are identical."""
     out = [{"kind": "mp4", "clips": g, "sha256": sources[g[0]]["mp4"]["sha256"]}
-           for g in corpus_mod.duplicate_groups(sources)]
+           for g in identity.duplicate_groups(sources)]
     frames: dict[str, dict[str, Any]] = {}
     for stem in usable:
         try:
@@ -319,7 +319,7 @@ def _duplicates(cache_dir: Path, sources: dict[str, dict[str, Any]], usable: lis
             continue
         frames[stem] = {"frames": {"sha256": digest}}
     out += [{"kind": "frames", "clips": g, "sha256": frames[g[0]]["frames"]["sha256"]}
-            for g in corpus_mod.duplicate_groups(frames, key="frames")]
+            for g in identity.duplicate_groups(frames, key="frames")]
     return out
 
 
@@ -357,11 +357,11 @@ def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Preproc
     facts: dict[str, dict[str, Any]] = {}
     jobs: list[ClipJob] = []
     inputs: dict[str, dict[str, Any]] = {}
-    sources: dict[str, dict[str, Any]] = {}  # stem -> identity of its files now (cfnsr.data.corpus)
+    sources: dict[str, dict[str, Any]] = {}  # stem -> identity of its files now (cfnsr.data.source_identity)
     reidentify: dict[str, dict[str, Any]] = {}  # stem -> identity to write into an entry kept as it is
     foreign: list[str] = []  # entries made from other files, under another corpus root
     recorded_root = _recorded_root(cache_dir, previous)
-    same_root = corpus_mod.same_root(recorded_root, root)
+    same_root = identity.same_root(recorded_root, root)
     to_build: list[tuple[Path, RavdessName, str]] = []
     memo = {s["stem"]: s["sources"] for s in (previous or {}).get("skipped") or []
             if isinstance(s, dict) and isinstance(s.get("sources"), dict) and s.get("stem")}
@@ -371,14 +371,14 @@ def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Preproc
             meta, reason = cache.check_entry(cache_dir, name.stem, full=verify == "full")
             if reason is None:
                 assert meta is not None
-                status, current, why = corpus_mod.compare_sources(meta.get("sources"), root, path, name,
+                status, current, why = identity.compare_sources(meta.get("sources"), root, path, name,
                                                                   full=verify == "full")
                 if status == "same":
                     sources[name.stem] = meta["sources"]
                     reused.append(name.stem)
                     facts[name.stem] = _entry_facts(meta)
                     continue
-                current = current or corpus_mod.source_identity(root, path, name)
+                current = current or identity.source_identity(root, path, name)
                 sources[name.stem] = current
                 if status == "reidentified" or (status == "unknown" and _same_report_root(previous, root)):
                     # same content (or an entry older than source identities, made from this very root)
@@ -391,14 +391,14 @@ def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Preproc
                     continue
                 reason = why
             else:
-                sources[name.stem] = corpus_mod.source_identity(root, path, name)
+                sources[name.stem] = identity.source_identity(root, path, name)
             to_build.append((path, name, rel))
             rebuilt.append({"stem": name.stem, "file": rel, "reason": str(reason)})
             continue
         recorded = memo.get(name.stem)
-        status, current, _ = (corpus_mod.compare_sources(recorded, root, path, name, full=False)
+        status, current, _ = (identity.compare_sources(recorded, root, path, name, full=False)
                               if recorded is not None else ("unknown", None, None))
-        sources[name.stem] = recorded if status == "same" else current or corpus_mod.source_identity(root, path, name)
+        sources[name.stem] = recorded if status == "same" else current or identity.source_identity(root, path, name)
         to_build.append((path, name, rel))
     if foreign:
         raise CorpusError(
@@ -432,7 +432,7 @@ def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Preproc
             skipped.append({**{k: result[k] for k in ("file", "kind", "reason")}, **inputs[result["file"]]})
 
     elapsed = time.perf_counter() - started
-    fingerprint = corpus_mod.fingerprint(sources)
+    fingerprint = identity.fingerprint(sources)
     report = build_report(root, cache_dir, settings, n_found, sorted(processed), sorted(reused), skipped,
                            not_a_clip, rebuilt, sorted(not_retried), facts, seconds, elapsed, workers, verify)
     report["corpus_fingerprint"] = fingerprint

@@ -118,7 +118,7 @@ class Run:
 
     @property
     def corpus_fingerprint(self) -> str | None:
-        """The fingerprint of the corpus the run trained and tested on (``cfnsr.data.corpus``); None in records
+        """The fingerprint of the corpus the run trained and tested on (``cfnsr.data.source_identity``); None in records
         written before it was recorded."""
         value = self.record.get("corpus_fingerprint")
         return value if isinstance(value, str) and value else None

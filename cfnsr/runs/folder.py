@@ -141,7 +141,7 @@ def plan_resume(cfg: Any, ckpt_path: str | Path,
     """Check that ``ckpt_path`` may be resumed by the run ``cfg`` describes; raise with the reason otherwise.
 
     ``corpus``: gives the corpus fingerprint and cache folder of the command's data now
-    (``cfnsr.data.corpus.run_corpus_identity``); compared with those the checkpoint recorded (``CORPUS_KEY``), so a
+    (``cfnsr.data.source_identity.run_corpus_identity``); compared with those the checkpoint recorded (``CORPUS_KEY``), so a
     run never continues on another corpus or cache. Called only when the checkpoint records them.
     """
     c = _container(cfg)

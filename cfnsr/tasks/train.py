@@ -28,7 +28,7 @@ from cfnsr.builders.objects import build_datamodule, build_module, build_trainer
 from cfnsr.builders.run_metadata import provenance, run_metadata
 from cfnsr.callbacks import run_end
 from cfnsr.console import print_config_tree, progress_bars
-from cfnsr.data.corpus import run_corpus_identity
+from cfnsr.data.source_identity import run_corpus_identity
 from cfnsr.models.complexity import count_params, gflops_per_clip
 from cfnsr.runs.checkpoint_files import CHECKPOINT_DIR, callback_state, run_checkpoints
 from cfnsr.runs.corpus_check import record_fields as corpus_record_fields

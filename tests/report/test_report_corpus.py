@@ -1,4 +1,4 @@
-"""Runs on different corpora (by corpus fingerprint, cfnsr.data.corpus) never share a row of the report."""
+"""Runs on different corpora (by corpus fingerprint, cfnsr.data.source_identity) never share a row of the report."""
 
 from __future__ import annotations
 
