@@ -1,21 +1,9 @@
-"""Re-evaluate a checkpoint on its fold's test actors: ``python evaluate.py ckpt_path=<run>/checkpoints/last.ckpt``."""
+"""Re-evaluate a checkpoint on its fold's test actors: ``python evaluate.py ckpt_path=<run>/checkpoints/last.ckpt``.
 
-import hydra
-from omegaconf import DictConfig
+The command lives in ``cfnsr.cli.evaluate`` (installed as ``cfnsr-evaluate``); this script runs it from a source checkout.
+"""
 
-from cfnsr.console import console_to_log, quiet_lightning
-from cfnsr.runs.job_dirs import register
-from cfnsr.tasks.evaluate import evaluate
-
-register()
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
-def main(cfg: DictConfig) -> None:
-    quiet_lightning()
-    with console_to_log():  # <output dir>/evaluate.log gets what the console shows
-        evaluate(cfg)
-
+from cfnsr.cli.evaluate import main
 
 if __name__ == "__main__":
     main()

@@ -1,40 +1,9 @@
-"""Train one fusion strategy on one fold: ``python train.py [fusion=cfnsr] [fold=1] [...]`` (see README)."""
+"""Train one fusion strategy on one fold: ``python train.py [fusion=cfnsr] [fold=1] [...]`` (see README).
 
-import logging
+The command lives in ``cfnsr.cli.train`` (installed as ``cfnsr-train``); this script runs it from a source checkout.
+"""
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig
-
-from cfnsr.builders.config_checks import check_sweeper
-from cfnsr.console import console_to_log, quiet_lightning
-from cfnsr.runs.job_dirs import register
-from cfnsr.runs.slurm_polling import quiet_sacct_warnings
-from cfnsr.tasks.train import train
-
-register()  # ${job_dirname:...} names multirun job folders, ${slurm_gpus:...} sizes SLURM jobs
-quiet_sacct_warnings()  # a SLURM cluster without accounting: one warning, not one per poll
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    hydra_cfg = HydraConfig.get()
-    check_sweeper(hydra_cfg.sweeper.get("_target_"), cfg.protocol.name, cfg.protocol.get("objective"))
-    quiet_lightning()
-    with console_to_log():  # <run>/train.log gets what the console shows
-        try:
-            record = train(cfg)
-        except Exception:
-            if hydra_cfg.mode != RunMode.MULTIRUN:
-                raise
-            # One failed job must not end a sweep of dozens: its metrics.json says "failed" (with the error) and
-            # the report lists it among the skipped runs.
-            logging.getLogger(__name__).exception("job failed; the sweep goes on")
-            return None
-    # A sweeper's objective: validation, never test (None under the paper protocol, which has no validation set).
-    return (record.get("objective") or {}).get("value")
-
+from cfnsr.cli.train import main
 
 if __name__ == "__main__":
     main()

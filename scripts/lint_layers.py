@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ENTRY_POINTS = ("train", "evaluate", "preprocess", "predict", "complexity")
+ENTRY_POINTS = ("train", "evaluate", "preprocess", "predict", "complexity", "download")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -52,7 +52,7 @@ def test_cpu_latency_is_positive():
 
 def test_complexity_table():
     fusions = {name: _conf("fusion", name) for name in ("video_only", "msaf", "cfnsr")}
-    rows = complexity_table(_conf("backbone", "paper"), fusions, clip=(30, 224, 13, 212))
+    rows = complexity_table(_conf("backbone", "paper"), fusions, clip=(30, 224, 13, 212), num_classes=8)
     assert [r["params"] for r in rows] == [PAPER_PARAMS[name] for name in fusions]
     assert rows[0]["gflops"] == pytest.approx(113.15, abs=0.01)  # the paper ResNeXt-50, 30x224x224
     assert rows[2]["gflops"] > rows[0]["gflops"]
@@ -61,7 +61,7 @@ def test_complexity_table():
 
 
 def test_complexity_table_with_latency():
-    rows = complexity_table(_conf("backbone", "tiny"), {"mmtm": _conf("fusion", "mmtm")}, clip=(8, 32, 13, 212),
+    rows = complexity_table(_conf("backbone", "tiny"), {"mmtm": _conf("fusion", "mmtm")}, clip=(8, 32, 13, 212), num_classes=8,
                             latency=True, repeats=1)
     assert rows[0]["latency_ms"] > 0
 
@@ -69,7 +69,7 @@ def test_complexity_table_with_latency():
 def test_a_fusion_without_paper_numbers_gets_dashes():
     fusion = _conf("fusion", "averaging")
     del fusion["paper"]
-    (row,) = complexity_table(_conf("backbone", "tiny"), {"mine": fusion}, clip=(4, 32, 13, 212))
+    (row,) = complexity_table(_conf("backbone", "tiny"), {"mine": fusion}, clip=(4, 32, 13, 212), num_classes=8)
     assert row["paper_params"] is None and row["paper_accuracy"] is None and row["stage"] == "Late"
     assert "| mine | Late |" in format_table([row]) and format_table([row]).endswith("| – | – |")
 

@@ -26,7 +26,9 @@ def _int(value: Any, key: str, low: int, high: int | None = None) -> int:
 
 def check_train_config(cfg: DictConfig) -> None:
     """Raise ``ConfigError`` for settings that would silently train something else than asked."""
-    n_folds = len(cfg.folds.test_actors)
+    from cfnsr.builders.corpus import fold_test_speakers
+
+    n_folds = len(fold_test_speakers(cfg))
     _int(cfg.fold, "fold", 1, n_folds)
     _int(cfg.seed, "seed", 0)
     _int(cfg.trainer.max_epochs, "trainer.max_epochs", 1)  # -1 would train forever, 0 not at all
@@ -48,10 +50,10 @@ def check_tuned_fold(cfg: DictConfig) -> None:
     hp = cfg.get("hparams")
     if not hp or hp.get("test_actors") is None:
         return
-    from cfnsr.data.folds import make_split
+    from cfnsr.builders.corpus import fold_split
 
-    split = make_split(cfg.folds.test_actors, cfg.fold, "clean", val_actors=cfg.folds.get("val_actors"))
-    allowed = sorted(int(a) for a in hp.test_actors)
+    split = fold_split(cfg, "clean")
+    allowed = sorted(hp.test_actors, key=lambda a: (0, a) if isinstance(a, int) else (1, str(a)))  # any speaker ids
     if list(split.test_actors) != allowed:
         raise ConfigError(
             f"fold={cfg.fold} tests actors {list(split.test_actors)}, but these hyperparameters were chosen by a "

@@ -13,10 +13,11 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from cfnsr.builders.corpus import build_corpus
+from cfnsr.builders.corpus import fold_split as fold_split  # re-exported: the builders' fold split lived here
 from cfnsr.builders.init_runs import find_unimodal_checkpoints
 from cfnsr.builders.resolvers import register as register_resolvers
 from cfnsr.data.datamodule import RavdessDataModule
-from cfnsr.data.folds import Split, make_split
 from cfnsr.data.settings import PreprocessSettings, settings_from_config
 from cfnsr.models.build import build_model, load_backbone_weights, load_kinetics_resnext, load_model_weights
 from cfnsr.module import EmotionModule
@@ -35,17 +36,13 @@ def clip_shapes(cfg: DictConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return preprocess_settings(cfg).input_shapes()
 
 
-def fold_split(cfg: DictConfig) -> Split:
-    return make_split(cfg.folds.test_actors, cfg.fold, cfg.protocol.name, val_actors=cfg.folds.get("val_actors"),
-                      search_val_actors=cfg.folds.get("search_val_actors"))
-
-
 def build_datamodule(cfg: DictConfig) -> RavdessDataModule:
     d = cfg.data
     return RavdessDataModule(
         root=d.root,
         cache_dir=d.cache_dir,
         settings=preprocess_settings(cfg),
+        corpus=build_corpus(cfg),
         split=fold_split(cfg),
         batch_size=d.batch_size,
         eval_batch_size=d.eval_batch_size,
@@ -54,7 +51,6 @@ def build_datamodule(cfg: DictConfig) -> RavdessDataModule:
         pin_memory=d.pin_memory,
         storage=d.storage,
         seed=cfg.seed,
-        generate=dict(d.generate) if d.get("generate") else None,
         preprocess_workers=cfg.preprocess.workers,
         preprocess_force=cfg.preprocess.force,
         preprocess_options={"verify": cfg.preprocess.verify, "retry_failed": cfg.preprocess.retry_failed},

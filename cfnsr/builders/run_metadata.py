@@ -6,7 +6,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from cfnsr.builders.objects import fold_split
+from cfnsr.builders.corpus import build_corpus, fold_scheme_record, fold_split
 from cfnsr.runs.recipe import recipe_hash, training_recipe
 
 
@@ -24,6 +24,14 @@ def provenance(cfg: DictConfig) -> dict[str, Any]:
     return out
 
 
+def _class_names(cfg: DictConfig) -> list[str] | None:
+    """``data.class_names``; for a run config saved before that key, the shipped corpus's (None if unknown)."""
+    if cfg.data.get("class_names") is not None:
+        return [str(n) for n in cfg.data.class_names]
+    corpus = build_corpus(cfg)
+    return None if corpus is None else list(corpus.class_names)
+
+
 def run_metadata(cfg: DictConfig, params: int, gflops: float | None) -> dict[str, Any]:
     """The descriptive fields of a run record (everything but the results)."""
     split = fold_split(cfg)
@@ -31,6 +39,7 @@ def run_metadata(cfg: DictConfig, params: int, gflops: float | None) -> dict[str
     return {
         "experiment": cfg.experiment_name,
         "dataset": cfg.data.name,
+        "class_names": _class_names(cfg),  # the confusion matrix's rows, in label order
         "backbone": cfg.backbone.name,
         "fusion": cfg.fusion.name,
         "fusion_stage": cfg.fusion.stage,
@@ -39,6 +48,7 @@ def run_metadata(cfg: DictConfig, params: int, gflops: float | None) -> dict[str
         "protocol": cfg.protocol.name,
         "selection": cfg.protocol.selection,
         "folds": cfg.folds.name,
+        "fold_scheme": fold_scheme_record(cfg),  # every fold's test speakers: the split is evidence, not a name
         "fold": cfg.fold,
         "test_actors": list(split.test_actors),
         "val_actors": list(split.val_actors),

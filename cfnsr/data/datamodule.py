@@ -17,11 +17,11 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from cfnsr.data import source_identity as identity
 from cfnsr.data.augment import ClipAugment
-from cfnsr.data.cache import CacheError, cached_clips, load_clip, load_meta, verify_entry
+from cfnsr.data.cache import CacheError, cached_clips, check_entry, entry_dir, load_clip, load_meta
+from cfnsr.data.corpus import Corpus, Speaker, meta_label_speaker
 from cfnsr.data.folds import Split
 from cfnsr.data.missing import remove_per_clip
 from cfnsr.data.prepare import prepare_corpus
-from cfnsr.data.ravdess import av_speech_names, discover_clips, parse_name
 from cfnsr.data.settings import PreprocessSettings, check_cache
 
 STORAGES = ("mmap", "memory", "device")
@@ -38,15 +38,17 @@ class CachedClips(Dataset):
       the tensors kept in accelerator memory (see ``RavdessDataModule.on_after_batch_transfer``).
     """
 
-    def __init__(self, cache_dir: str | Path, stems: list[str], storage: str = "mmap") -> None:
+    def __init__(self, cache_dir: str | Path, stems: list[str], storage: str = "mmap",
+                 labels: dict[str, tuple[int, Speaker]] | None = None) -> None:
         if storage not in STORAGES:
             raise ValueError(f"data.storage={storage!r}: expected one of {STORAGES}")
         self.cache_dir = Path(cache_dir)
         self.stems = stems
         self.storage = storage
-        names = [parse_name(s) for s in stems]
-        self.labels = torch.tensor([n.label for n in names], dtype=torch.long)
-        self.actors = torch.tensor([n.actor for n in names], dtype=torch.long)
+        # label and speaker come from each entry's meta.json (written by the corpus at preprocessing)
+        labels = labels if labels is not None else entry_labels(self.cache_dir, stems)
+        self.labels = torch.tensor([labels[s][0] for s in stems], dtype=torch.long)
+        self.actors = torch.tensor(speaker_numbers([labels[s][1] for s in stems]), dtype=torch.long)
         self.video: torch.Tensor | None = None
         self.audio: torch.Tensor | None = None
         if storage != "mmap" and stems:
@@ -79,19 +81,23 @@ def _check_finite(cache_dir: Path, stem: str, mfcc: np.ndarray) -> None:
                          f"rebuild it with `python preprocess.py ... preprocess.verify=full`")
 
 
-def expected_clips(actors: list[int] | tuple[int, ...], generate: dict[str, Any] | None) -> dict[int, list[str]]:
-    """The clip stems each actor should have in the cache: RAVDESS's 60 full-AV speech clips per actor, or the
-    clips the synthetic generator's settings select."""
-    if generate:
-        from cfnsr.data.synthetic import make_config, selected_names
+def entry_labels(cache_dir: str | Path, stems: list[str]) -> dict[str, tuple[int, Speaker]]:
+    """stem -> (label, speaker) from each entry's meta.json (``CacheError`` with the rebuild command when absent)."""
+    return {s: meta_label_speaker(load_meta(cache_dir, s), str(entry_dir(cache_dir, s))) for s in stems}
 
-        names = [n for n in selected_names(make_config(**generate)) if n.actor in set(actors)]
-    else:
-        names = [n for a in actors for n in av_speech_names(a)]
-    out: dict[int, list[str]] = {a: [] for a in actors}
-    for n in names:
-        out[n.actor].append(n.stem)
-    return out
+
+def speaker_numbers(speakers: list[Speaker]) -> list[int]:
+    """Speakers as the int tensor a batch carries (``"actor"``): int ids as they are; string ids (a user's own
+    folder) by their position among the sorted distinct ids."""
+    if all(isinstance(s, int) for s in speakers):
+        return [int(s) for s in speakers]
+    index = {s: i for i, s in enumerate(sorted({str(s) for s in speakers}))}
+    return [index[str(s)] for s in speakers]
+
+
+def expected_clips(corpus: Corpus | None, actors: list[Speaker] | tuple[Speaker, ...]) -> dict[Speaker, list[str]] | None:
+    """The clip stems each speaker should have in the cache, as the corpus knows them (None: it does not)."""
+    return None if corpus is None else corpus.expected_stems(actors)
 
 
 class UnpaddedDistributedSampler(DistributedSampler):
@@ -114,15 +120,15 @@ class UnpaddedDistributedSampler(DistributedSampler):
 
 
 class RavdessDataModule(pl.LightningDataModule):
-    """Train/val/test loaders for one fold of a preprocessed RAVDESS-layout cache.
+    """Train/val/test loaders for one fold of a preprocessed cache of any corpus (``cfnsr.data.corpus``).
 
-    ``prepare_data`` makes the synthetic corpus if ``generate`` is given, then preprocesses ``root`` into
-    ``cache_dir``; both resume, so re-running is cheap. It runs on global rank 0 only (``prepare_data_per_node =
-    False``): Lightning calls it there after the process group exists, inside a barrier that the other ranks wait
-    at, so one process in the whole job writes the corpus and the cache (which must therefore be on a filesystem
-    every node sees; a node that does not see it stops in ``setup`` naming the cache).
-    ``setup`` serves only the clips discovered under ``root`` now whose cache entry was made from exactly those
-    files (``cfnsr.data.source_identity``), and records the corpus fingerprint in ``corpus_identity``.
+    ``prepare_data`` lets the corpus prepare its root (the synthetic corpus generates itself), then preprocesses
+    ``root`` into ``cache_dir``; both resume, so re-running is cheap. It runs on global rank 0 only
+    (``prepare_data_per_node = False``): Lightning calls it there after the process group exists, inside a barrier
+    that the other ranks wait at, so one process in the whole job writes the corpus and the cache (which must
+    therefore be on a filesystem every node sees; a node that does not see it stops in ``setup`` naming the cache).
+    ``setup`` serves only the clips the corpus discovers under ``root`` now whose cache entry was made from exactly
+    those files (``cfnsr.data.source_identity``), and records the corpus fingerprint in ``corpus_identity``.
     The training order is a function of (seed, epoch) only (a seeded DistributedSampler, also on one device), so
     a run resumed from an epoch-end checkpoint sees the same batches as an uninterrupted one.
     """
@@ -140,15 +146,15 @@ class RavdessDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
         storage: str = "mmap",
         seed: int = 0,
-        generate: dict[str, Any] | None = None,
         preprocess_workers: int = 2,
         preprocess_force: bool = False,
         preprocess_options: dict[str, Any] | None = None,
         allow_missing_clips: bool = False,
+        corpus: Corpus | None = None,
     ) -> None:
         super().__init__()
         self.root = Path(root)
-        self.generate = generate
+        self.corpus = corpus
         self.preprocess_workers = preprocess_workers
         self.preprocess_force = preprocess_force
         self.preprocess_options = dict(preprocess_options or {})
@@ -175,7 +181,9 @@ class RavdessDataModule(pl.LightningDataModule):
             return
         if self.trainer is not None and self.trainer.global_rank != 0:
             return  # Lightning calls this on rank 0 only; a direct call on another rank must not write either
-        prepare_corpus(self.root, self.cache_dir, self.settings, generate=self.generate,
+        if self.corpus is None:
+            raise ValueError("the data module needs a corpus (data.corpus) to preprocess its root")
+        prepare_corpus(self.root, self.cache_dir, self.settings, self.corpus,
                        workers=self.preprocess_workers, force=self.preprocess_force, **self.preprocess_options)
         self._prepared = True
 
@@ -184,11 +192,18 @@ class RavdessDataModule(pl.LightningDataModule):
             return
         check_cache(self.cache_dir, self.settings)
         stems = self._served_stems()
-        by_actor: dict[int, list[str]] = {}
-        for stem in stems:
-            by_actor.setdefault(parse_name(stem).actor, []).append(stem)
         # Cheap facts of every entry (files, sizes, format); preprocess.verify=full also checks their checksums.
-        broken = [(stem, why) for stem in stems if (why := verify_entry(self.cache_dir, stem)) is not None]
+        # Label and speaker come from the same meta.json: the corpus wrote them, no file name is parsed here.
+        broken, labels = [], {}
+        for stem in stems:
+            meta, why = check_entry(self.cache_dir, stem)
+            if why is not None or meta is None:
+                broken.append((stem, why))
+                continue
+            labels[stem] = meta_label_speaker(meta, str(entry_dir(self.cache_dir, stem)))
+        by_actor: dict[Speaker, list[str]] = {}
+        for stem, (_, speaker) in labels.items():
+            by_actor.setdefault(speaker, []).append(stem)
         if broken:
             raise CacheError(f"{self.cache_dir}: {len(broken)} broken cache entr{'y' if len(broken) == 1 else 'ies'}: "
                              + "; ".join(f"{s}: {w}" for s, w in broken[:5])
@@ -198,7 +213,7 @@ class RavdessDataModule(pl.LightningDataModule):
         for part, actors in (("train", self.split.train_actors), ("val", self.split.val_actors),
                              ("test", self.split.test_actors)):
             chosen = [s for a in actors for s in by_actor.get(a, [])]
-            expected = expected_clips(actors, self.generate)
+            expected = expected_clips(self.corpus, actors) or {}
             have = set(chosen)
             missing = {a: [s for s in stems if s not in have] for a, stems in expected.items()}
             missing = {a: m for a, m in missing.items() if m}
@@ -212,7 +227,7 @@ class RavdessDataModule(pl.LightningDataModule):
             if not chosen:
                 raise CacheError(f"{self.cache_dir}: no cached clips for the {part} actors {list(actors)}; "
                                  f"the cache holds actors {sorted(by_actor)}")
-            self.datasets[part] = CachedClips(self.cache_dir, chosen, storage=self.storage)
+            self.datasets[part] = CachedClips(self.cache_dir, chosen, storage=self.storage, labels=labels)
         if problems and not self.allow_missing_clips:
             self.datasets = {}
             raise CacheError(
@@ -235,30 +250,33 @@ class RavdessDataModule(pl.LightningDataModule):
         stops the run (preprocessing, which runs first, rebuilds or re-identifies such entries). Also sets
         ``corpus_identity`` and keeps the sources for the duplicate check.
         """
+        if self.corpus is None:
+            raise CacheError(f"the data module needs a corpus (data.corpus) to check the cache at {self.cache_dir} "
+                             f"against the clips under data.root={self.root}")
         try:
-            candidates = discover_clips(self.root)[0]
-        except Exception as exc:  # noqa: BLE001 - NotRavdessError, OSError: no corpus to check the cache against
+            candidates = self.corpus.discover(self.root)[0]
+        except Exception as exc:  # noqa: BLE001 - the corpus's error, OSError: no corpus to check the cache against
             raise CacheError(f"data.root={self.root}: {exc}; the cache at {self.cache_dir} is served only for the "
                              f"corpus it was built from, which must be there") from exc
         sources = identity.corpus_sources(self.root, self.cache_dir, candidates)
         cached = set(cached_clips(self.cache_dir))
         served, wrong = [], []
         self._frames_sha: dict[str, str] = {}
-        for _, name in candidates:
-            if name.stem not in cached:
+        for clip in candidates:
+            if clip.stem not in cached:
                 continue
             try:
-                meta = load_meta(self.cache_dir, name.stem)
+                meta = load_meta(self.cache_dir, clip.stem)
             except CacheError:
-                served.append(name.stem)  # unreadable meta.json: the broken-entry check below names it
+                served.append(clip.stem)  # unreadable meta.json: the broken-entry check below names it
                 continue
-            if not identity.sources_match(meta.get("sources"), sources[name.stem]):
-                wrong.append(name.stem)
+            if not identity.sources_match(meta.get("sources"), sources[clip.stem]):
+                wrong.append(clip.stem)
                 continue
-            served.append(name.stem)
+            served.append(clip.stem)
             digest = ((meta.get("files") or {}).get("frames.npy") or {}).get("sha256")
             if digest:
-                self._frames_sha[name.stem] = digest
+                self._frames_sha[clip.stem] = digest
         if wrong:
             raise CacheError(
                 f"{self.cache_dir}: {len(wrong)} cache entr{'y was' if len(wrong) == 1 else 'ies were'} not made from "

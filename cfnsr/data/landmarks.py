@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cfnsr.data.ravdess import RavdessName
+from cfnsr.data.ravdess import find_landmark_csv  # noqa: F401 - re-exported: RAVDESS's layout lives there
 
 N_POINTS = 68
 X_COLUMNS = tuple(f"x_{i}" for i in range(N_POINTS))
@@ -52,26 +52,6 @@ class Landmarks:
         """Bounding box of the 68 points for the given row indices -> float32 (len(rows), 4) [x0, y0, x1, y1]."""
         xs, ys = self.xs[rows], self.ys[rows]
         return np.stack([xs.min(1), ys.min(1), xs.max(1), ys.max(1)], axis=1).astype(np.float32)
-
-
-def find_landmark_csv(root: str | Path, name: RavdessName) -> Path | None:
-    """The CSV of a clip, looked for in ``<root>/landmarks/<stem>.csv``, ``<root>/landmarks/Actor_XX/<stem>.csv``
-    and ``<root>/Actor_XX/<stem>.csv``.
-
-    The video-only take (modality 02) is the same recording as the full-AV one with the sound removed, so when the
-    FacialTracking files are named after it, its CSV is used for the 01 clip too (tried after the exact stem).
-    """
-    root = Path(root)
-    actor_dir = f"Actor_{name.actor:02d}"
-    stems = [name.stem]
-    if name.modality == 1:
-        stems.append("02" + name.stem[2:])
-    for stem in stems:
-        for candidate in (root / "landmarks" / f"{stem}.csv", root / "landmarks" / actor_dir / f"{stem}.csv",
-                          root / actor_dir / f"{stem}.csv"):
-            if candidate.is_file():
-                return candidate
-    return None
 
 
 def _read_header(path: Path) -> list[str]:

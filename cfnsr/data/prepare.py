@@ -1,11 +1,13 @@
-"""Make sure a preprocessed cache exists: generate (or complete) the synthetic corpus if asked, then preprocess."""
+"""Make sure a preprocessed cache exists: let the corpus prepare its root (the synthetic corpus generates itself),
+then preprocess."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from cfnsr.data.preprocess import preprocess_corpus
+from cfnsr.data.corpus import Corpus
+from cfnsr.data.preprocess import default_corpus, preprocess_corpus
 from cfnsr.data.preprocess_report import format_report
 from cfnsr.data.settings import PreprocessSettings
 
@@ -14,6 +16,7 @@ def prepare_corpus(
     root: str | Path,
     cache_dir: str | Path,
     settings: PreprocessSettings,
+    corpus: Corpus | None = None,
     generate: dict[str, Any] | None = None,
     workers: int = 2,
     force: bool = False,
@@ -21,9 +24,9 @@ def prepare_corpus(
     verify: str = "cheap",
     retry_failed: bool = False,
 ) -> dict[str, Any]:
-    """Generate ``root`` from ``generate`` (synthetic settings) when given, then preprocess it.
+    """``corpus.prepare(root)`` (the synthetic corpus: generate it from ``data.generate``), then preprocess it.
 
-    The generator is always called when ``generate`` is given, not only when ``root`` is missing: a generator
+    The synthetic generator is always called, not only when ``root`` is missing: a generator
     killed half-way leaves a root without all its clips, and the generator resumes (it renders only the missing
     clips and writes nothing when the corpus is complete). Preprocessing resumes too: entries already in the cache
     are checked (``verify``: "cheap" or "full") and kept, failed clips are retried only when their files changed
@@ -31,13 +34,12 @@ def prepare_corpus(
     meta.json, and writes nothing. Returns the preprocessing report.
     """
     root = Path(root)
-    if generate is not None:
-        from cfnsr.data.synthetic import CONFIG_FILE, generate_corpus
-
-        if verbose and not (root / CONFIG_FILE).exists():
-            print(f"Generating the synthetic RAVDESS-format corpus in {root} ...")
-        generate_corpus(root, workers=workers, progress=verbose, **generate)
-    report = preprocess_corpus(root, cache_dir, settings, workers=workers, force=force, progress=verbose,
+    if corpus is None:  # callers from before the corpus seam: the RAVDESS layout (synthetic with ``generate``)
+        corpus = default_corpus(generate)
+    elif generate is not None:
+        raise ValueError("prepare_corpus: give the generator settings to the corpus (data.generate), not both")
+    corpus.prepare(root, workers=workers, verbose=verbose)
+    report = preprocess_corpus(root, cache_dir, settings, corpus, workers=workers, force=force, progress=verbose,
                                verify=verify, retry_failed=retry_failed)
     if verbose:
         print(format_report(report))

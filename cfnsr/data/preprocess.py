@@ -1,21 +1,21 @@
-"""RAVDESS -> preprocessed cache: face crops (T, S, S, 3), MFCC (n_mfcc, L) and the raw audio window per full-AV
-speech clip.
+"""A corpus -> preprocessed cache: face crops (T, S, S, 3), MFCC (n_mfcc, L) and the raw audio window per clip the
+corpus class (``cfnsr.data.corpus``) discovers; its label and speaker go into the entry's meta.json.
 
 Pipeline per clip (one worker process each): find its OpenFace CSV -> decode the mp4 once (frames at k*D/T + audio)
 -> MFCC of the 0.5 s + 2.45 s window (the window itself is kept as int16) -> landmark (or detector) box per frame
 -> crops -> atomic cache entry.
 A clip that cannot be used is skipped with a reason and the run goes on; ``preprocess_report.json`` lists them,
-with every other file of the Actor_* folders that is not a clip.
+with every other file of the corpus folders that is not a clip.
 
 Re-runs resume and are cheap: complete entries are checked (``verify``: cheap facts, or checksums too) and kept,
 broken ones rebuilt; clips that failed before are retried only when their mp4 or landmark CSV changed (size or
 mtime) or ``retry_failed``; with nothing to do no worker pool starts, and nothing is written, the report included,
 unless its content changed.
 
-Every entry is bound to its sources (``cfnsr.data.source_identity``): an entry whose mp4 or CSV changed under the same
-corpus root is rebuilt; a cache built from another root is refused unless its entries' sources match the new root's
-files one by one. Clips with the same mp4 content (or the same cached frames) are listed in the report
-(``duplicates``).
+Every entry is bound to its sources (``cfnsr.data.source_identity``: the video, landmark CSV and separate audio file
+the corpus discovered for the clip): an entry whose sources changed under the same corpus root is rebuilt; a cache
+built from another root is refused unless its entries' sources match the new root's files one by one. Clips with the
+same video content (or the same cached frames) are listed in the report (``duplicates``).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import numpy as np
 from cfnsr.data import cache
 from cfnsr.data import source_identity as identity
 from cfnsr.data.cache import REPORT_FILE, CacheError, cached_clips
+from cfnsr.data.corpus import Clip, Corpus, skip_entry
 from cfnsr.data.faces import crop_faces, detect_extents
 from cfnsr.data.features import (
     AUDIO_INT16_SCALE,
@@ -49,13 +50,12 @@ from cfnsr.data.landmarks import (
     LandmarkError,
     Landmarks,
     coverage_problem,
-    find_landmark_csv,
     read_openface_csv,
     rows_for_times,
 )
 from cfnsr.data.media import DecodedClip, MediaError, decode_clip
+from cfnsr.data.media_wav import decode_audio_file
 from cfnsr.data.preprocess_report import CORRUPT_FIELDS, build_report, format_report, stable_part
-from cfnsr.data.ravdess import RavdessName, discover_clips, skip_entry
 from cfnsr.data.settings import PreprocessSettings
 from cfnsr.data.source_identity import CorpusError
 from cfnsr.data.worker_pool import process_pool
@@ -79,12 +79,13 @@ class ClipJob:
 
     path: str
     rel: str  # path relative to the corpus root, used in the report
-    name: RavdessName
+    clip: Clip
+    corpus: str  # the corpus's name, recorded in meta.json
     root: str
     cache_dir: str
     settings: PreprocessSettings
     threads: int  # decoder threads
-    sources: dict[str, Any]  # identity of the mp4 and landmark CSV (cfnsr.data.source_identity), recorded in meta.json
+    sources: dict[str, Any]  # identity of its video, CSV, audio file (cfnsr.data.source_identity), in meta.json
 
 
 def _landmark_extents(job: ClipJob, landmarks: Landmarks, csv: Path, clip: DecodedClip
@@ -100,6 +101,28 @@ def _landmark_extents(job: ClipJob, landmarks: Landmarks, csv: Path, clip: Decod
     info = {"landmark_csv": Path(os.path.relpath(csv, job.root)).as_posix(), "landmark_rows": rows.tolist(),
             "landmark_rows_interpolated": landmarks.n_interpolated, "landmark_rows_total": landmarks.n_rows}
     return extents, info
+
+
+def _pad_short(sound: np.ndarray, s: PreprocessSettings) -> tuple[np.ndarray, float]:
+    """With ``short_audio=pad``, zeros appended to a track shorter than the window (offset + duration); returns the
+    track and the seconds padded (recorded in meta.json as ``audio_padded_seconds``). With ``skip`` the track is
+    returned as is and ``audio_window`` refuses it (the clip is skipped as audio-too-short)."""
+    need = int(s.audio_offset * s.sample_rate) + int(s.audio_duration * s.sample_rate)
+    if s.short_audio != "pad" or len(sound) >= need:
+        return sound, 0.0
+    missing = need - len(sound)
+    return np.concatenate([sound, np.zeros(missing, dtype=sound.dtype)]), missing / s.sample_rate
+
+
+def _label_change(meta: dict[str, Any], clip: Clip) -> str | None:
+    """Why an otherwise sound entry must be rebuilt because the corpus now labels the clip differently (e.g. the
+    CREMA-D label source changed), else None. Entries from before the corpus seam (no ``speaker``) compare their
+    ``actor``."""
+    label, speaker = meta.get("label"), meta.get("speaker", meta.get("actor"))
+    if label != clip.label or speaker != clip.speaker:
+        return (f"meta.json says label {label!r}, speaker {speaker!r}; the corpus now says label {clip.label}, "
+                f"speaker {clip.speaker!r}")
+    return None
 
 
 def _skipped(job: ClipJob, kind: str, reason: str) -> dict[str, Any]:
@@ -118,18 +141,20 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
     fname = Path(job.path).name
     try:
         # the CSV first: it is cheap and a bad one makes the decode pointless
-        csv = find_landmark_csv(job.root, job.name)
+        csv = Path(job.clip.landmarks) if job.clip.landmarks else None
         landmarks = None
         if csv is not None:
             landmarks = read_openface_csv(csv)
         elif s.face_fallback == "none":
             return _skipped(job, "no-landmarks", (
-                f"{fname}: no landmark CSV (looked for landmarks/{job.name.stem}.csv, landmarks/Actor_XX/ and "
-                f"Actor_XX/) and face_fallback=none"))
-        clip = decode_clip(job.path, s.frames, s.sample_rate, with_audio=True, threads=job.threads)
-        assert clip.audio is not None
+                f"{fname}: no landmark CSV (the corpus found none for {job.clip.stem}) and face_fallback=none"))
+        separate_audio = job.clip.audio is not None
+        clip = decode_clip(job.path, s.frames, s.sample_rate, with_audio=not separate_audio, threads=job.threads)
+        sound = decode_audio_file(job.clip.audio, s.sample_rate) if separate_audio else clip.audio
+        assert sound is not None
         # the window is kept (audio.npy, int16) so that evaluation can corrupt the waveform and recompute the MFCC
-        window = audio_window(clip.audio, s.sample_rate, s.audio_offset, s.audio_duration)
+        sound, padded = _pad_short(sound, s)
+        window = audio_window(sound, s.sample_rate, s.audio_offset, s.audio_duration)
         mfcc = compute_mfcc(window, s.sample_rate, s.n_mfcc, s.n_fft, s.hop_length)
         audio, audio_clipped = quantize_audio(window)
         mismatch: dict[str, Any] = {}
@@ -155,7 +180,12 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
         if s.channel_order == "bgr":
             crops = np.ascontiguousarray(crops[..., ::-1])
         meta = {
-            "stem": job.name.stem, "actor": job.name.actor, "label": job.name.label, "face_source": source,
+            # label and speaker: what the data module, robustness and the crop gap read (never the file name);
+            # "actor" is kept for readers of entries from before the corpus seam
+            "stem": job.clip.stem, "actor": job.clip.speaker, "speaker": job.clip.speaker, "label": job.clip.label,
+            "corpus": job.corpus, "face_source": source,
+            "audio_source": Path(os.path.relpath(job.clip.audio, job.root)).as_posix() if separate_audio else None,
+            "audio_padded_seconds": round(padded, 4),
             "source": job.rel, "sources": job.sources, "settings_hash": s.hash, "duration": clip.duration, "fps": clip.fps,
             "width": clip.width, "height": clip.height, "frame_times": [round(t, 4) for t in clip.frame_times],
             "frames_shape": list(crops.shape), "mfcc_shape": list(mfcc.shape),
@@ -165,7 +195,7 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
             **{name: int(getattr(clip, name, 0) or 0) for name in CORRUPT_FIELDS},
             **info,
         }
-        cache.write_entry(job.cache_dir, job.name.stem, crops, mfcc, meta, audio=audio)
+        cache.write_entry(job.cache_dir, job.clip.stem, crops, mfcc, meta, audio=audio)
     except MediaError as exc:
         text = str(exc)
         kind = "no-audio" if "no audio stream" in text else "no-video" if "no video stream" in text else "decode"
@@ -178,7 +208,7 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
         last = traceback.extract_tb(exc.__traceback__)[-1]
         return _skipped(job, "error", (
             f"{fname}: unexpected {type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"))
-    return {"status": "ok", "stem": job.name.stem, "file": job.rel, "facts": _entry_facts(meta),
+    return {"status": "ok", "stem": job.clip.stem, "file": job.rel, "facts": _entry_facts(meta),
             "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start}
 
 
@@ -187,6 +217,7 @@ def _entry_facts(meta: dict[str, Any]) -> dict[str, Any]:
     return {"face_source": meta.get("face_source", "landmarks"), "source": meta.get("source"),
             "landmarks_mismatch": meta.get("landmarks_mismatch"),
             "landmark_csv_rejected": meta.get("landmark_csv_rejected"),
+            "audio_padded_seconds": float(meta.get("audio_padded_seconds") or 0.0),
             **{name: int(meta.get(name) or 0) for name in CORRUPT_FIELDS}}
 
 
@@ -249,12 +280,12 @@ def _file_stat(path: Path) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def _input_facts(root: Path, path: Path, name: RavdessName) -> dict[str, Any]:
-    """Size and mtime of a clip's mp4 and of the landmark CSV it would use: a failed clip is retried when they
+def _input_facts(root: Path, path: Path, clip: Clip) -> dict[str, Any]:
+    """Size and mtime of a clip's video and of the landmark CSV it would use: a failed clip is retried when they
     change (a CSV added, replaced or removed counts)."""
     size, mtime = _file_stat(path) or (-1, -1)
     facts: dict[str, Any] = {"size": size, "mtime_ns": mtime, "landmark_csv": None}
-    csv = find_landmark_csv(root, name)
+    csv = Path(clip.landmarks) if clip.landmarks else None
     if csv is not None:
         csv_size, csv_mtime = _file_stat(csv) or (-1, -1)
         facts.update(landmark_csv=csv.relative_to(root).as_posix(), landmark_size=csv_size,
@@ -323,10 +354,18 @@ def _duplicates(cache_dir: Path, sources: dict[str, dict[str, Any]], usable: lis
     return out
 
 
-def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: PreprocessSettings, workers: int = 2,
+def default_corpus(generate: dict[str, Any] | None = None) -> Corpus:
+    """The corpus of callers from before the seam that name none: RAVDESS's layout (``generate``: synthetic)."""
+    from cfnsr.data.ravdess import RavdessCorpus
+
+    return RavdessCorpus.default(generate)
+
+
+def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: PreprocessSettings,
+                      corpus: Corpus | None = None, workers: int = 2,
                       force: bool = False, progress: bool = True, verify: str = "cheap",
                       retry_failed: bool = False) -> dict[str, Any]:
-    """Build (or complete) the cache for every full-AV speech clip under ``root``; returns the report.
+    """Build (or complete) the cache for every clip ``corpus`` discovers under ``root``; returns the report.
 
     Existing entries are checked (``verify="cheap"``: files present, byte sizes as recorded, meta.json readable and
     of this format; ``"full"``: their sha256 too) and kept, and broken ones rebuilt (listed under ``rebuilt`` with
@@ -334,14 +373,15 @@ def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Preproc
     retried unless its mp4 or landmark CSV changed (size or mtime) or ``retry_failed``; its skip is carried over.
     ``force=True`` deletes every entry and redoes everything. The report file is written only when its content
     (timings and what this run did aside) changed or an entry was written, so a run with nothing to do writes
-    nothing. Raises ``NotRavdessError`` for a root that is not RAVDESS, ``CacheError`` when the cache was built
+    nothing. Raises the corpus's error (``NotRavdessError``, ``CorpusError``) for a root it cannot read, ``CacheError`` when the cache was built
     with other settings (and not force), ``NoUsableClipsError`` when no clip could be used (report written first).
     """
     if verify not in VERIFY_MODES:
         raise ValueError(f"preprocess verify={verify!r}: expected one of {VERIFY_MODES}")
     started = time.perf_counter()
     root, cache_dir = Path(root), Path(cache_dir)
-    candidates, discovered, n_found = discover_clips(root)
+    corpus = corpus if corpus is not None else default_corpus()
+    candidates, discovered, n_found = corpus.discover(root)
     not_a_clip = [s for s in discovered if s["kind"] == "not-a-clip"]
     skipped = [s for s in discovered if s["kind"] != "not-a-clip"]
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -362,44 +402,48 @@ def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Preproc
     foreign: list[str] = []  # entries made from other files, under another corpus root
     recorded_root = _recorded_root(cache_dir, previous)
     same_root = identity.same_root(recorded_root, root)
-    to_build: list[tuple[Path, RavdessName, str]] = []
+    to_build: list[Clip] = []
     memo = {s["stem"]: s["sources"] for s in (previous or {}).get("skipped") or []
             if isinstance(s, dict) and isinstance(s.get("sources"), dict) and s.get("stem")}
-    for path, name in candidates:
-        rel = path.relative_to(root).as_posix()
-        if cache.entry_dir(cache_dir, name.stem).exists():
-            meta, reason = cache.check_entry(cache_dir, name.stem, full=verify == "full")
+    for clip in candidates:
+        path, rel = Path(clip.path), clip.rel
+        if cache.entry_dir(cache_dir, clip.stem).exists():
+            meta, reason = cache.check_entry(cache_dir, clip.stem, full=verify == "full")
             if reason is None:
                 assert meta is not None
-                status, current, why = identity.compare_sources(meta.get("sources"), root, path, name,
-                                                                  full=verify == "full")
-                if status == "same":
-                    sources[name.stem] = meta["sources"]
-                    reused.append(name.stem)
-                    facts[name.stem] = _entry_facts(meta)
+                status, current, why = identity.compare_sources(meta.get("sources"), root, clip, full=verify == "full")
+                relabel = _label_change(meta, clip)  # same files, but the corpus labels the clip otherwise now
+                if status == "same" and relabel is None:
+                    sources[clip.stem] = meta["sources"]
+                    reused.append(clip.stem)
+                    facts[clip.stem] = _entry_facts(meta)
                     continue
-                current = current or identity.source_identity(root, path, name)
-                sources[name.stem] = current
-                if status == "reidentified" or (status == "unknown" and _same_report_root(previous, root)):
+                current = current or (meta["sources"] if status == "same" else identity.source_identity(root, clip))
+                sources[clip.stem] = current
+                kept = status in ("same", "reidentified") or (status == "unknown" and _same_report_root(previous, root))
+                if kept and relabel is not None:
+                    reason = relabel
+                elif kept:
                     # same content (or an entry older than source identities, made from this very root)
-                    reidentify[name.stem] = current
-                    reused.append(name.stem)
-                    facts[name.stem] = _entry_facts(meta)
+                    reidentify[clip.stem] = current
+                    reused.append(clip.stem)
+                    facts[clip.stem] = _entry_facts(meta)
                     continue
-                if not same_root:  # changed, or unknown and made under another root: cannot be this corpus's
-                    foreign.append(f"{name.stem}: {why}")
+                elif not same_root:  # changed, or unknown and made under another root: cannot be this corpus's
+                    foreign.append(f"{clip.stem}: {why}")
                     continue
-                reason = why
+                else:
+                    reason = why
             else:
-                sources[name.stem] = identity.source_identity(root, path, name)
-            to_build.append((path, name, rel))
-            rebuilt.append({"stem": name.stem, "file": rel, "reason": str(reason)})
+                sources[clip.stem] = identity.source_identity(root, clip)
+            to_build.append(clip)
+            rebuilt.append({"stem": clip.stem, "file": rel, "reason": str(reason)})
             continue
-        recorded = memo.get(name.stem)
-        status, current, _ = (identity.compare_sources(recorded, root, path, name, full=False)
+        recorded = memo.get(clip.stem)
+        status, current, _ = (identity.compare_sources(recorded, root, clip, full=False)
                               if recorded is not None else ("unknown", None, None))
-        sources[name.stem] = recorded if status == "same" else current or identity.source_identity(root, path, name)
-        to_build.append((path, name, rel))
+        sources[clip.stem] = recorded if status == "same" else current or identity.source_identity(root, clip)
+        to_build.append(clip)
     if foreign:
         raise CorpusError(
             f"the cache at {cache_dir} was built from the corpus at {recorded_root} "
@@ -410,16 +454,18 @@ def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Preproc
               "with preprocess.force=true")
     for stem in reidentify:
         cache.update_sources(cache_dir, stem, reidentify[stem])
-    for path, name, rel in to_build:
-        if cache.entry_dir(cache_dir, name.stem).exists():
-            cache.remove_entry(cache_dir, name.stem)
-        inputs[rel] = {**_input_facts(root, path, name), "stem": name.stem, "sources": sources[name.stem]}
+    for clip in to_build:
+        path, rel = Path(clip.path), clip.rel
+        if cache.entry_dir(cache_dir, clip.stem).exists():
+            cache.remove_entry(cache_dir, clip.stem)
+        inputs[rel] = {**_input_facts(root, path, clip), "stem": clip.stem, "sources": sources[clip.stem]}
         before = failures.get(rel)
         if before is not None and not retry_failed and _same_inputs(before, inputs[rel]):
             skipped.append(before)  # failed before, nothing changed since: same outcome, same report entry
             not_retried.append(rel)
             continue
-        jobs.append(ClipJob(str(path), rel, name, str(root), str(cache_dir), settings, threads, sources[name.stem]))
+        jobs.append(ClipJob(str(path), rel, clip, corpus.name, str(root), str(cache_dir), settings, threads,
+                            sources[clip.stem]))
 
     processed: list[str] = []
     seconds: list[tuple[float, float]] = []  # (wall, cpu) per processed clip

@@ -47,6 +47,9 @@ def build_report(root: Path, cache_dir: Path, settings: PreprocessSettings, n_fo
                 for s in usable if facts[s]["landmarks_mismatch"]]
     corrupt = [{"stem": s, "file": facts[s]["source"], **{k: facts[s][k] for k in CORRUPT_FIELDS}}
                for s in usable if facts[s]["corrupt_packets"] > 0]
+    # short_audio=pad: clips whose audio was zero-padded to the window, never silently
+    padded = [{"stem": s, "file": facts[s]["source"], "seconds": facts[s].get("audio_padded_seconds", 0.0)}
+              for s in usable if facts[s].get("audio_padded_seconds", 0.0) > 0]
     return {
         "root": str(root), "cache_dir": str(cache_dir), "settings": settings.to_dict(),
         "settings_hash": settings.hash, "cache_format": cache.CACHE_FORMAT, "workers": workers, "verify": verify,
@@ -56,11 +59,14 @@ def build_report(root: Path, cache_dir: Path, settings: PreprocessSettings, n_fo
             "not_retried": len(not_retried), "not_a_clip": len(not_a_clip), "fallback_detector": len(detector),
             "center_crop": len(center), "landmarks_mismatch": len(mismatch), "corrupt_packets": len(corrupt),
             "skipped_by_kind": dict(sorted(Counter(s["kind"] for s in skipped).items())),
+            # only when there are any: a cache built before short_audio existed keeps its report unchanged, so a
+            # re-run on it writes nothing (read-only caches)
+            **({"audio_padded": len(padded)} if padded else {}),
         },
         "processed": processed, "reused": reused, "rebuilt": rebuilt, "skipped": skipped,
         "not_retried": not_retried, "not_a_clip": not_a_clip,
         "fallback_detector": detector, "center_crop": center, "landmarks_mismatch": mismatch,
-        "corrupt_packets": corrupt,
+        "corrupt_packets": corrupt, **({"audio_padded": padded} if padded else {}),
         "elapsed_s": round(elapsed, 3),
         # per processed clip, inside its worker: wall time and CPU time (all threads of the worker process)
         "clip_seconds_mean": round(float(np.mean([w for w, _ in seconds])), 4) if seconds else None,
@@ -72,7 +78,7 @@ def format_report(report: dict[str, Any]) -> str:
     """A few lines for the terminal: totals, skips grouped by kind, the first skipped files, fallbacks, repairs."""
     c = report["counts"]
     lines = [f"preprocess: {c['usable']} usable clip(s) in {report['cache_dir']} ({c['processed']} new, "
-             f"{c['reused']} already cached), {c['skipped']} skipped of {c['mp4_found']} mp4, "
+             f"{c['reused']} already cached), {c['skipped']} skipped of {c['mp4_found']} video(s), "
              f"{report['elapsed_s']:.1f} s"]
     if c.get("rebuilt"):
         lines.append(f"  rebuilt {c['rebuilt']} broken cache entr{'y' if c['rebuilt'] == 1 else 'ies'}:")
@@ -96,7 +102,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  {c['not_retried']} clip(s) that failed before were not retried (their files did not "
                      f"change; preprocess.retry_failed=true retries them)")
     if c.get("not_a_clip"):
-        lines.append(f"  {c['not_a_clip']} file(s) in Actor_* folders are not clips: "
+        lines.append(f"  {c['not_a_clip']} file(s) in the corpus folders are not clips: "
                      + ", ".join(s["file"] for s in report["not_a_clip"][:5])
                      + (" ..." if c["not_a_clip"] > 5 else ""))
     if c.get("landmarks_mismatch"):
@@ -113,4 +119,9 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  {c['corrupt_packets']} clip(s) had corrupt packets (concealed by the decoder): "
                      + ", ".join(x["stem"] for x in report["corrupt_packets"][:5])
                      + (" ..." if c["corrupt_packets"] > 5 else ""))
+    if c.get("audio_padded"):
+        lines.append(f"  {c['audio_padded']} clip(s) had less audio than the window and were zero-padded "
+                     f"(short_audio=pad; audio_padded_seconds in their meta.json): "
+                     + ", ".join(x["stem"] for x in report["audio_padded"][:5])
+                     + (" ..." if c["audio_padded"] > 5 else ""))
     return "\n".join(lines)

@@ -5,8 +5,12 @@ Only full-AV speech clips (modality 01, vocal channel 01) are used by the paper,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from cfnsr.data.corpus import Clip, Corpus, Speaker, skip_entry
 
 EMOTIONS: tuple[str, ...] = (
     "neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised",
@@ -95,16 +99,31 @@ def av_speech_names(actor: int) -> list[RavdessName]:
     return names
 
 
+def find_landmark_csv(root: str | Path, name: RavdessName) -> Path | None:
+    """The CSV of a clip, looked for in ``<root>/landmarks/<stem>.csv``, ``<root>/landmarks/Actor_XX/<stem>.csv``
+    and ``<root>/Actor_XX/<stem>.csv``.
+
+    The video-only take (modality 02) is the same recording as the full-AV one with the sound removed, so when the
+    FacialTracking files are named after it, its CSV is used for the 01 clip too (tried after the exact stem).
+    """
+    root = Path(root)
+    actor_dir = f"Actor_{name.actor:02d}"
+    stems = [name.stem]
+    if name.modality == 1:
+        stems.append("02" + name.stem[2:])
+    for stem in stems:
+        for candidate in (root / "landmarks" / f"{stem}.csv", root / "landmarks" / actor_dir / f"{stem}.csv",
+                          root / actor_dir / f"{stem}.csv"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
 # ---------------------------------------------------------------- the corpus layout: which files are clips to use
 
 
 class NotRavdessError(RuntimeError):
     """The root has no Actor_* folders or no mp4 with a RAVDESS name."""
-
-
-def skip_entry(file: str, kind: str, reason: str) -> dict[str, str]:
-    """One entry of the preprocessing report's skipped list."""
-    return {"file": file, "kind": kind, "reason": reason}
 
 
 def unused_reason(name: RavdessName) -> tuple[str, str] | None:
@@ -184,3 +203,64 @@ def discover_clips(root: str | Path) -> tuple[list[tuple[Path, RavdessName]], li
                               f"{len(actor_dirs)} Actor_* folder(s), none with a valid RAVDESS name "
                               f"(MM-VV-EE-II-SS-RR-AA.mp4)")
     return keep, skipped, n_found
+
+
+# ---------------------------------------------------------------- the corpus class (conf/data/ravdess.yaml, synthetic)
+
+
+class RavdessCorpus(Corpus):
+    """RAVDESS (or the synthetic RAVDESS-format corpus): ``<root>/Actor_XX/MM-VV-EE-II-SS-RR-AA.mp4``.
+
+    Label = emotion code - 1 (``EMOTIONS`` order, checked against ``data.class_names``); speaker = actor 1..24.
+    generate: the synthetic generator's settings (``data.generate``); given, the corpus is generated (or completed)
+    before preprocessing and the expected clips are those the generator makes.
+    """
+
+    name = "ravdess"
+
+    def __init__(self, *, class_names: Sequence[str], generate: dict[str, Any] | None) -> None:
+        super().__init__(class_names=class_names)
+        self.check_class_names(EMOTIONS, "RAVDESS emotion")
+        self.generate = dict(generate) if generate else None
+
+    @classmethod
+    def default(cls, generate: dict[str, Any] | None = None) -> RavdessCorpus:
+        """The corpus with conf/data/ravdess.yaml's class names (for callers that name no corpus)."""
+        return cls(class_names=EMOTIONS, generate=generate)
+
+    def discover(self, root: str | Path) -> tuple[list[Clip], list[dict[str, str]], int]:
+        found, skipped, n_found = discover_clips(root)
+        clips = []
+        for path, name in found:
+            csv = find_landmark_csv(root, name)
+            clips.append(Clip(path=str(path), rel=path.relative_to(Path(root)).as_posix(), stem=name.stem,
+                              label=name.label, speaker=name.actor, landmarks=None if csv is None else str(csv)))
+        return clips, skipped, n_found
+
+    def speakers(self, root: str | Path | None = None) -> list[Speaker]:
+        # all 24 always, also for a synthetic corpus of fewer actors: the paper folds are defined over 1..24
+        return list(range(1, NUM_ACTORS + 1))
+
+    def expected_stems(self, speakers: Sequence[Speaker]) -> dict[Speaker, list[str]]:
+        """RAVDESS's 60 full-AV speech clips per actor, or the clips the synthetic generator's settings select."""
+        wanted = set(speakers)
+        if self.generate:
+            from cfnsr.data.synthetic import make_config, selected_names
+
+            names = [n for n in selected_names(make_config(**self.generate)) if n.actor in wanted]
+        else:
+            names = [n for a in speakers if isinstance(a, int) for n in av_speech_names(a)]
+        out: dict[Speaker, list[str]] = {a: [] for a in speakers}
+        for n in names:
+            out[n.actor].append(n.stem)
+        return out
+
+    def prepare(self, root: str | Path, workers: int, verbose: bool) -> None:
+        if self.generate is None:
+            return
+        from cfnsr.data.synthetic import CONFIG_FILE, generate_corpus
+
+        root = Path(root)
+        if verbose and not (root / CONFIG_FILE).exists():
+            print(f"Generating the synthetic RAVDESS-format corpus in {root} ...")
+        generate_corpus(root, workers=workers, progress=verbose, **self.generate)

@@ -17,6 +17,9 @@ from cfnsr.data import cache
 
 _INT_FIELDS = ("frames", "size", "sample_rate", "n_mfcc", "n_fft", "hop_length")
 _FLOAT_FIELDS = ("crop_margin", "audio_offset", "audio_duration")
+SHORT_AUDIO = ("skip", "pad")
+# Settings added after caches were built, with the value that reproduces the behaviour from before they existed.
+NEUTRAL_SETTINGS: dict[str, Any] = {"short_audio": "skip"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,8 @@ class PreprocessSettings:
     ``channel_order="bgr"`` (what its cv2.imwrite/imread round trip fed the network).
     ``landmark_mismatch``: what to do with a clip whose landmark CSV does not cover its frames (too few rows, or
     timestamps ending early): "detector" crops it with the face detector, "skip" leaves it out.
+    ``short_audio``: a clip whose audio ends before the window (offset + duration): "skip" leaves it out (listed as
+    audio-too-short in the report), "pad" appends zeros and records the seconds padded in its meta.json.
     """
 
     frames: int = 30
@@ -43,6 +48,7 @@ class PreprocessSettings:
     hop_length: int = 512
     face_fallback: str = "haar"  # "haar": OpenCV detector when a clip has no CSV; "none": skip such clips
     landmark_mismatch: str = "detector"  # CSV not covering the clip: "detector" (face detector) or "skip"
+    short_audio: str = "skip"  # audio ending before offset + duration: "skip" the clip, or "pad" it with zeros
 
     def __post_init__(self) -> None:
         # Hydra may hand 0 for 0.0 or 224.0 for 224; normalise so equal settings always hash equally.
@@ -59,6 +65,9 @@ class PreprocessSettings:
         object.__setattr__(self, "channel_order", str(self.channel_order).lower())
         object.__setattr__(self, "face_fallback", str(self.face_fallback).lower())
         object.__setattr__(self, "landmark_mismatch", str(self.landmark_mismatch).lower())
+        object.__setattr__(self, "short_audio", str(self.short_audio).lower())
+        if self.short_audio not in SHORT_AUDIO:
+            raise ValueError(f"short_audio must be one of {SHORT_AUDIO}, got {self.short_audio!r}")
         if self.channel_order not in ("rgb", "bgr"):
             raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {self.channel_order!r}")
         if self.face_fallback not in ("haar", "none"):
@@ -72,7 +81,13 @@ class PreprocessSettings:
             raise ValueError("crop_margin and audio_offset must be >= 0 and audio_duration > 0")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings as settings.json records them. Options added later are left out at their neutral value
+        (the behaviour from before they existed), so caches built before them keep their hash and still load."""
+        out = asdict(self)
+        for key, neutral in NEUTRAL_SETTINGS.items():
+            if out[key] == neutral:
+                del out[key]
+        return out
 
     def input_shapes(self) -> tuple[tuple[int, int, int, int], tuple[int, int]]:
         """Per-clip model inputs: video (3, T, S, S) and audio (n_mfcc, L), L = 1 + samples // hop (librosa,

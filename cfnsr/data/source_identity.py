@@ -1,17 +1,23 @@
 """Which corpus a cache was built from: the identity of each clip's sources and the fingerprint of the corpus.
 
-A cache entry is evidence about one source file, not about a clip *name*: its ``meta.json`` records the identity of
-the mp4 it was made from and of the landmark CSV found for it (``sources``)::
+A cache entry is evidence about its source files, not about a clip *name*: its ``meta.json`` records the identity
+of the files the corpus class (``cfnsr.data.corpus``) discovered for the clip (``sources``)::
 
     "sources": {"mp4": {"file": "Actor_01/01-01-...mp4", "size": 1234, "mtime_ns": ..., "sha256": "..."},
-                "landmark_csv": null | {"file": "landmarks/01-01-...csv", "size": ..., "mtime_ns": ..., "sha256": ...}}
+                "landmark_csv": null | {"file": "landmarks/01-01-...csv", "size": ..., "mtime_ns": ..., "sha256": ...},
+                "audio": null | {"file": "AudioWAV/1001_DFA_ANG_XX.wav", ...}}
+
+``mp4`` is the clip's video whatever its container (CREMA-D's flv too); ``audio`` the separate file the corpus reads
+the sound from (CREMA-D with its WAVs), None when the sound comes from the video. Paths are the corpus's own
+(``Clip.path``, ``Clip.landmarks``, ``Clip.audio``): no file name is parsed here.
 
 An entry is checked against the file in ``data.root`` now: the size and mtime first (a stat, no read); only when one
 of them differs (or under ``preprocess.verify=full``) is the file hashed, and the entry kept when the content hash is
 the one recorded (its size/mtime are then updated: a copied corpus re-identifies without a rebuild).
 
-The *corpus fingerprint* is a function of the source files alone: sha256 over the sorted (stem, mp4 size, mp4
-sha256, CSV path, CSV sha256) of every full-AV speech clip discovered under the root, first 16 hex digits. Two
+The *corpus fingerprint* is a function of the source files alone: sha256 over the sorted (stem, video size, video
+sha256, CSV path, CSV sha256[, audio path, audio sha256]) of every clip the corpus discovers under the root, first 16
+hex digits. Two
 corpora with the same clip names but other content have other fingerprints; a corpus copied elsewhere keeps its own.
 The cache's entries serve as a memo of the hashes, so computing it on a prepared cache costs one stat per file.
 
@@ -28,12 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from cfnsr.data import cache
-from cfnsr.data.landmarks import find_landmark_csv
-from cfnsr.data.ravdess import RavdessName, discover_clips
+from cfnsr.data.corpus import Clip, Corpus
 
 FINGERPRINT_LENGTH = 16
 _CHUNK = 1 << 20
-SOURCE_KINDS = ("mp4", "landmark_csv")
+SOURCE_KINDS = ("mp4", "landmark_csv", "audio")
 
 
 class CorpusError(cache.CacheError):
@@ -50,17 +55,29 @@ def file_identity(path: Path, rel: str) -> dict[str, Any]:
     return {"file": rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest.hexdigest()}
 
 
-def clip_csv(root: Path, name: RavdessName) -> tuple[Path, str] | None:
-    """The landmark CSV preprocessing would use for ``name`` (path, path relative to ``root``), or None."""
-    csv = find_landmark_csv(root, name)
-    return None if csv is None else (csv, csv.relative_to(root).as_posix())
+def _rel(root: Path, path: Path) -> str:
+    """``path`` relative to ``root`` when it lies under it (as recorded), else its absolute path."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()
 
 
-def source_identity(root: Path, path: Path, name: RavdessName) -> dict[str, Any]:
-    """The ``sources`` record of one clip: identity of its mp4 and of its landmark CSV (None when it has none)."""
-    csv = clip_csv(root, name)
-    return {"mp4": file_identity(path, path.relative_to(root).as_posix()),
-            "landmark_csv": None if csv is None else file_identity(csv[0], csv[1])}
+def clip_files(root: Path, clip: Clip) -> dict[str, tuple[Path, str] | None]:
+    """The files a clip's entry is made from, as the corpus discovered them: kind -> (path, recorded name) or None.
+
+    ``mp4`` is the clip's video (an mp4 for RAVDESS, an flv for CREMA-D: the key keeps its first name), ``landmark_csv``
+    the CSV the corpus found for it, ``audio`` the separate file the corpus reads the sound from (CREMA-D's WAV), if any.
+    """
+    return {"mp4": (Path(clip.path), clip.rel),
+            "landmark_csv": None if clip.landmarks is None else (Path(clip.landmarks), _rel(root, Path(clip.landmarks))),
+            "audio": None if clip.audio is None else (Path(clip.audio), _rel(root, Path(clip.audio)))}
+
+
+def source_identity(root: Path, clip: Clip) -> dict[str, Any]:
+    """The ``sources`` record of one clip: identity of its video, of its landmark CSV and of its separate audio file
+    (None when it has none)."""
+    return {kind: None if f is None else file_identity(f[0], f[1]) for kind, f in clip_files(Path(root), clip).items()}
 
 
 def _stat(path: Path) -> tuple[int, int] | None:
@@ -71,27 +88,32 @@ def _stat(path: Path) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def compare_sources(recorded: Any, root: Path, path: Path, name: RavdessName, full: bool
+_ADDED = {"landmark_csv": "a landmark CSV was added", "audio": "a separate audio file was added"}
+_GONE = {"landmark_csv": "its landmark CSV is gone", "audio": "its separate audio file is gone"}
+
+
+def compare_sources(recorded: Any, root: Path, clip: Clip, full: bool
                     ) -> tuple[str, dict[str, Any] | None, str | None]:
-    """Check an entry's recorded ``sources`` against the files under ``root`` now.
+    """Check an entry's recorded ``sources`` against the files the corpus discovers under ``root`` now.
 
     Returns (status, current identity or None, reason):
     * ``"same"``: sizes and mtimes equal (and, with ``full``, the hashes too); identity None (nothing to update);
     * ``"reidentified"``: size or mtime differ but every content hash is the recorded one; identity is the new one;
-    * ``"changed"``: another file (content, CSV added, removed or another CSV); reason says which and how;
+    * ``"changed"``: another file (content, CSV or audio added, removed or another one); reason says which and how;
     * ``"unknown"``: the entry records no sources (written before this check existed); reason says so.
+    An entry recorded before ``audio`` was a source kind counts as having none.
     """
     if not isinstance(recorded, Mapping) or not isinstance(recorded.get("mp4"), Mapping):
         return "unknown", None, "the entry records no source identity (made before cache entries were bound to " \
                                 "their sources)"
-    csv = clip_csv(root, name)
-    files = {"mp4": (path, path.relative_to(root).as_posix()), "landmark_csv": csv}
+    root = Path(root)
+    files = clip_files(root, clip)
     stale = False
     for kind in SOURCE_KINDS:
         rec, now = recorded.get(kind), files[kind]
         if (rec is None) != (now is None):
-            what = "a landmark CSV was added" if rec is None else "its landmark CSV is gone"
-            return "changed", None, f"{what} ({(now or (None, rec.get('file')))[1]})"
+            what = _ADDED[kind] if rec is None else _GONE[kind]
+            return "changed", None, f"{what} ({now[1] if now is not None else rec.get('file')})"
         if rec is None:
             continue
         if rec.get("file") != now[1]:
@@ -100,7 +122,7 @@ def compare_sources(recorded: Any, root: Path, path: Path, name: RavdessName, fu
             stale = True
     if not stale and not full:
         return "same", None, None
-    current = source_identity(root, path, name)
+    current = source_identity(root, clip)
     for kind in SOURCE_KINDS:
         rec, now = recorded.get(kind), current[kind]
         if rec is not None and now is not None and rec.get("sha256") != now["sha256"]:
@@ -116,8 +138,12 @@ def fingerprint(sources: Mapping[str, Mapping[str, Any]]) -> str:
     for stem in sorted(sources):
         s = sources[stem]
         csv = s.get("landmark_csv")
-        rows.append([stem, s["mp4"]["size"], s["mp4"]["sha256"],
-                     None if csv is None else csv["file"], None if csv is None else csv["sha256"]])
+        row = [stem, s["mp4"]["size"], s["mp4"]["sha256"],
+               None if csv is None else csv["file"], None if csv is None else csv["sha256"]]
+        audio = s.get("audio")
+        if audio is not None:  # appended only when there is one: corpora without it keep their fingerprints
+            row += [audio["file"], audio["sha256"]]
+        rows.append(row)
     payload = json.dumps(rows, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()[:FINGERPRINT_LENGTH]
 
@@ -140,27 +166,25 @@ def _memo(cache_dir: Path | None, report: Mapping[str, Any] | None) -> dict[str,
     return memo
 
 
-def corpus_sources(root: str | Path, cache_dir: str | Path | None = None,
-                   candidates: Iterable[tuple[Path, RavdessName]] | None = None) -> dict[str, dict[str, Any]]:
-    """``{stem: sources}`` of every full-AV speech clip under ``root``, hashing only files whose recorded identity
-    (in ``cache_dir``'s entries or report) no longer matches their size and mtime."""
+def corpus_sources(root: str | Path, cache_dir: str | Path | None, clips: Iterable[Clip]
+                   ) -> dict[str, dict[str, Any]]:
+    """``{stem: sources}`` of the clips a corpus discovered under ``root`` (``Corpus.discover``), hashing only files
+    whose recorded identity (in ``cache_dir``'s entries or report) no longer matches their size and mtime."""
     root = Path(root)
-    if candidates is None:
-        candidates = discover_clips(root)[0]
     report = read_report(cache_dir) if cache_dir is not None else None
     memo = _memo(Path(cache_dir) if cache_dir is not None else None, report)
     out = {}
-    for path, name in candidates:
-        recorded = memo.get(name.stem)
-        status, current, _ = (compare_sources(recorded, root, path, name, full=False) if recorded is not None
+    for clip in clips:
+        recorded = memo.get(clip.stem)
+        status, current, _ = (compare_sources(recorded, root, clip, full=False) if recorded is not None
                               else ("unknown", None, None))
-        out[name.stem] = dict(recorded) if status == "same" else current or source_identity(root, path, name)
+        out[clip.stem] = dict(recorded) if status == "same" else current or source_identity(root, clip)
     return out
 
 
-def corpus_fingerprint(root: str | Path, cache_dir: str | Path | None = None) -> str:
-    """The fingerprint of the corpus under ``root`` now (``cache_dir``: a memo of hashes, optional)."""
-    return fingerprint(corpus_sources(root, cache_dir))
+def corpus_fingerprint(root: str | Path, corpus: Corpus, cache_dir: str | Path | None = None) -> str:
+    """The fingerprint of the clips ``corpus`` discovers under ``root`` now (``cache_dir``: a memo of hashes)."""
+    return fingerprint(corpus_sources(root, cache_dir, corpus.discover(root)[0]))
 
 
 def read_report(cache_dir: str | Path) -> dict[str, Any] | None:
@@ -202,11 +226,14 @@ def sources_match(recorded: Any, current: Mapping[str, Any]) -> bool:
     return True
 
 
-def run_corpus_identity(root: str | Path, cache_dir: str | Path) -> dict[str, Any]:
-    """The corpus fingerprint of ``root`` now and the resolved cache folder, as a run records them (for resume)."""
+def run_corpus_identity(root: str | Path, cache_dir: str | Path, corpus: Corpus | None) -> dict[str, Any]:
+    """The corpus fingerprint of ``root`` now (the clips ``corpus`` discovers there) and the resolved cache folder,
+    as a run records them (for resume)."""
     root = Path(root)
     try:
-        fp = corpus_fingerprint(root, cache_dir if Path(cache_dir).is_dir() else None)
-    except Exception as exc:  # noqa: BLE001 - NotRavdessError, OSError: no corpus there, which differs from any
+        if corpus is None:
+            raise ValueError("the run config names no corpus (data.corpus)")
+        fp = corpus_fingerprint(root, corpus, cache_dir if Path(cache_dir).is_dir() else None)
+    except Exception as exc:  # noqa: BLE001 - the corpus's error, OSError: no corpus there, which differs from any
         fp = f"<no corpus at data.root={root}: {exc}>"
     return {"corpus_fingerprint": fp, "cache_dir": str(Path(cache_dir).resolve())}

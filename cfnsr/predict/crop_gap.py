@@ -32,9 +32,9 @@ from omegaconf import OmegaConf
 
 from cfnsr.builders.objects import fold_split
 from cfnsr.data.cache import cached_clips, load_clip, load_meta
+from cfnsr.data.corpus import Speaker, meta_label_speaker
 from cfnsr.data.faces import crop_faces
 from cfnsr.data.landmarks import LandmarkError, read_openface_csv
-from cfnsr.data.ravdess import parse_name
 from cfnsr.predict.faces import calibrate_boxes, detect_boxes, fit_calibration, smooth_boxes
 from cfnsr.predict.model import Predictor, predictor_from_config
 from cfnsr.predict.probe import probe
@@ -135,12 +135,14 @@ def crop_gap(ckpt_path: str | Path, root: str | None = None, cache_dir: str | No
     cache_dir = Path(cache_dir or run_cfg.data.cache_dir)
     split = fold_split(run_cfg)
     stems = cached_clips(cache_dir)
-    test = [s for s in stems if parse_name(s).actor in set(split.test_actors)]
+    # speakers from each entry's meta.json (written by the corpus), not from the file name
+    speaker: dict[str, Speaker] = {s: meta_label_speaker(load_meta(cache_dir, s), s)[1] for s in stems}
+    test = [s for s in stems if speaker[s] in set(split.test_actors)]
     if not test:
         raise FileNotFoundError(f"{cache_dir}: no cache entry of the test actors {list(split.test_actors)} of fold "
                                 f"{run_cfg.fold} (data.cache_dir=<cache> if it moved)")
     test = test[:limit] if limit else test
-    train = _spread([s for s in stems if parse_name(s).actor in set(split.train_actors)], calib_clips)
+    train = _spread([s for s in stems if speaker[s] in set(split.train_actors)], calib_clips)
     calibration = calibrate(predictor, root, cache_dir, train, smooth) if calib_clips > 0 else None
     s = predictor.settings
     given = (tuple(float(v) for v in box_shift), float(box_scale))

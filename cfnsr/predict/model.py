@@ -21,9 +21,9 @@ from omegaconf import OmegaConf
 from torch import Tensor
 
 from cfnsr.data.augment import ClipAugment
+from cfnsr.data.corpus import DATA_CONF_DIR, shipped_class_names
 from cfnsr.data.features import compute_mfcc, mfcc_frames, window_length
 from cfnsr.data.missing import remove_per_clip
-from cfnsr.data.ravdess import EMOTIONS
 from cfnsr.data.settings import PreprocessSettings
 from cfnsr.models.build import build_model
 from cfnsr.models.fusion.base import FusionModel, FusionOutput
@@ -41,8 +41,6 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "normalisation": ("augment.mean", "augment.std"),
     "model": ("data.num_classes", "backbone.name", "fusion.name", "fusion.model._target_"),
 }
-# Datasets in the RAVDESS layout, whose labels are cfnsr.data.ravdess.EMOTIONS (0-based emotion code).
-RAVDESS_LABELLED = ("ravdess", "synthetic")
 
 
 class PredictCheckpointError(CheckpointError):
@@ -59,15 +57,17 @@ def _get(cfg: Mapping[str, Any], dotted: str) -> Any:
 
 
 def class_names_of(cfg: Mapping[str, Any]) -> tuple[str, ...] | None:
-    """``data.class_names`` when the config has it, else RAVDESS's emotions for a RAVDESS-layout dataset of 8
-    classes; None when the classes cannot be named."""
+    """``data.class_names`` when the config has it; for a checkpoint saved before that key existed, the class names
+    of the shipped ``conf/data/<data.name>.yaml`` when their count is its ``data.num_classes``; None when the
+    classes cannot be named."""
     k = _get(cfg, "data.num_classes")
     names = _get(cfg, "data.class_names")
     if names is not None:
         names = tuple(str(n) for n in names)
         return names if k is None or len(names) == int(k) else None
-    if _get(cfg, "data.name") in RAVDESS_LABELLED and k is not None and int(k) == len(EMOTIONS):
-        return EMOTIONS
+    shipped = shipped_class_names(_get(cfg, "data.name"))
+    if shipped is not None and k is not None and int(k) == len(shipped):
+        return shipped
     return None
 
 
@@ -85,8 +85,8 @@ def check_predict_config(cfg: Mapping[str, Any], source: str) -> tuple[str, ...]
     names = class_names_of(cfg)
     if names is None:
         problems.append(f"class names (data.class_names is missing and data.name={_get(cfg, 'data.name')!r} "
-                        f"with data.num_classes={_get(cfg, 'data.num_classes')!r} is not a RAVDESS-layout "
-                        f"dataset of {len(EMOTIONS)} emotions)")
+                        f"with data.num_classes={_get(cfg, 'data.num_classes')!r} matches no shipped corpus in "
+                        f"{DATA_CONF_DIR})")
     if problems:
         raise PredictCheckpointError(
             f"{source}: cannot predict with this checkpoint: its saved config (cfnsr_config) lacks "

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cfnsr.data.corpus import shipped_class_names
 from cfnsr.report.collect import Run, Skipped, deduplicate
 from cfnsr.report.gap import GapTable, gaps_of
 from cfnsr.report.rows import FusionRow, aggregate_fusion, describe, differing_keys, fusion_sort_key
@@ -65,6 +66,8 @@ class GroupTable:
     rows: list[FusionRow]
     notes: list[str] = field(default_factory=list)
     recipe: dict[str, Any] | None = field(default=None, repr=False)  # shared recipe; None: not recorded
+    # names of the confusion matrices' classes: the records' class_names, else the shipped conf/data/<dataset>.yaml
+    class_names: tuple[str, ...] | None = None
     label: str = ""  # the keys (k=v) telling this table from others of the same triple; "recipe not recorded"
 
     @property
@@ -292,7 +295,17 @@ def build_group(runs: Sequence[Run]) -> GroupTable:
         notes=head + notes + _group_notes(rows, runs) + _hparams_notes(rows),
         recipe=None if recipe is None else dict(recipe),
         label="" if recipe is not None else NO_RECIPE_LABEL,
+        class_names=_class_names(runs, dataset),
     )
+
+
+def _class_names(runs: Sequence[Run], dataset: str) -> tuple[str, ...] | None:
+    """The class names the runs recorded (all equal), else those of the shipped conf/data/<dataset>.yaml (records
+    written before class names were recorded); None when unknown or when the runs disagree."""
+    recorded = {tuple(r.record["class_names"]) for r in runs if isinstance(r.record.get("class_names"), list)}
+    if len(recorded) == 1:
+        return recorded.pop()
+    return shipped_class_names(dataset) if not recorded else None
 
 
 def _label_tables(groups: list[GroupTable]) -> tuple[list[str], bool]:

@@ -32,6 +32,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--robustness", nargs="+", type=Path, default=None, metavar="DIR",
                    help="also summarise the robustness.json files under these directories (written by "
                         "evaluate.py ... robustness=default): relative and effective robustness per fusion")
+    p.add_argument("--wandb", action="store_true",
+                   help="also log the tables (comparison, paired tests, diagnostics, ...) and figures as one wandb "
+                        "report run (offline unless WANDB_MODE says otherwise)")
+    p.add_argument("--wandb-project", default="cfnsr", help="wandb project of the report run (default: cfnsr)")
     return p.parse_args(argv)
 
 
@@ -65,6 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             written.update(write_robustness(blocks, out, name=model_name))
         (out / "robustness.md").write_text(text + "\n")
         written["robustness_md"] = out / "robustness.md"
+    if args.wandb:
+        from cfnsr.report.wandb_tables import log_report
+
+        folder = log_report(written, out, args.wandb_project, name=f"report-{out.name}")
+        print(f"wandb report run: {folder}", file=sys.stderr)
     if report.recipe_hint:
         print(f"note: {report.recipe_hint}", file=sys.stderr)
     print(f"wrote {len(written)} file(s) to {out}: {', '.join(p.name for p in written.values())}", file=sys.stderr)

@@ -15,9 +15,6 @@ from matplotlib.figure import Figure
 
 from cfnsr.report.build import GroupTable
 
-# RAVDESS emotion codes 01..08 in order, i.e. class index 0..7.
-CLASS_NAMES = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
-
 
 def _save(fig: Figure, path: Path) -> Path:
     FigureCanvasAgg(fig)
@@ -73,11 +70,13 @@ def plot_war_by_method(groups: Sequence[GroupTable], path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_confusion(confusion: np.ndarray, title: str, path: Path) -> Path:
+def plot_confusion(confusion: np.ndarray, title: str, path: Path,
+                   class_names: Sequence[str] | None = None) -> Path:
     """Row-normalised confusion (colour = recall share) with the raw counts written in each cell."""
     cm = np.asarray(confusion, dtype=np.int64)
     k = cm.shape[0]
-    names = CLASS_NAMES if k == len(CLASS_NAMES) else tuple(str(i) for i in range(k))
+    # class names from the runs (cfnsr.report.build.GroupTable.class_names), else the class indices
+    names = tuple(class_names) if class_names is not None and len(class_names) == k else tuple(str(i) for i in range(k))
     totals = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, totals, out=np.zeros(cm.shape, dtype=float), where=totals > 0)
     fig = Figure(figsize=(1.0 + 0.75 * k, 0.8 + 0.7 * k))

@@ -169,5 +169,5 @@ def write_report(report: Report, out_dir: str | Path) -> dict[str, Path]:
                 continue
             name = names[(gi, ri)]
             title = f"{r.label}: {r.n_runs} run(s) summed" + (f"\n{g.title}" if several else "")
-            written[name] = plot_confusion(r.confusion, title, out / f"{name}.png")
+            written[name] = plot_confusion(r.confusion, title, out / f"{name}.png", g.class_names)
     return written

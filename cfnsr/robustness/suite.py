@@ -27,10 +27,9 @@ from torch.utils.data import DataLoader, Dataset
 from cfnsr.builders.config_checks import ConfigError
 from cfnsr.data import cache
 from cfnsr.data.cache import CacheError, load_audio, load_clip
-from cfnsr.data.datamodule import UnpaddedDistributedSampler
+from cfnsr.data.datamodule import UnpaddedDistributedSampler, entry_labels, speaker_numbers
 from cfnsr.data.features import compute_mfcc
 from cfnsr.data.missing import remove_modality, remove_per_clip
-from cfnsr.data.ravdess import parse_name
 from cfnsr.data.settings import PreprocessSettings
 from cfnsr.files import atomic_write, write_text_atomic
 from cfnsr.robustness import corruptions as C
@@ -192,8 +191,9 @@ class CorruptedClips(Dataset):
         self.condition = condition
         self.seed = seed
         self.settings = settings
-        self.labels = torch.tensor([parse_name(s).label for s in self.stems], dtype=torch.long)
-        self.actors = torch.tensor([parse_name(s).actor for s in self.stems], dtype=torch.long)
+        labels = entry_labels(self.cache_dir, self.stems)  # from meta.json, as the data module reads them
+        self.labels = torch.tensor([labels[s][0] for s in self.stems], dtype=torch.long)
+        self.actors = torch.tensor(speaker_numbers([labels[s][1] for s in self.stems]), dtype=torch.long)
 
     def __len__(self) -> int:
         return len(self.stems)

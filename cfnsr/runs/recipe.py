@@ -51,6 +51,8 @@ WHERE_PREFIXES: tuple[str, ...] = (
     "logger",
     "data.root",
     "data.cache_dir",
+    "data.corpus.csv",  # the folder corpus's clip list and root: where, not how
+    "data.corpus.root",
 )
 
 # Execution details that do not change the recipe.
@@ -77,12 +79,20 @@ EXECUTION_PREFIXES: tuple[str, ...] = (
     "resume",
     "callbacks.wandb_summary",
     "callbacks.run_checkpoints._target_",
+    "callbacks.trial_report",  # a search trial's per-epoch report to its study (and pruner): not how it trains
 )
 
 # Values quoted for display only, and the provenance of searched settings: a search trial's study and trial number
 # (``search``), a tuned run's "chosen by" record (``hparams``); the settings themselves are recipe keys.
 DESCRIPTIVE_PREFIXES: tuple[str, ...] = ("fusion.paper", "fusion.display", "fusion.order", "protocol.objective",
                                          "search", "hparams")
+
+# Copies of values the recipe keeps under another key, and names: the corpus's class names (the labels are fixed
+# by ``dataset`` and the corpus's own settings, which stay: ``data.corpus.label_source`` ...), the corpus class
+# (named by ``dataset``), and the per-corpus preprocessing defaults that ``preprocess.*`` repeats.
+MIRRORED_PREFIXES: tuple[str, ...] = ("data.class_names", "data.corpus._target_", "data.corpus.class_names",
+                                      "data.corpus.generate", "data.audio_offset", "data.audio_duration",
+                                      "data.short_audio")
 
 # Initialisation checkpoints: kept as "was it set", not as the path.
 INIT_PATH_KEYS: tuple[str, ...] = (
@@ -103,9 +113,10 @@ NEUTRAL_VALUES: dict[str, Any] = {
     "callbacks.run_checkpoints.monitor": "val/war",
     "callbacks.run_checkpoints.mode": "max",
     "folds.search_val_actors": None,
+    "preprocess.short_audio": "skip",  # clips with too little audio were always skipped
 }
 
-EXCLUDED_PREFIXES: tuple[str, ...] = WHERE_PREFIXES + EXECUTION_PREFIXES + DESCRIPTIVE_PREFIXES
+EXCLUDED_PREFIXES: tuple[str, ...] = WHERE_PREFIXES + EXECUTION_PREFIXES + DESCRIPTIVE_PREFIXES + MIRRORED_PREFIXES
 
 HASH_LENGTH = 12  # hex digits of sha256 kept by recipe_hash
 

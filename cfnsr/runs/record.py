@@ -9,7 +9,8 @@ a cluster can still be summarised. Schema (version 1)::
       "error": null | "<message>",
       "run_dir": "<absolute path>",
       "experiment": "demo",             # experiment name
-      "dataset": "synthetic" | "ravdess",
+      "dataset": "synthetic" | "ravdess" | "cremad" | "folder",   # data.name: part of the report's table key
+      "class_names": ["neutral", ...],  # data.class_names, the confusion matrix's order (absent in older records)
       "backbone": "tiny" | "paper",
       "fusion": "cfnsr",                # fusion strategy name (conf/fusion/<name>.yaml)
       "fusion_stage": "Model",          # Late | Early | Model | Unimodal
@@ -18,8 +19,10 @@ a cluster can still be summarised. Schema (version 1)::
       "protocol": "paper" | "clean",
       "selection": "best test epoch (paper protocol)" | "best validation epoch (clean protocol)",
       "folds": "paper",                 # fold scheme name
+      "fold_scheme": {"name": "kfold", "k": 5, "path": null, "test_speakers": [[...], ...]},  # every fold's test
+                                        # speakers (absent in older records; docs/corpora.md)
       "fold": 1,
-      "test_actors": [1, 2, 3, 4],
+      "test_actors": [1, 2, 3, 4],      # speakers: ints, or strings for a folder corpus
       "val_actors": [...],              # equal to test_actors under the paper protocol
       "seed": 1234,
       "params": 26301417,

@@ -17,22 +17,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("table", help="print the trial table and save trials.md / trials.csv in the sweep folder")
     t.add_argument("sweep_dir", type=Path)
-    t.add_argument("--study", default=None, help="study name (default: the only study in <sweep_dir>/optuna.db)")
+    t.add_argument("--study", default=None, help="study name (default: the only study in the storage)")
+    t.add_argument("--storage", default=None, help="journal file or RDB URL (default: <sweep_dir>/optuna.journal)")
     e = sub.add_parser("export", help="write conf/experiment/<name>.yaml with the best (or a chosen) trial's settings")
     e.add_argument("sweep_dir", type=Path)
     e.add_argument("--name", default=None, help="experiment name (default: tuned_<study>)")
     e.add_argument("--trial", type=int, default=None, help="a completed trial's number (default: the best)")
-    e.add_argument("--study", default=None, help="study name (default: the only study in <sweep_dir>/optuna.db)")
+    e.add_argument("--study", default=None, help="study name (default: the only study in the storage)")
+    e.add_argument("--storage", default=None, help="journal file or RDB URL (default: <sweep_dir>/optuna.journal)")
     e.add_argument("--config-dir", type=Path, default=Path("conf"), help="config folder to write into (conf)")
     e.add_argument("--force", action="store_true", help="replace an existing experiment file")
     args = p.parse_args(argv)
     try:
         if args.command == "table":
-            text, files = write_table(args.sweep_dir, load_study(args.sweep_dir, args.study))
+            text, files = write_table(args.sweep_dir, load_study(args.sweep_dir, args.study, args.storage))
             print(text)
             print(f"wrote {', '.join(str(f) for f in files)}", file=sys.stderr)
         else:
-            out = export_experiment(args.sweep_dir, args.name, args.config_dir, args.study, args.trial, args.force)
+            out = export_experiment(args.sweep_dir, args.name, args.config_dir, args.study, args.trial, args.force,
+                                    args.storage)
             print(f"wrote {out}\nrun it: python train.py experiment={out.stem}")
     except SearchError as exc:
         print(f"error: {exc}", file=sys.stderr)

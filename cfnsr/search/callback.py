@@ -17,10 +17,12 @@ class SearchTableCallback(Callback):
     ``<sweep dir>/trials.md`` and ``trials.csv``, and the Markdown table on stdout."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from cfnsr.runs.study_storage import study_storage
         from cfnsr.search.study import load_study, write_table
 
         sweep_dir = Path(config.hydra.sweep.dir)
-        study = load_study(sweep_dir, config.hydra.sweeper.get("study_name"), config.hydra.sweeper.get("storage"))
+        study = load_study(sweep_dir, config.hydra.sweeper.get("study_name"),
+                           study_storage(config.hydra.sweeper.get("storage"), sweep_dir))
         text, files = write_table(sweep_dir, study)
         print(text)
         log.info(f"trial table: {', '.join(str(f) for f in files)}; export the best settings with "

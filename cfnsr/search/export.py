@@ -40,21 +40,22 @@ def _job_overrides(folder: Path) -> tuple[list[str], dict[str, Any]]:
     return [str(o) for o in overrides], choices
 
 
-def experiment_config(sweep_dir: str | Path, study_name: str | None = None,
-                      trial: int | None = None) -> tuple[dict[str, Any], str]:
+def experiment_config(sweep_dir: str | Path, study_name: str | None = None, trial: int | None = None,
+                      storage: str | None = None) -> tuple[dict[str, Any], str]:
     """(the experiment config as a plain dict, a one-line description) for the chosen trial (default: the best)."""
     import optuna
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    study = load_study(sweep_dir, study_name)
+    study = load_study(sweep_dir, study_name, storage)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if trial is None:
         chosen = best_trial(study)
     else:
         chosen = next((t for t in done if t.number == trial), None)
         if chosen is None:
-            raise SearchError(f"study {study.study_name!r} has no completed trial {trial} "
-                              f"(completed: {[t.number for t in done]})")
+            state = next((t.state.name for t in study.trials if t.number == trial), "no such trial")
+            raise SearchError(f"study {study.study_name!r} has no completed trial {trial} ({state}; "
+                              f"completed: {[t.number for t in done]})")
     records = trial_records(sweep_dir, study.study_name)
     if chosen.number not in records:
         raise SearchError(f"{sweep_dir}: no run folder holds trial {chosen.number} of study {study.study_name!r} "
@@ -108,9 +109,10 @@ def default_name(study_name: str) -> str:
 
 
 def export_experiment(sweep_dir: str | Path, name: str | None = None, config_dir: str | Path = "conf",
-                      study_name: str | None = None, trial: int | None = None, force: bool = False) -> Path:
+                      study_name: str | None = None, trial: int | None = None, force: bool = False,
+                      storage: str | None = None) -> Path:
     """Write ``<config_dir>/experiment/<name>.yaml`` (``# @package _global_``); refuse to overwrite unless force."""
-    config, chosen_by = experiment_config(sweep_dir, study_name, trial)
+    config, chosen_by = experiment_config(sweep_dir, study_name, trial, storage)
     name = name or default_name(config["hparams"]["study"])
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise SearchError(f"--name {name!r}: use letters, digits, '_', '.', '-' (it becomes experiment={name})")

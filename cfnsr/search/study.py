@@ -1,6 +1,7 @@
 """The Optuna study of a hyperparameter search: where it is stored, its trials and their run folders, the table.
 
-A search (``hparams_search=optuna``) keeps its study in ``<sweep dir>/optuna.db`` (SQLite) and writes one run
+A search (``hparams_search=optuna``) keeps its study in ``<sweep dir>/optuna.journal`` (Optuna's journal file; an
+RDB URL is the option, ``search.storage``) and writes one run
 folder per trial, named after the trial number; each trial's ``metrics.json`` carries a ``search`` block with the
 study name and trial number. Everything here reads those two sources; nothing reads settings from folder names.
 """
@@ -16,45 +17,49 @@ from pathlib import Path
 from typing import Any
 
 from cfnsr.runs.record import FILENAME as RECORD_FILE
+from cfnsr.runs.study_storage import JOURNAL_NAME, is_url, open_storage
 
-DB_NAME = "optuna.db"
+LEGACY_DB_NAME = "optuna.db"  # the SQLite file of searches run before the journal default
 TABLE_MD = "trials.md"
 TABLE_CSV = "trials.csv"
-INTERRUPTED_ATTR = "cfnsr_interrupted"  # user attr of trials failed because their search process died
+INTERRUPTED_ATTR = "cfnsr_interrupted"  # user attr of trials failed because the process that ran them died
 
 
 class SearchError(RuntimeError):
     """A search folder or study that cannot be used as asked; the message names the file and the reason."""
 
 
-def storage_url(sweep_dir: str | Path) -> str:
-    """The SQLite URL of the study database in ``sweep_dir`` (absolute, so the URL works from any directory)."""
-    return f"sqlite:///{(Path(sweep_dir) / DB_NAME).resolve()}"
+def default_storage(sweep_dir: str | Path) -> str:
+    """The study storage of a sweep folder: its journal file, or the SQLite file of an older search when only that
+    exists (absolute, so it works from any directory)."""
+    sweep_dir = Path(sweep_dir).resolve()
+    journal, legacy = sweep_dir / JOURNAL_NAME, sweep_dir / LEGACY_DB_NAME
+    if not journal.exists() and legacy.is_file():
+        return f"sqlite:///{legacy}"
+    return str(journal)
 
 
-def sqlite_path(storage: Any) -> Path | None:
-    """The database file of a ``sqlite:///`` storage URL, None for other storages."""
-    if isinstance(storage, str) and storage.startswith("sqlite:///"):
-        return Path(storage[len("sqlite:///"):])
-    return None
-
-
-def load_study(sweep_dir: str | Path, study_name: str | None = None, storage: str | None = None) -> Any:
-    """The study stored in ``storage`` (default: ``<sweep_dir>/optuna.db``); ``study_name`` may be left out when the
-    storage holds one study."""
+def load_study(sweep_dir: str | Path, study_name: str | None = None, storage: str | None = None,
+               pruner: Any = None) -> Any:
+    """The study stored in ``storage`` (default: ``<sweep_dir>/optuna.journal``); ``study_name`` may be left out
+    when the storage holds one study."""
     import optuna
 
-    url = storage or storage_url(sweep_dir)
-    db = sqlite_path(url)
-    if db is not None and not db.is_file():
-        raise SearchError(f"{db}: no study database (is {sweep_dir} the sweep folder of an hparams_search run?)")
-    if study_name is None:
-        names = [s.study_name for s in optuna.study.get_all_study_summaries(storage=url)]
-        if len(names) != 1:
-            raise SearchError(f"{url}: holds {len(names)} studies {names}; name one with --study")
-        study_name = names[0]
+    where = storage or default_storage(sweep_dir)
+    if not is_url(where) and not Path(where).is_file():
+        raise SearchError(f"{where}: no study journal (is {sweep_dir} the sweep folder of an hparams_search run? "
+                          f"a study in a database: pass its URL with --storage)")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name=study_name, storage=url)
+    handle = open_storage(where)
+    if study_name is None:
+        names = [s.study_name for s in optuna.study.get_all_study_summaries(storage=handle)]
+        if len(names) != 1:
+            raise SearchError(f"{where}: holds {len(names)} studies {names}; name one with --study")
+        study_name = names[0]
+    try:
+        return optuna.load_study(study_name=study_name, storage=handle, pruner=pruner)
+    except KeyError as exc:
+        raise SearchError(f"{where}: no study named {study_name!r}") from exc
 
 
 def trial_records(sweep_dir: str | Path, study_name: str) -> dict[int, tuple[Path, dict[str, Any]]]:
@@ -91,6 +96,8 @@ def trial_rows(study: Any, sweep_dir: str | Path) -> list[TrialRow]:
     for t in study.trials:
         folder, record = records.get(t.number, (None, {}))
         state = t.state.name + (" (interrupted)" if t.user_attrs.get(INTERRUPTED_ATTR) else "")
+        if t.state.name == "PRUNED" and t.intermediate_values:  # the epoch its pruner stopped it after
+            state += f" (epoch {max(t.intermediate_values) + 1})"
         rows.append(TrialRow(number=t.number, state=state, value=t.value, params=dict(t.params),
                              folder=folder, recorded=(record.get("objective") or {}).get("value"),
                              val_actors=list(record.get("val_actors") or [])))

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,12 +16,13 @@ from cfnsr.models.complexity import count_params, cpu_latency_ms, gflops_per_cli
 
 
 def complexity_table(backbone_cfg: DictConfig, fusion_cfgs: Mapping[str, DictConfig],
-                     clip: tuple[int, int, int, int], latency: bool = False, num_classes: int = 8,
+                     clip: tuple[int, int, int, int], num_classes: int, latency: bool = False,
                      repeats: int = 3) -> list[dict[str, Any]]:
     """One row per fusion: name, stage, params, GFLOPs per clip, latency (ms or None), the paper's numbers (None
     for a fusion whose YAML has no ``paper:`` entry).
 
-    clip: (frames, size, n_mfcc, mfcc_len), e.g. (30, 224, 13, 212) for the paper.
+    clip: (frames, size, n_mfcc, mfcc_len), e.g. (30, 224, 13, 212) for the paper; num_classes: the corpus's
+    (``data.num_classes``, derived from its ``class_names``).
     Params and FLOPs come from a model built on the meta device (no memory, no compute); latency
     needs real weights and a real forward on the CPU.
     """
@@ -70,30 +70,13 @@ def _fusion_configs(cfg: DictConfig, searchpath: Sequence[str] = ()) -> dict[str
     return {name: facts.config for name, facts in fusion_registry(searchpath).items()}
 
 
-def main() -> None:
-    import hydra
-
-    from cfnsr.runs.job_dirs import register
-
-    register()
-
-    # An absolute path: Hydra reads a relative one from inside a package as a package path ("pkg://conf").
-    conf_dir = Path(__file__).resolve().parents[2] / "conf"
-
-    @hydra.main(version_base="1.3", config_path=str(conf_dir), config_name="complexity")
-    def _run(cfg: DictConfig) -> None:
-        from hydra.core.hydra_config import HydraConfig
-
-        (_, frames, size, _), (n_mfcc, length) = settings_from_config(cfg.preprocess).input_shapes()
-        print(f"backbone={cfg.backbone.name}, clip: video (3, {frames}, {size}, {size}), audio ({n_mfcc}, {length})"
-              + ("" if cfg.latency else "; CPU latency not measured (latency=true measures it)"))
-        fusions = _fusion_configs(cfg, HydraConfig.get().searchpath)  # extra folders: hydra.searchpath=[...]
-        rows = complexity_table(cfg.backbone, fusions, (frames, size, n_mfcc, length), latency=cfg.latency,
-                                repeats=cfg.repeats)
-        print(format_table(rows))
-
-    _run()
-
-
-if __name__ == "__main__":
-    main()
+def run(cfg: DictConfig, searchpath: Sequence[str] = ()) -> None:
+    """Print the clip shape and the complexity table for ``cfg`` (``conf/complexity.yaml``); ``searchpath``: extra
+    config folders (``hydra.searchpath=[...]``) whose fusions are measured too."""
+    (_, frames, size, _), (n_mfcc, length) = settings_from_config(cfg.preprocess).input_shapes()
+    print(f"backbone={cfg.backbone.name}, clip: video (3, {frames}, {size}, {size}), audio ({n_mfcc}, {length})"
+          + ("" if cfg.latency else "; CPU latency not measured (latency=true measures it)"))
+    fusions = _fusion_configs(cfg, searchpath)
+    rows = complexity_table(cfg.backbone, fusions, (frames, size, n_mfcc, length), cfg.data.num_classes,
+                            latency=cfg.latency, repeats=cfg.repeats)
+    print(format_table(rows))

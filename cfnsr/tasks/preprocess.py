@@ -11,15 +11,17 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from cfnsr.data.corpus import instantiate_corpus
 from cfnsr.data.prepare import prepare_corpus
 from cfnsr.data.settings import settings_from_config
 
 
 def preprocess(cfg: DictConfig) -> dict[str, Any]:
-    """Generate the synthetic corpus if ``cfg.data.generate`` asks for it, then preprocess ``cfg.data.root`` into
-    ``cfg.data.cache_dir`` with the settings of ``cfg.preprocess``; returns the preprocessing report."""
-    return prepare_corpus(cfg.data.root, cfg.data.cache_dir, settings_from_config(cfg.preprocess),
-                          generate=cfg.data.get("generate"), workers=cfg.preprocess.workers,
+    """Let the corpus (``cfg.data.corpus``) prepare its root (the synthetic one generates itself), then preprocess
+    ``cfg.data.root`` into ``cfg.data.cache_dir`` with the settings of ``cfg.preprocess``; returns the report."""
+    corpus = instantiate_corpus(cfg.data.corpus)
+    return prepare_corpus(cfg.data.root, cfg.data.cache_dir, settings_from_config(cfg.preprocess), corpus,
+                          workers=cfg.preprocess.workers,
                           force=cfg.preprocess.force, verify=cfg.preprocess.verify,
                           retry_failed=cfg.preprocess.retry_failed)
 

@@ -24,9 +24,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from cfnsr.builders.config_checks import check_train_config
+from cfnsr.builders.corpus import build_corpus
 from cfnsr.builders.objects import build_datamodule, build_module, build_trainer, clip_shapes
 from cfnsr.builders.run_metadata import provenance, run_metadata
 from cfnsr.callbacks import run_end
+from cfnsr.callbacks.trial_report import TrialPruned
+from cfnsr.callbacks.wandb_summary import wandb_run_options
 from cfnsr.console import print_config_tree, progress_bars
 from cfnsr.data.source_identity import run_corpus_identity
 from cfnsr.models.complexity import count_params, gflops_per_clip
@@ -48,10 +51,11 @@ RUN_ID_ENV = "CFNSR_RUN_ID"
 warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`")
 
 
-def _loggers(cfg: DictConfig, run_dir: Path, resumed: bool) -> list[Any]:
+def _loggers(cfg: DictConfig, run_dir: Path, resumed: bool, run_id: str, meta: dict[str, Any]) -> list[Any]:
     """The configured loggers, writing into the run folder (a resumed run's, not the new launch folder).
 
     A resumed CSV logger writes a new version folder: reusing ``csv/`` would delete the first part's per-epoch log.
+    A wandb logger gets the run id as its id, so a resumed run continues its wandb run, and a group per recipe.
     """
     out = []
     for c in (cfg.get("logger") or {}).values():
@@ -60,6 +64,11 @@ def _loggers(cfg: DictConfig, run_dir: Path, resumed: bool) -> list[Any]:
         extra: dict[str, Any] = {"save_dir": str(run_dir)}
         if resumed and c._target_.endswith("CSVLogger"):
             extra["version"] = f"resumed-{time.strftime('%Y%m%d-%H%M%S')}"
+        if c._target_.endswith("WandbLogger"):
+            extra.update(wandb_run_options(meta, run_id, c.get("group")))
+            # logger.wandb.log_model is read by WandbSummary, which uploads cfnsr's own checkpoints (also offline);
+            # Lightning's upload sees only its ModelCheckpoint files and refuses offline runs.
+            extra["log_model"] = False
         out.append(instantiate(c, **extra))
     return out
 
@@ -67,6 +76,11 @@ def _loggers(cfg: DictConfig, run_dir: Path, resumed: bool) -> list[Any]:
 def _callbacks(cfg: DictConfig) -> list[pl.Callback]:
     """The configured callbacks (``conf/callbacks/``); entries set to null are left out."""
     return [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None and "_target_" in c]
+
+
+def _corpus_now(cfg: DictConfig) -> dict[str, Any]:
+    """The corpus fingerprint (of the clips ``data.corpus`` discovers under ``data.root``) and cache folder now."""
+    return run_corpus_identity(cfg.data.root, cfg.data.cache_dir, build_corpus(cfg))
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -79,8 +93,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     rank0 = global_rank_from_env() == 0
     ckpt_path = cfg.ckpt_path or requeued_checkpoint(Path(cfg.paths.output_dir))
     if ckpt_path:
-        resume = plan_resume(cfg, ckpt_path,
-                             corpus=partial(run_corpus_identity, cfg.data.root, cfg.data.cache_dir))
+        resume = plan_resume(cfg, ckpt_path, corpus=partial(_corpus_now, cfg))
         out, run_id = resume.run_dir, resume.run_id
         print(f"Resuming run {run_id} in {out}: epoch {resume.epoch + 1} of {cfg.trainer.max_epochs} done "
               f"({resume.ckpt_path.name}), continuing with epoch {resume.epoch + 2}")
@@ -121,7 +134,7 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
 
     ckpt_dir = out / CHECKPOINT_DIR
     callbacks = _callbacks(cfg)
-    loggers = _loggers(cfg, out, resumed=ckpt_path is not None)
+    loggers = _loggers(cfg, out, resumed=ckpt_path is not None, run_id=run_id, meta=meta)
     trainer = build_trainer(cfg, out, [*callbacks, *progress_bars(cfg.trainer)], loggers or False)
     for lg in loggers:
         lg.log_hyperparams({**meta, "run_id": run_id, "config": module.run_config})
@@ -164,12 +177,14 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
         record["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     except BaseException as exc:
         record.update(corpus_record_fields(datamodule.corpus_identity))
-        record["status"] = "failed"
+        pruned = isinstance(exc, TrialPruned)  # a search's pruner stopped the trial: not a failure
+        record["status"] = "pruned" if pruned else "failed"
         record["error"] = f"{type(exc).__name__}: {exc}"
         record["train_seconds"] = round(time.time() - started, 1)  # the failed record says how long it ran too
         if rank0:
             write_record(out, record)
-            (out / "error.txt").write_text(traceback.format_exc())
+            if not pruned:
+                (out / "error.txt").write_text(traceback.format_exc())
         raise
     finally:
         record["train_seconds"] = round(time.time() - started, 1)

@@ -57,6 +57,6 @@ def test_wandb_summary_does_nothing_without_a_wandb_logger(monkeypatch):
     import wandb
 
     monkeypatch.setattr(wandb, "finish", lambda: pytest.fail("wandb.finish called without a wandb logger"))
-    cb = WandbSummary()
+    cb = WandbSummary(class_names=None, log_model=False)
     cb.setup(_Trainer([]), _Module(), "fit")
     cb.on_run_end({"status": "finished", "test": {"war": 0.5}})

@@ -9,6 +9,7 @@ import pytest
 import torch
 from tests_helpers import compose_train
 
+from cfnsr.builders.corpus import build_corpus
 from cfnsr.builders.objects import build_datamodule, fold_split
 from cfnsr.data.cache import CacheError, cached_clips
 from cfnsr.data.datamodule import expected_clips
@@ -23,10 +24,10 @@ def test_splits_are_actor_disjoint_and_complete(tiny_data_dir: Path, tmp_path: P
     cfg, dm = _datamodule(tiny_data_dir, tmp_path, "data.storage=mmap")
     dm.setup("fit")
     split = fold_split(cfg)
-    generate = dict(cfg.data.generate)
+    corpus = build_corpus(cfg)
     for part, actors in (("train", split.train_actors), ("val", split.val_actors), ("test", split.test_actors)):
         ds = dm.datasets[part]
-        expected = expected_clips(actors, generate)  # the tiny corpus has 6 of the fold scheme's actors
+        expected = expected_clips(corpus, actors)  # the tiny corpus has 6 of the fold scheme's actors
         assert len(ds) == sum(map(len, expected.values())) > 0
         assert set(ds.actors.tolist()) == {a for a, stems in expected.items() if stems}
     assert sum(len(d) for d in dm.datasets.values()) == len(cached_clips(cfg.data.cache_dir))

@@ -122,8 +122,8 @@ def test_report_content_and_summary(messy_run):
     assert c["skipped_by_kind"]["decode"] == 2 and report["fallback_detector"] == []
     assert report["settings"] == SMALL.to_dict() and report["elapsed_s"] > 0
     text = format_report(report)
-    assert "3 usable clip(s)" in text and "8 skipped of 14 mp4" in text and "2 decode" in text
-    assert "3 file(s) in Actor_* folders are not clips" in text
+    assert "3 usable clip(s)" in text and "8 skipped of 14 video(s)" in text and "2 decode" in text
+    assert "3 file(s) in the corpus folders are not clips" in text
     assert "01-01-04-01-02-01-01.mp4: no audio stream" in text
 
 

@@ -18,7 +18,7 @@ from cfnsr.data import cache as cache_mod
 from cfnsr.data.cache import CacheError, load_meta
 from cfnsr.data.datamodule import RavdessDataModule
 from cfnsr.data.folds import Split
-from cfnsr.data.preprocess import preprocess_corpus
+from cfnsr.data.preprocess import default_corpus, preprocess_corpus
 from cfnsr.data.settings import PreprocessSettings
 from cfnsr.data.synthetic import generate_corpus
 
@@ -33,7 +33,7 @@ def _run(root: Path, cache: Path, **kwargs) -> dict:
 
 def _datamodule(root: Path, cache: Path, **kwargs) -> RavdessDataModule:
     return RavdessDataModule(root=root, cache_dir=cache, settings=SMALL, split=SPLIT, batch_size=2, augment=None,
-                             preprocess_workers=0, allow_missing_clips=True, **kwargs)
+                             preprocess_workers=0, allow_missing_clips=True, corpus=default_corpus(), **kwargs)
 
 
 @pytest.fixture(scope="module")

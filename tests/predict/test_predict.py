@@ -301,6 +301,7 @@ def test_a_checkpoint_without_class_names_settings_normalisation_or_clip_length_
     assert load_predictor(_save_ckpt(tmp_path / "ok.ckpt", config)).class_names == EMOTIONS
     del config["preprocess"]["audio_duration"], config["preprocess"]["channel_order"], config["augment"]["std"]
     config["data"]["name"] = "my_corpus"
+    del config["data"]["class_names"]  # as in a checkpoint from before class names were a config key
     with pytest.raises(PredictCheckpointError) as err:
         load_predictor(_save_ckpt(tmp_path / "bad.ckpt", config))
     text = str(err.value)

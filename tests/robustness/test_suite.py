@@ -19,6 +19,7 @@ from cfnsr.data import cache as cache_mod
 from cfnsr.data.cache import CacheError, load_audio, load_clip
 from cfnsr.data.features import compute_mfcc, quantize_audio
 from cfnsr.data.missing import remove_modality
+from cfnsr.data.ravdess import parse_name
 from cfnsr.data.settings import PreprocessSettings
 from cfnsr.robustness import corruptions as C
 from cfnsr.robustness.suite import (
@@ -56,7 +57,9 @@ def fake_cache(tmp_path_factory) -> Path:
         mfcc = compute_mfcc(window, SETTINGS.sample_rate, SETTINGS.n_mfcc, SETTINGS.n_fft, SETTINGS.hop_length)
         audio, _ = quantize_audio(window)
         frames = rng.integers(0, 256, size=(8, 32, 32, 3), dtype=np.uint8)
-        cache_mod.write_entry(cache, stem, frames, mfcc, {"stem": stem, "audio_scale": 32767}, audio=audio)
+        name = parse_name(stem)  # as preprocessing writes them: label and speaker in meta.json
+        meta = {"stem": stem, "audio_scale": 32767, "label": name.label, "actor": name.actor, "speaker": name.actor}
+        cache_mod.write_entry(cache, stem, frames, mfcc, meta, audio=audio)
     return cache
 
 

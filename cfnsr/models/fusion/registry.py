@@ -29,7 +29,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # cfnsr/conf: the checkout's conf/ (a link) or the wheel's copy
 STAGES = ("Unimodal", "Late", "Early", "Model")
 
 

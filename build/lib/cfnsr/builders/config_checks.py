@@ -1,0 +1,97 @@
+"""Checks run before a job touches anything: one clear line per mistake, instead of a crash deep inside."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+SEARCH_PROTOCOL = "search"  # the only protocol an optimising sweeper may tune on (cfnsr.data.folds)
+EVALUATE_KEYS = {"task_name", "experiment_name", "ckpt_path", "data", "paths", "trainer", "robustness"}
+EVALUATE_DATA_KEYS = {"root", "cache_dir"}
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names the key, the value and what is expected."""
+
+
+def _int(value: Any, key: str, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key}={value!r}: expected an integer" + (f" in 1..{high}" if high else ""))
+    if value < low or (high is not None and value > high):
+        raise ConfigError(f"{key}={value}: expected {low}.." + (str(high) if high is not None else ""))
+    return value
+
+
+def check_train_config(cfg: DictConfig) -> None:
+    """Raise ``ConfigError`` for settings that would silently train something else than asked."""
+    n_folds = len(cfg.folds.test_actors)
+    _int(cfg.fold, "fold", 1, n_folds)
+    _int(cfg.seed, "seed", 0)
+    _int(cfg.trainer.max_epochs, "trainer.max_epochs", 1)  # -1 would train forever, 0 not at all
+    if cfg.ckpt_path is not None and not isinstance(cfg.ckpt_path, str):
+        raise ConfigError(f"ckpt_path={cfg.ckpt_path!r}: expected a file path")
+    if cfg.protocol.name == SEARCH_PROTOCOL and cfg.get("test_after_fit"):
+        raise ConfigError("protocol=search with test_after_fit=true: a search trial never evaluates the test fold "
+                          "(set test_after_fit=false, as hparams_search=optuna does)")
+    check_tuned_fold(cfg)
+
+
+def check_tuned_fold(cfg: DictConfig) -> None:
+    """Settings tuned by a nested search for outer fold k may only be tested on fold k's test actors.
+
+    The search for fold k trained and validated on every other actor, so any other test fold was seen by the
+    search that chose these settings. ``hparams.test_actors`` (written by ``python -m cfnsr.search export``) are
+    the actors that search never touched.
+    """
+    hp = cfg.get("hparams")
+    if not hp or hp.get("test_actors") is None:
+        return
+    from cfnsr.data.folds import make_split
+
+    split = make_split(cfg.folds.test_actors, cfg.fold, "clean", val_actors=cfg.folds.get("val_actors"))
+    allowed = sorted(int(a) for a in hp.test_actors)
+    if list(split.test_actors) != allowed:
+        raise ConfigError(
+            f"fold={cfg.fold} tests actors {list(split.test_actors)}, but these hyperparameters were chosen by a "
+            f"search for outer fold {hp.get('outer_fold')} ({hp.get('chosen_by') or 'no description'}), which "
+            f"trained and validated on every actor except {allowed}: testing them on other actors would report "
+            f"numbers tuned on the test data. Run the search for fold {cfg.fold} (hparams_search=optuna fold={cfg.fold}) and "
+            f"export its result.")
+
+
+def check_sweeper(sweeper_target: str | None, protocol: str | None, objective: str | None) -> None:
+    """An optimising sweeper tunes on validation data that no reported test fold may share: protocol=search only.
+
+    The paper protocol has no validation set (it selects epochs on the test fold); under the clean protocol fold
+    k validates on fold k+1's test actors, so a search on it would tune fold k+1's reported number on its test data.
+    """
+    if not sweeper_target or sweeper_target == BASIC_SWEEPER:
+        return
+    name = sweeper_target.rsplit(".", 1)[-1]
+    if not objective:
+        raise ConfigError(
+            f"hydra/sweeper {name} optimises the job's return value, but protocol={protocol} defines no validation "
+            f"objective (protocol=paper selects epochs on the test fold): a search would tune on test data. Use "
+            f"hparams_search=optuna (protocol=search).")
+    if protocol != SEARCH_PROTOCOL:
+        raise ConfigError(
+            f"hydra/sweeper {name} optimises the validation score, but under protocol={protocol} fold k validates "
+            f"on another fold's test actors, so the search would tune that fold's reported number on its test "
+            f"data. Use hparams_search=optuna, which runs protocol=search (nested: validation from the fold's own "
+            f"training actors); see docs/hparams_search.md.")
+
+
+def check_evaluate_config(cfg: DictConfig) -> None:
+    """evaluate.py takes every run setting from the checkpoint; any other key would be silently ignored."""
+    extra = sorted(set(cfg.keys()) - EVALUATE_KEYS)
+    data_extra = sorted(set((cfg.get("data") or {}).keys()) - EVALUATE_DATA_KEYS)
+    if extra or data_extra:
+        keys = extra + [f"data.{k}" for k in data_extra]
+        raise ConfigError(
+            f"evaluate.py does not take {', '.join(keys)}: the fold, model and data settings come from the "
+            f"checkpoint's saved config (only ckpt_path, data.root, data.cache_dir, robustness, trainer.* and paths.* "
+            f"apply)")
+    if not cfg.get("ckpt_path"):
+        raise ConfigError("evaluate.py needs ckpt_path=<run>/checkpoints/<file>.ckpt")

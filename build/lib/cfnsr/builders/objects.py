@@ -1,0 +1,99 @@
+"""Builds the objects of one run from its resolved config: data module, network, Lightning module, trainer.
+
+``train.py`` and ``evaluate.py`` share these builders, so a checkpoint's saved config rebuilds exactly the run
+that wrote it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from cfnsr.builders.init_runs import find_unimodal_checkpoints
+from cfnsr.builders.resolvers import register as register_resolvers
+from cfnsr.data.datamodule import RavdessDataModule
+from cfnsr.data.folds import Split, make_split
+from cfnsr.data.settings import PreprocessSettings, settings_from_config
+from cfnsr.models.build import build_model, load_backbone_weights, load_kinetics_resnext, load_model_weights
+from cfnsr.module import EmotionModule
+
+# The trainer configs use ${sync_batchnorm_for:...} and ${job_gpu:}; every builder of a run resolves them.
+register_resolvers()
+
+
+def preprocess_settings(cfg: DictConfig) -> PreprocessSettings:
+    """The cache-shaping subset of ``cfg.preprocess`` (``workers``/``force`` are run options, not settings)."""
+    return settings_from_config(cfg.preprocess)
+
+
+def clip_shapes(cfg: DictConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Per-clip input shapes: video (3, T, S, S) and audio (n_mfcc, L)."""
+    return preprocess_settings(cfg).input_shapes()
+
+
+def fold_split(cfg: DictConfig) -> Split:
+    return make_split(cfg.folds.test_actors, cfg.fold, cfg.protocol.name, val_actors=cfg.folds.get("val_actors"),
+                      search_val_actors=cfg.folds.get("search_val_actors"))
+
+
+def build_datamodule(cfg: DictConfig) -> RavdessDataModule:
+    d = cfg.data
+    return RavdessDataModule(
+        root=d.root,
+        cache_dir=d.cache_dir,
+        settings=preprocess_settings(cfg),
+        split=fold_split(cfg),
+        batch_size=d.batch_size,
+        eval_batch_size=d.eval_batch_size,
+        augment=instantiate(cfg.augment),
+        num_workers=d.num_workers,
+        pin_memory=d.pin_memory,
+        storage=d.storage,
+        seed=cfg.seed,
+        generate=dict(d.generate) if d.get("generate") else None,
+        preprocess_workers=cfg.preprocess.workers,
+        preprocess_force=cfg.preprocess.force,
+        preprocess_options={"verify": cfg.preprocess.verify, "retry_failed": cfg.preprocess.retry_failed},
+        allow_missing_clips=d.allow_missing_clips,
+    )
+
+
+def build_module(cfg: DictConfig, results_dir: str | Path | None, load_init: bool = True) -> EmotionModule:
+    """The network (backbone + fusion, optionally initialised from stage-1 checkpoints) in its training module."""
+    model = build_model(cfg.backbone, cfg.fusion, cfg.data.num_classes)
+    init = cfg.model.init
+    if load_init:
+        video, audio = init.video, init.audio
+        if init.get("from_runs"):
+            found = find_unimodal_checkpoints(init.from_runs, fold=cfg.fold, seed=cfg.seed,
+                                              dataset=cfg.data.name, backbone=cfg.backbone.name,
+                                              protocol=cfg.protocol.name, folds=cfg.folds.name)
+            video, audio = video or found.get("video"), audio or found.get("audio")
+        if init.get("kinetics"):
+            load_kinetics_resnext(model.video, init.kinetics)
+        video = video if "video" in model.modalities else None  # e.g. from_runs found both for a unimodal run
+        audio = audio if "audio" in model.modalities else None
+        if video or audio:
+            load_backbone_weights(model, video=video, audio=audio)
+        if init.get("weights"):  # a whole model of the same architecture, e.g. a finished run to train further
+            load_model_weights(model, init.weights)
+    return EmotionModule(
+        model=model,
+        optimizer=instantiate(cfg.optimizer),
+        num_classes=cfg.data.num_classes,
+        seed=cfg.seed,
+        results_dir=results_dir,
+        compile=cfg.model.compile,
+        channels_last=cfg.model.channels_last,
+    )
+
+
+def build_trainer(cfg: DictConfig, output_dir: Path, callbacks: list[Any], loggers: list[Any] | bool) -> pl.Trainer:
+    # enable_checkpointing=False: Lightning's default ModelCheckpoint would write a second set of files (under the
+    # logger's folder); cfnsr.callbacks.run_checkpoints.RunCheckpoints writes the run's checkpoints.
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, default_root_dir=str(output_dir),
+                       enable_checkpointing=False)

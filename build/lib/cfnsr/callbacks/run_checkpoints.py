@@ -1,0 +1,95 @@
+"""The callback that writes a run's checkpoints: ``last.ckpt`` every epoch and ``best-eNNN.ckpt`` on improvement.
+
+Configured in ``conf/callbacks/default.yaml``; the files it writes are read back by ``cfnsr.runs.checkpoint_files``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+
+from cfnsr.files import tmp_path
+from cfnsr.runs.checkpoint_files import CHECKPOINT_DIR, LAST_NAME, CheckpointError, best_name
+
+
+class RunCheckpoints(pl.Callback):
+    """After every validation: ``<dir>/last.ckpt``, and ``<dir>/best-eNNN.ckpt`` when ``monitor`` improved.
+
+    Replaces Lightning's ModelCheckpoint, whose restored state holds file paths (a crafted checkpoint could point
+    the test at any file), which writes ``last-v1.ckpt`` beside a ``last.ckpt`` it did not write itself, and which
+    refreshes ``save_last`` only on a new best. Here the state is numbers only, names are fixed, each file is
+    written under a temporary name and renamed, and only the previous best of this run is deleted.
+    """
+
+    def __init__(self, *, monitor: str, mode: str, dirpath: str | Path | None = None,
+                 run_id: str | None = None) -> None:
+        """monitor, mode: set in conf/callbacks/ (no default here, see docs/configs.md)."""
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        # dirpath/run_id None: taken from the module in setup() (the training task sets run_dir and run_id there).
+        self.dirpath = Path(dirpath) if dirpath is not None else None
+        self.run_id = run_id
+        self.monitor = monitor
+        self.mode = mode
+        self.best_score: float | None = None
+        self.best_epoch: int | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # Lightning calls setup() before it restores callback state from a checkpoint, so the run id compared in
+        # load_state_dict() is this run's.
+        if self.dirpath is None:
+            run_dir = getattr(pl_module, "run_dir", None)
+            if run_dir is None:
+                raise RuntimeError("RunCheckpoints: no dirpath given and the module has no run_dir")
+            self.dirpath = Path(run_dir) / CHECKPOINT_DIR
+        if self.run_id is None:
+            self.run_id = getattr(pl_module, "run_id", None)
+            if self.run_id is None:
+                raise RuntimeError("RunCheckpoints: no run_id given and the module has no run_id")
+
+    @property
+    def state_key(self) -> str:
+        return "RunCheckpoints"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "monitor": self.monitor, "best_score": self.best_score,
+                "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("run_id") != self.run_id or state.get("monitor") != self.monitor:
+            raise CheckpointError(f"checkpoint callback state of run {state.get('run_id')!r} monitoring "
+                                  f"{state.get('monitor')!r} cannot continue run {self.run_id!r} ({self.monitor})")
+        self.best_score, self.best_epoch = state.get("best_score"), state.get("best_epoch")
+
+    def _improved(self, score: float) -> bool:
+        if self.best_score is None:
+            return True
+        return score > self.best_score if self.mode == "max" else score < self.best_score
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.fast_dev_run:  # as Lightning's own: a 1-batch run is no checkpoint
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None:
+            raise RuntimeError(f"RunCheckpoints: metric {self.monitor!r} was not logged this epoch")
+        score, epoch = float(value), trainer.current_epoch
+        previous = self.best_epoch
+        improved = self._improved(score)
+        if improved:
+            self.best_score, self.best_epoch = score, epoch
+            self._save(trainer, best_name(epoch))
+        self._save(trainer, LAST_NAME)
+        # Only now that last.ckpt names the new best: a kill before this line leaves the old best still named.
+        if improved and previous is not None and previous != epoch:
+            trainer.strategy.remove_checkpoint(self.dirpath / best_name(previous))
+
+    def _save(self, trainer: pl.Trainer, name: str) -> None:
+        final = self.dirpath / name
+        tmp = tmp_path(final)
+        trainer.save_checkpoint(tmp, weights_only=False)  # full state for resume; collective, rank 0 writes
+        if trainer.is_global_zero:
+            os.replace(tmp, final)
+        trainer.strategy.barrier("RunCheckpoints.save")

@@ -1,0 +1,21 @@
+"""``cfnsr-complexity`` / ``python complexity.py backbone=paper``: parameters, GFLOPs per clip and (on request) CPU
+latency of every fusion."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from cfnsr.cli import CONFIG_PATH
+from cfnsr.runs.job_dirs import register
+
+register()
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="complexity")
+def main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from cfnsr.tasks.complexity import run
+
+    run(cfg, HydraConfig.get().searchpath)  # extra folders: hydra.searchpath=[...]

@@ -1,0 +1,97 @@
+"""The preprocessing settings: everything that shapes the cache, validated, with the hash its settings.json holds.
+
+Set in ``conf/preprocess/``; the cache (``cfnsr.data.cache``) refuses to serve clips made with other settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cfnsr.data import cache
+
+_INT_FIELDS = ("frames", "size", "sample_rate", "n_mfcc", "n_fft", "hop_length")
+_FLOAT_FIELDS = ("crop_margin", "audio_offset", "audio_duration")
+
+
+@dataclass(frozen=True)
+class PreprocessSettings:
+    """Everything that shapes the cache; its dict and hash go to settings.json. Paper values by default.
+
+    The public code's quirks are options, off by default: ``squash_before_crop=True`` (resize the whole 1280x720
+    frame to size x size, then cut the landmark box from it and enlarge it), ``crop_margin=0`` (tight box),
+    ``channel_order="bgr"`` (what its cv2.imwrite/imread round trip fed the network).
+    ``landmark_mismatch``: what to do with a clip whose landmark CSV does not cover its frames (too few rows, or
+    timestamps ending early): "detector" crops it with the face detector, "skip" leaves it out.
+    """
+
+    frames: int = 30
+    size: int = 224
+    crop_margin: float = 0.2
+    squash_before_crop: bool = False
+    channel_order: str = "rgb"
+    sample_rate: int = 44100
+    audio_offset: float = 0.5
+    audio_duration: float = 2.45
+    n_mfcc: int = 13
+    n_fft: int = 2048
+    hop_length: int = 512
+    face_fallback: str = "haar"  # "haar": OpenCV detector when a clip has no CSV; "none": skip such clips
+    landmark_mismatch: str = "detector"  # CSV not covering the clip: "detector" (face detector) or "skip"
+
+    def __post_init__(self) -> None:
+        # Hydra may hand 0 for 0.0 or 224.0 for 224; normalise so equal settings always hash equally.
+        for name in _INT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or float(value) != int(value):
+                raise ValueError(f"preprocess setting {name} must be an integer, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        for name in _FLOAT_FIELDS:
+            object.__setattr__(self, name, float(getattr(self, name)))
+        if not isinstance(self.squash_before_crop, (bool, np.bool_)):
+            raise ValueError(f"squash_before_crop must be true/false, got {self.squash_before_crop!r}")
+        object.__setattr__(self, "squash_before_crop", bool(self.squash_before_crop))
+        object.__setattr__(self, "channel_order", str(self.channel_order).lower())
+        object.__setattr__(self, "face_fallback", str(self.face_fallback).lower())
+        object.__setattr__(self, "landmark_mismatch", str(self.landmark_mismatch).lower())
+        if self.channel_order not in ("rgb", "bgr"):
+            raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {self.channel_order!r}")
+        if self.face_fallback not in ("haar", "none"):
+            raise ValueError(f"face_fallback must be 'haar' or 'none', got {self.face_fallback!r}")
+        if self.landmark_mismatch not in ("detector", "skip"):
+            raise ValueError(f"landmark_mismatch must be 'detector' or 'skip', got {self.landmark_mismatch!r}")
+        for name in _INT_FIELDS:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"preprocess setting {name} must be positive, got {getattr(self, name)}")
+        if self.crop_margin < 0 or self.audio_offset < 0 or self.audio_duration <= 0:
+            raise ValueError("crop_margin and audio_offset must be >= 0 and audio_duration > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def input_shapes(self) -> tuple[tuple[int, int, int, int], tuple[int, int]]:
+        """Per-clip model inputs: video (3, T, S, S) and audio (n_mfcc, L), L = 1 + samples // hop (librosa,
+        centred)."""
+        samples = int(self.audio_duration * self.sample_rate)
+        return (3, self.frames, self.size, self.size), (self.n_mfcc, 1 + samples // self.hop_length)
+
+    @property
+    def hash(self) -> str:
+        return cache.settings_hash(self.to_dict())
+
+
+
+def settings_from_config(preprocess: Mapping[str, Any]) -> PreprocessSettings:
+    """The cache-shaping subset of a ``preprocess`` config (``workers``, ``force``, ... are run options)."""
+    names = {f.name for f in dataclasses.fields(PreprocessSettings)}
+    return PreprocessSettings(**{k: v for k, v in preprocess.items() if k in names})
+
+
+def check_cache(cache_dir: str | Path, settings: PreprocessSettings) -> None:
+    """Raise ``CacheError`` (saying how to rebuild) unless the cache's settings.json matches ``settings``."""
+    cache.check_settings(cache_dir, settings.to_dict())

@@ -1,0 +1,11 @@
+"""Predict emotions on any video, window by window, with a trained cfnsr checkpoint.
+
+``python predict.py ckpt_path=<ckpt> input=<video | folder | glob>`` (see docs/predict.md):
+
+* ``windows``: plan the windows of a video and decode them in one streaming pass (bounded memory);
+* ``faces``:   the largest face per sampled frame (OpenCV's Haar detector), its box smoothed over the window;
+* ``model``:   rebuild the network and its preprocessing from the checkpoint's saved config;
+* ``outputs``: ``predictions.csv`` and one ``timeline_<video stem>.png`` per video;
+* ``run``:     the whole run (the Hydra entry point calls ``run.predict``);
+* ``crop_gap``: how much a checkpoint loses on its test fold with detector crops instead of landmark crops.
+"""

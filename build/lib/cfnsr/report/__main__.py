@@ -1,0 +1,5 @@
+"""Entry point for ``python -m cfnsr.report``."""
+
+from cfnsr.report.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,19 @@
+"""``cfnsr-download`` / ``python download.py data=ravdess data.root=<dir>``: download a corpus into the layout
+preprocessing reads (docs/download.md)."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from cfnsr.cli import CONFIG_PATH
+from cfnsr.runs.job_dirs import register
+
+register()
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="download")
+def main(cfg: DictConfig) -> None:
+    from cfnsr.download import run
+
+    run.main(cfg)

@@ -1,0 +1,22 @@
+"""``cfnsr-evaluate`` / ``python evaluate.py ckpt_path=<run>/checkpoints/last.ckpt``: re-test a checkpoint on its
+fold's test actors."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from cfnsr.cli import CONFIG_PATH
+from cfnsr.runs.job_dirs import register
+
+register()  # ${job_dirname:...} names multirun job folders, ${slurm_gpus:...} sizes SLURM jobs
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    from cfnsr.console import console_to_log, quiet_lightning
+    from cfnsr.tasks.evaluate import evaluate
+
+    quiet_lightning()
+    with console_to_log():  # <output dir>/evaluate.log gets what the console shows
+        evaluate(cfg)
