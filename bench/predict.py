@@ -16,7 +16,7 @@ in the same process, one after the other:
 
 Both then do the same face detection, cropping, MFCC and batched inference. Reported: wall seconds, real-time
 factor (video seconds / wall seconds; > 1 is faster than real time), ours vs baseline, and ours's time per stage
-(decode includes the RGB conversion of the sampled frames; faces = Haar detection + smoothing + crops).
+(decode includes the RGB conversion of the sampled frames; faces = BlazeFace detection + smoothing + crops).
 
 Usage: ``python bench/predict.py [--seconds 30] [--size 1280x720] [--backbones tiny,paper] [--batch 8] [--threads N]
 [--real VIDEO AUDIO] [--keep DIR]``
@@ -201,7 +201,7 @@ def run(args: argparse.Namespace, video: Path, work: Path) -> list[dict[str, Any
     rows = []
     for backbone in args.backbones:
         predictor = build_predictor(backbone)
-        # warm-up (imports, librosa's lazy modules, the Haar cascade, first-call allocations): one window, untimed
+        # warm-up (imports, librosa's lazy modules, the face detector, first-call allocations): one window, untimed
         from cfnsr.predict.run import PredictOptions, predict_paths
         predict_paths([video], predictor, PredictOptions(window_s=predictor.window_s, hop_s=1e6, progress=False,
                                                          timeline=False), work / "warm")

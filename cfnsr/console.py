@@ -108,9 +108,14 @@ class _Tee:
         self._handlers = list(handlers)
         self._name = name
         self._buf = ""
+        self._emitting = False
 
     def write(self, s: str) -> int:
         self.terminal.write(s)
+        if self._emitting:
+            # written while a handler handles a line (logging's own error report of a failing handler): to the
+            # terminal only; copying it to the handlers fed the failing file its own errors until RecursionError
+            return len(s)
         self._buf += s
         *lines, self._buf = self._buf.split("\n")
         for line in lines:
@@ -122,9 +127,13 @@ class _Tee:
         if not line:
             return
         record = logging.LogRecord(self._name, logging.INFO, __file__, 0, line, None, None)
-        for h in self._handlers:
-            if record.levelno >= h.level:
-                h.handle(record)
+        self._emitting = True
+        try:
+            for h in self._handlers:
+                if record.levelno >= h.level:
+                    h.handle(record)
+        finally:
+            self._emitting = False
 
     def flush(self) -> None:
         self.terminal.flush()
@@ -158,6 +167,9 @@ def console_to_log(handlers: Sequence[logging.Handler] | None = None) -> Iterato
         yield
         return
     out, err = sys.stdout, sys.stderr
+    failing = _FailingFiles(err)
+    for h in handlers:
+        failing.watch(h)
     sys.stdout, sys.stderr = _Tee(out, handlers, "stdout"), _Tee(err, handlers, "stderr")
     logging.captureWarnings(True)  # warnings become records of "py.warnings": console and file alike
     try:
@@ -175,7 +187,56 @@ def console_to_log(handlers: Sequence[logging.Handler] | None = None) -> Iterato
         logging.captureWarnings(False)
         sys.stdout, sys.stderr = out, err
         for h in handlers:
-            h.flush()
+            try:
+                h.flush()
+            except OSError:
+                pass  # already reported by _FailingFiles
+        failing.restore()
+
+
+class _FailingFiles:
+    """Reports a log file that cannot be written (a full disk) in one line on the console, once per file, instead
+    of logging's traceback per record (thousands of lines burying the run's own error)."""
+
+    def __init__(self, console: TextIO) -> None:
+        self.console = console
+        self.watched: dict[logging.Handler, Any] = {}
+        self.reported: set[logging.Handler] = set()
+
+    def watch(self, handler: logging.Handler) -> None:
+        self.watched[handler] = handler.__dict__.get("handleError")
+        handler.handleError = lambda record, h=handler: self._failed(h)  # type: ignore[method-assign]
+
+    def _failed(self, handler: logging.Handler) -> None:
+        exc = sys.exc_info()[1]
+        if handler in self.reported:
+            return
+        self.reported.add(handler)
+        path = getattr(handler, "baseFilename", None)
+        what = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, OSError) and path is not None:
+            import errno
+            import shutil
+
+            try:
+                usage = shutil.disk_usage(Path(path).parent)
+                disk = f" ({usage.free / 2 ** 20:.1f} MiB free of {usage.total / 2 ** 20:.1f} MiB on its disk)"
+            except OSError:
+                disk = ""
+            what = f"{errno.errorcode.get(exc.errno or 0, 'OSError')}: {exc.strerror or exc}{disk}"
+        try:
+            self.console.write(f"cfnsr: cannot write the log file {path}: {what}; the console output is no longer "
+                               f"copied there\n")
+            self.console.flush()
+        except (OSError, ValueError):
+            pass
+
+    def restore(self) -> None:
+        for handler, own in self.watched.items():
+            if own is None:
+                handler.__dict__.pop("handleError", None)
+            else:
+                handler.handleError = own  # type: ignore[method-assign]
 
 
 class _TreeDumper(yaml.SafeDumper):

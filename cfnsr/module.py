@@ -27,6 +27,7 @@ from torchmetrics.classification import (
 
 from cfnsr.files import write_text_atomic
 from cfnsr.runs.checkpoint_files import CHECKPOINT_FORMAT
+from cfnsr.runs.provenance import code_version
 
 
 def _metrics(num_classes: int) -> MetricCollection:
@@ -82,6 +83,8 @@ class EmotionModule(pl.LightningModule):
         self.test_tag = "test"
         self.run_config: dict[str, Any] | None = None  # saved into every checkpoint, see on_save_checkpoint
         self.run_id: str | None = None
+        self.run_split: dict[str, list[int]] | None = None  # {"train_actors", "val_actors", "test_actors"}
+        self.init_sources: dict[str, dict[str, Any]] = {}  # set by the builder: which checkpoints initialised it
         self.run_dir: Path | None = None  # the run folder; callbacks write there (cfnsr.callbacks)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last_3d)
@@ -174,7 +177,8 @@ class EmotionModule(pl.LightningModule):
         self.log_dict({f"{self.test_tag}/{k}": v for k, v in values.items()})
         self.test_metrics.reset()
         self.test_confusion.reset()
-        result = {**values, "n": int(confusion.sum()), "confusion": confusion.tolist(), "ranks": self._rank_shares()}
+        result = {**values, "n": int(confusion.sum()), "confusion": confusion.tolist(), "ranks": self._rank_shares(),
+                  "split_clips": self._split_size("test")}  # fewer than n under limit_test_batches: not a result
         _check_clip_count("test", result["n"], self._split_size("test"))
         self.test_result = result
         if self.trainer.is_global_zero and self.results_dir is not None:
@@ -221,6 +225,9 @@ class EmotionModule(pl.LightningModule):
             checkpoint["cfnsr_config"] = self.run_config
             checkpoint["cfnsr_format"] = CHECKPOINT_FORMAT
             checkpoint["cfnsr_run_id"] = self.run_id
+            # Who may be initialised from these weights (cfnsr.builders.init_checks) and which code made them.
+            checkpoint["cfnsr_split"] = self.run_split
+            checkpoint["cfnsr_code_version"] = code_version()
         # The corpus and cache the run trains on (RavdessDataModule.corpus_identity): resume compares them.
         identity = getattr(getattr(self._trainer, "datamodule", None), "corpus_identity", None)
         if isinstance(identity, dict):

@@ -65,3 +65,17 @@ def test_train_step_bench_runs() -> None:
         assert r["clips_per_s"] > 0 and r["ms_per_step"] > 0 and r["gflop_per_step"] > 0
         assert r["peak_mem_mb"] >= 0 and r["speedup"] > 0
     assert "fp32" in bench.format_table(rows)
+
+
+def test_face_detector_bench_compares_detectors_against_landmark_boxes(tmp_path: Path, capsys) -> None:
+    from cfnsr.data.synthetic import generate_corpus
+
+    root = generate_corpus(tmp_path / "corpus", workers=0, progress=False, actors=1, clips_per_actor=2)
+    bench = _load("face_detector")
+    assert bench.main(["--root", str(root), "--actors", "1", "--frames", "4", "--detectors", "haar,blazeface"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[2:4]}
+    assert set(rows) == {"haar", "blazeface"}
+    found, iou = float(rows["blazeface"][1]), float(rows["blazeface"][4])
+    assert found == 100.0 and 0.6 < iou <= 1.0  # the drawn faces are found, on the landmark box
+    with pytest.raises(SystemExit):
+        bench.main(["--root", str(root), "--detectors", "dlib"])

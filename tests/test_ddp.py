@@ -24,6 +24,6 @@ def test_ddp_spawn_metrics_cover_each_test_clip_once(tiny_data_dir: Path, tmp_pa
         assert record[tag]["n"] == 120
         assert [sum(row) for row in record[tag]["confusion"]] == [8] + [16] * 7  # per actor: 4 neutral, 8 others
     # The same checkpoint tested on one process gives the same numbers as the two-rank test.
-    single = evaluate(compose_eval([f"ckpt_path={record['best_ckpt']}"], tmp_path / "eval"))
+    single = evaluate(compose_eval([f"ckpt_path={record['best_ckpt']}"], tmp_path / "eval", tiny_data_dir))
     assert single["test"]["confusion"] == record["test"]["confusion"]
     assert single["test"]["war"] == pytest.approx(record["test"]["war"], abs=1e-6)

@@ -38,10 +38,10 @@ def old_run(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 @pytest.mark.slow
-def test_old_checkpoint_evaluates_with_the_same_numbers(old_run: Path, tmp_path: Path):
+def test_old_checkpoint_evaluates_with_the_same_numbers(old_run: Path, tiny_data_dir: Path, tmp_path: Path):
     ckpt = old_run / "checkpoints" / "best-e000.ckpt"
     assert load_checkpoint(ckpt)["cfnsr_config"]["fusion"]["model"]["_target_"] == "cfnsr.models.fusion.cfnsr.CFNSR"
-    result = evaluate(compose_eval([f"ckpt_path={ckpt}"], tmp_path))
+    result = evaluate(compose_eval([f"ckpt_path={ckpt}"], tmp_path, tiny_data_dir))
     recorded = json.loads((old_run / "metrics.json").read_text())
     assert recorded["status"] == "finished"
     for key in ("war", "uar", "f1"):

@@ -50,8 +50,9 @@ def test_checkpoints_load_with_weights_only_and_last_is_the_last_epoch(trained_r
     assert last["epoch"] == trained_run["epochs"] - 1
 
 
-def test_evaluate_reproduces_the_training_test_metrics(trained_run: dict, tmp_path: Path, capsys):
-    cfg = compose_eval([f"ckpt_path={trained_run['best_ckpt']}"], tmp_path)
+def test_evaluate_reproduces_the_training_test_metrics(trained_run: dict, tiny_data_dir: Path, tmp_path: Path,
+                                                      capsys):
+    cfg = compose_eval([f"ckpt_path={trained_run['best_ckpt']}"], tmp_path, tiny_data_dir)
     result = evaluate(cfg)
     for key in ("war", "uar", "f1"):
         assert result["test"][key] == pytest.approx(trained_run["test"][key], abs=1e-6)

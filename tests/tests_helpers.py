@@ -106,11 +106,13 @@ def compose_train(overrides: list[str], data_dir: Path, output_dir: Path, config
     return cfg
 
 
-def compose_eval(overrides: list[str], output_dir: Path) -> DictConfig:
-    """The config ``python evaluate.py <overrides>`` would get, writing to ``output_dir``."""
+def compose_eval(overrides: list[str], output_dir: Path, data_dir: Path | None = None) -> DictConfig:
+    """The config ``python evaluate.py <overrides>`` would get, writing to ``output_dir``; ``data_dir`` is the
+    ``paths.data_dir`` holding the corpus (evaluate never takes data paths from the checkpoint)."""
+    data = [f"paths.data_dir={data_dir}"] if data_dir is not None else []
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("evaluate", overrides=[f"paths.output_dir={output_dir}", "trainer.enable_progress_bar=false",
-                                             *SEARCHPATH_OVERRIDE, *overrides])
+                                             *SEARCHPATH_OVERRIDE, *data, *overrides])
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
     return cfg

@@ -32,6 +32,9 @@ def check_train_config(cfg: DictConfig) -> None:
     _int(cfg.fold, "fold", 1, n_folds)
     _int(cfg.seed, "seed", 0)
     _int(cfg.trainer.max_epochs, "trainer.max_epochs", 1)  # -1 would train forever, 0 not at all
+    from cfnsr.builders.config_values import check_values  # imports this module (ConfigError)
+
+    check_values(cfg)  # batch size, learning rate, frames, workers, ...: named at the key the user set
     if cfg.ckpt_path is not None and not isinstance(cfg.ckpt_path, str):
         raise ConfigError(f"ckpt_path={cfg.ckpt_path!r}: expected a file path")
     if cfg.protocol.name == SEARCH_PROTOCOL and cfg.get("test_after_fit"):

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from cfnsr.builders.corpus import build_corpus
 from cfnsr.builders.corpus import fold_split as fold_split  # re-exported: the builders' fold split lived here
+from cfnsr.builders.init_checks import check_init_source, init_source
 from cfnsr.builders.init_runs import find_unimodal_checkpoints
 from cfnsr.builders.resolvers import register as register_resolvers
 from cfnsr.data.datamodule import RavdessDataModule
@@ -62,22 +63,32 @@ def build_module(cfg: DictConfig, results_dir: str | Path | None, load_init: boo
     """The network (backbone + fusion, optionally initialised from stage-1 checkpoints) in its training module."""
     model = build_model(cfg.backbone, cfg.fusion, cfg.data.num_classes)
     init = cfg.model.init
+    init_sources: dict[str, dict[str, Any]] = {}
     if load_init:
+        split = fold_split(cfg)
         video, audio = init.video, init.audio
+        keys = {"video": "model.init.video", "audio": "model.init.audio"}
         if init.get("from_runs"):
-            found = find_unimodal_checkpoints(init.from_runs, fold=cfg.fold, seed=cfg.seed,
-                                              dataset=cfg.data.name, backbone=cfg.backbone.name,
-                                              protocol=cfg.protocol.name, folds=cfg.folds.name)
+            found = find_unimodal_checkpoints(init.from_runs, split.test_actors, split.val_actors, fold=cfg.fold,
+                                              seed=cfg.seed, dataset=cfg.data.name, backbone=cfg.backbone.name)
+            keys = {m: keys[m] if init.get(m) else f"model.init.from_runs ({m}_only run)" for m in keys}
             video, audio = video or found.get("video"), audio or found.get("audio")
         if init.get("kinetics"):
             load_kinetics_resnext(model.video, init.kinetics)
         video = video if "video" in model.modalities else None  # e.g. from_runs found both for a unimodal run
         audio = audio if "audio" in model.modalities else None
+        # Every cfnsr checkpoint that initialises the run is checked against its split before its weights load.
+        for part, path, key in (("video", video, keys["video"]), ("audio", audio, keys["audio"]),
+                                ("weights", init.get("weights"), "model.init.weights")):
+            if path:
+                init_sources[part] = init_source(path)
+                check_init_source(init_sources[part], key, split, cfg.protocol.name,
+                                  bool(init.get("allow_unknown_split", False)))
         if video or audio:
             load_backbone_weights(model, video=video, audio=audio)
         if init.get("weights"):  # a whole model of the same architecture, e.g. a finished run to train further
             load_model_weights(model, init.weights)
-    return EmotionModule(
+    module = EmotionModule(
         model=model,
         optimizer=instantiate(cfg.optimizer),
         num_classes=cfg.data.num_classes,
@@ -86,6 +97,8 @@ def build_module(cfg: DictConfig, results_dir: str | Path | None, load_init: boo
         compile=cfg.model.compile,
         channels_last=cfg.model.channels_last,
     )
+    module.init_sources = init_sources  # for the record: the run id and recipe of each initialisation
+    return module
 
 
 def build_trainer(cfg: DictConfig, output_dir: Path, callbacks: list[Any], loggers: list[Any] | bool) -> pl.Trainer:

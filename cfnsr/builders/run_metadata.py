@@ -7,6 +7,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from cfnsr.builders.corpus import build_corpus, fold_scheme_record, fold_split
+from cfnsr.runs.provenance import code_version, effective_batch
 from cfnsr.runs.recipe import recipe_hash, training_recipe
 
 
@@ -35,7 +36,8 @@ def _class_names(cfg: DictConfig) -> list[str] | None:
 def run_metadata(cfg: DictConfig, params: int, gflops: float | None) -> dict[str, Any]:
     """The descriptive fields of a run record (everything but the results)."""
     split = fold_split(cfg)
-    recipe = training_recipe(OmegaConf.to_container(cfg, resolve=True))
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    recipe = training_recipe(resolved)
     return {
         "experiment": cfg.experiment_name,
         "dataset": cfg.data.name,
@@ -52,11 +54,18 @@ def run_metadata(cfg: DictConfig, params: int, gflops: float | None) -> dict[str
         "fold": cfg.fold,
         "test_actors": list(split.test_actors),
         "val_actors": list(split.val_actors),
+        "train_actors": list(split.train_actors),
         "seed": cfg.seed,
         "params": params,
         "gflops": gflops,
-        "paper": OmegaConf.to_container(cfg.fusion.paper) if cfg.fusion.get("paper") else None,
+        # The paper's figures are RAVDESS numbers: quoted beside runs on a corpus that says it is comparable only.
+        "paper": (OmegaConf.to_container(cfg.fusion.paper)
+                  if cfg.fusion.get("paper") and cfg.data.get("paper_table") else None),
         "recipe": recipe,
         "recipe_hash": recipe_hash(recipe),
+        # Per-optimiser-step clips from the config (the training job replaces it with the trainer's world size);
+        # the report's rows and resume compare it (cfnsr.runs.provenance).
+        "effective_batch": effective_batch(resolved),
+        "code_version": code_version(),
         **provenance(cfg),
     }

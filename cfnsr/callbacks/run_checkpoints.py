@@ -6,13 +6,69 @@ Configured in ``conf/callbacks/default.yaml``; the files it writes are read back
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from cfnsr.files import tmp_path
+from cfnsr.files import TMP_MARK, tmp_path
 from cfnsr.runs.checkpoint_files import CHECKPOINT_DIR, LAST_NAME, CheckpointError, best_name
+
+
+class BesideCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, writing straight to the path it is given.
+
+    Lightning's own (``_atomic_save`` through fsspec) stages every checkpoint in ``$TMPDIR`` and then moves it: a
+    small ``/tmp`` failed the first save with an error that named neither file. ``RunCheckpoints`` already writes a
+    temporary name beside the destination and renames it, so the staging adds nothing but a second disk. An error
+    names the file (``write`` alone raises ENOSPC without it).
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options}")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(path, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+        except Exception as exc:
+            # torch.save reports a failed write as RuntimeError("[enforce fail at inline_container.cc] ...") whose
+            # context is the OSError, without the file: raise that OSError naming it
+            cause: BaseException | None = exc
+            while cause is not None and not isinstance(cause, OSError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is None or cause.filename is not None:
+                raise
+            raise OSError(cause.errno, cause.strerror, str(path)) from exc
+
+
+_TMP_PID = re.compile(re.escape(TMP_MARK) + r"(\d+)$")
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete the temporary checkpoints (``.<name>.tmp-<pid>``) in ``folder`` whose writer process is gone (a run
+    killed or failed mid-save); returns them."""
+    removed = []
+    for p in folder.glob(f".*{TMP_MARK}*") if folder.is_dir() else ():
+        m = _TMP_PID.search(p.name)
+        if m is None or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # its writer lives (another process on this machine): not ours to delete
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
 
 
 class RunCheckpoints(pl.Callback):
@@ -49,6 +105,12 @@ class RunCheckpoints(pl.Callback):
             self.run_id = getattr(pl_module, "run_id", None)
             if self.run_id is None:
                 raise RuntimeError("RunCheckpoints: no run_id given and the module has no run_id")
+        if trainer is None:  # set up outside a Trainer (a test of the folder and id alone)
+            return
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # a user's own plugin is left alone
+            trainer.strategy.checkpoint_io = BesideCheckpointIO()
+        if trainer.is_global_zero:
+            remove_stale_temps(self.dirpath)  # left by a run that died mid-save (resume, or a new run's folder)
 
     @property
     def state_key(self) -> str:
@@ -89,7 +151,13 @@ class RunCheckpoints(pl.Callback):
     def _save(self, trainer: pl.Trainer, name: str) -> None:
         final = self.dirpath / name
         tmp = tmp_path(final)
-        trainer.save_checkpoint(tmp, weights_only=False)  # full state for resume; collective, rank 0 writes
-        if trainer.is_global_zero:
-            os.replace(tmp, final)
+        try:
+            trainer.save_checkpoint(tmp, weights_only=False)  # full state for resume; collective, rank 0 writes
+            if trainer.is_global_zero:
+                os.replace(tmp, final)
+        except BaseException:
+            # a failed save (a full disk) leaves no partial file behind, and frees its space for the run's record
+            if trainer.is_global_zero:
+                tmp.unlink(missing_ok=True)
+            raise
         trainer.strategy.barrier("RunCheckpoints.save")

@@ -26,6 +26,7 @@ checksums, and ``load_clip`` refuses any entry that does not match with a ``Cach
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -185,6 +186,25 @@ def _file_facts(path: Path, arr: np.ndarray) -> dict[str, Any]:
             "sha256": file_sha256(path)}
 
 
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    """np.save through Python's own write: numpy's ``tofile`` reports a full disk as an OSError without errno
+    ("N requested and M written"), which cannot be told from a clip's defect; ``write`` raises ENOSPC with the path."""
+    buffer = io.BytesIO()
+    np.save(buffer, arr)
+    _write_bytes(path, buffer.getbuffer())
+
+
+def _write_bytes(path: Path, data: bytes | memoryview) -> None:
+    """Write ``data`` to ``path``; an OSError names the file (``write`` alone raises ENOSPC without it)."""
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+
+
 def write_entry(cache_dir: str | Path, stem: str, frames: np.ndarray, mfcc: np.ndarray,
                 meta: Mapping[str, Any], *, audio: np.ndarray) -> Path:
     """Write frames uint8 (T, S, S, 3), mfcc float32 (n_mfcc, L), audio int16 (N,) (the MFCC's window, quantised
@@ -203,10 +223,10 @@ def write_entry(cache_dir: str | Path, stem: str, frames: np.ndarray, mfcc: np.n
         files = {}
         for name, arr in (("frames.npy", frames), ("mfcc.npy", mfcc), ("audio.npy", audio)):
             arr = np.ascontiguousarray(arr, dtype=_DTYPES[name])
-            np.save(tmp / name, arr)
+            _save_npy(tmp / name, arr)
             files[name] = _file_facts(tmp / name, arr)
         record = {**dict(meta), "format": CACHE_FORMAT, "files": files}
-        (tmp / "meta.json").write_text(json.dumps(record, indent=2) + "\n")
+        _write_bytes(tmp / "meta.json", (json.dumps(record, indent=2) + "\n").encode())
         os.rename(tmp, final)
     except OSError:
         if is_complete(final):

@@ -1,20 +1,23 @@
-"""Face crop boxes and crops: from landmark extents, from a Haar-cascade detector, or the frame centre.
+"""Face crop boxes and crops: from landmark extents, from a face detector, or the frame centre.
 
 A face is described per frame by its extents ``[x0, y0, x1, y1]`` (float, pixels of the full frame): the bounding
 box of the 68 landmarks, or a detector box. ``crop_faces`` turns the extents into crops of ``size x size``.
+
+Detectors (``DETECTORS``, preprocessing's ``face_fallback`` setting): ``blazeface`` (MediaPipe's BlazeFace, short
+range then full range, through ``cv2.dnn``, ``cfnsr.data.blazeface``). OpenCV's Haar cascade, used before, is gone:
+it found a face in half the frames BlazeFace finds, with worse boxes, and nowhere more (``bench/face_detector.py``,
+docs/predict.md); caches built with it are refused unless no entry used it (``cfnsr.data.settings``).
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-HAAR_CASCADE = "haarcascade_frontalface_default.xml"
+DETECTORS = ("blazeface",)
 
 
 @dataclass(frozen=True)
@@ -106,40 +109,31 @@ def crop_faces(frames: np.ndarray, extents: np.ndarray | None, size: int, margin
     return out
 
 
-@functools.lru_cache(maxsize=1)
-def _haar_cascade() -> cv2.CascadeClassifier:
-    if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
-        raise RuntimeError("this OpenCV build has no Haar cascades (OpenCV 5 wheels dropped them); install "
-                           "opencv-python-headless>=4.10,<5 or use face_fallback=none")
-    path = Path(cv2.data.haarcascades) / HAAR_CASCADE
-    cascade = cv2.CascadeClassifier(str(path))
-    if cascade.empty():
-        raise RuntimeError(f"cannot load the Haar cascade {path}")
-    return cascade
+def detect_face_blazeface(frame: np.ndarray) -> np.ndarray | None:
+    """Largest face by BlazeFace in an RGB frame uint8 (H, W, 3) -> float32 (4,) [x0, y0, x1, y1] full-frame pixels,
+    or None: the short-range model (128x128 input), then, on a frame it finds nothing in, the full-range one (192x192;
+    it finds faces down to about 1/16 of the frame's longer side, which the short-range model misses below about
+    1/8: a 720p frame is letterboxed to 128 px, so such a face is only 10-15 px there)."""
+    from cfnsr.data.blazeface import blazeface  # loads the models once per process
+
+    box = blazeface("short").largest(frame)
+    return box if box is not None else blazeface("full").largest(frame)
 
 
-def detect_face(frame: np.ndarray, max_side: int = 480) -> np.ndarray | None:
-    """Largest frontal face in an RGB frame uint8 (H, W, 3) -> float32 (4,) [x0, y0, x1, y1] full-frame pixels,
-    or None. The search runs on a copy shrunk to ``max_side`` (a 720p search is ~10x slower, faces are large)."""
-    h, w = frame.shape[:2]
-    scale = min(1.0, max_side / max(h, w))
-    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    if scale < 1.0:
-        gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    min_side = max(20, int(min(gray.shape) * 0.15))
-    found = _haar_cascade().detectMultiScale(gray, scaleFactor=1.1, minNeighbors=4, minSize=(min_side, min_side))
-    if len(found) == 0:
-        return None
-    x, y, bw, bh = max(found, key=lambda b: b[2] * b[3])
-    return np.array([x, y, x + bw, y + bh], dtype=np.float32) / scale
+def detect_face(frame: np.ndarray, detector: str = "blazeface") -> np.ndarray | None:
+    """Largest face in an RGB frame uint8 (H, W, 3) by ``detector`` (one of ``DETECTORS``) -> float32 (4,)
+    [x0, y0, x1, y1] full-frame pixels, or None."""
+    if detector == "blazeface":
+        return detect_face_blazeface(frame)
+    raise ValueError(f"unknown face detector {detector!r}: one of {list(DETECTORS)}")
 
 
-def detect_extents(frames: np.ndarray) -> np.ndarray | None:
+def detect_extents(frames: np.ndarray, detector: str = "blazeface") -> np.ndarray | None:
     """Detector extents for each frame uint8 (T, H, W, 3) -> float32 (T, 4), or None when no frame has a face.
 
     Frames where the detector misses take the box of the nearest frame where it found one.
     """
-    found = [detect_face(f) for f in frames]
+    found = [detect_face(f, detector) for f in frames]
     hits = [k for k, box in enumerate(found) if box is not None]
     if not hits:
         return None

@@ -20,14 +20,16 @@ same video content (or the same cached frames) are listed in the report (``dupli
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
+import signal
 import sys
 import time
 import traceback
 from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +58,12 @@ from cfnsr.data.landmarks import (
 from cfnsr.data.media import DecodedClip, MediaError, decode_clip
 from cfnsr.data.media_wav import decode_audio_file
 from cfnsr.data.preprocess_report import CORRUPT_FIELDS, build_report, format_report, stable_part
-from cfnsr.data.settings import PreprocessSettings
+from cfnsr.data.settings import PreprocessSettings, check_detector_entries, detector_free_match
 from cfnsr.data.source_identity import CorpusError
-from cfnsr.data.worker_pool import process_pool
+from cfnsr.data.worker_pool import exit_description, pool_context, process_pool, run_isolated
+from cfnsr.files import describe_os_error, environment_error
 
-__all__ = ["PreprocessError", "NoUsableClipsError", "preprocess_corpus", "VERIFY_MODES"]
+__all__ = ["PreprocessError", "NoUsableClipsError", "EnvironmentProblem", "preprocess_corpus", "VERIFY_MODES"]
 
 VERIFY_MODES = ("cheap", "full")
 
@@ -71,6 +74,16 @@ class PreprocessError(RuntimeError):
 
 class NoUsableClipsError(PreprocessError):
     """Every clip was skipped: the cache would be empty."""
+
+
+class EnvironmentProblem(PreprocessError):
+    """The machine, not a clip, failed (disk full, I/O error, permission, read-only file system): preprocessing
+    stops, and nothing is recorded against the clips, so a re-run once it is fixed processes them."""
+
+
+# Test-only fault injection: a clip whose file name matches this glob kills its pool worker with SIGKILL (the way a
+# codec crash or the OOM killer would). Read by preprocess_corpus in the calling process; never set in real use.
+KILL_WORKER_ENV = "CFNSR_TEST_KILL_WORKER_ON"
 
 
 @dataclass(frozen=True)
@@ -86,6 +99,7 @@ class ClipJob:
     settings: PreprocessSettings
     threads: int  # decoder threads
     sources: dict[str, Any]  # identity of its video, CSV, audio file (cfnsr.data.source_identity), in meta.json
+    kill_on: str | None = None  # test-only: KILL_WORKER_ENV's glob, set only for jobs run in pool workers
 
 
 def _landmark_extents(job: ClipJob, landmarks: Landmarks, csv: Path, clip: DecodedClip
@@ -139,6 +153,8 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
     start, cpu_start = time.perf_counter(), time.process_time()
     s = job.settings
     fname = Path(job.path).name
+    if job.kill_on and fnmatch.fnmatch(fname, job.kill_on):
+        os.kill(os.getpid(), signal.SIGKILL)  # test-only (KILL_WORKER_ENV): a worker that dies on this clip
     try:
         # the CSV first: it is cheap and a bad one makes the decode pointless
         csv = Path(job.clip.landmarks) if job.clip.landmarks else None
@@ -174,7 +190,10 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
             extents, info = _landmark_extents(job, landmarks, csv, clip)
             source = "landmarks"
         else:
-            extents, info = detect_extents(clip.frames), {"landmark_csv": None, **mismatch}
+            # face_fallback=none reaches here only for a CSV that does not cover the clip (landmark_mismatch)
+            detector = "blazeface" if s.face_fallback == "none" else s.face_fallback
+            extents = detect_extents(clip.frames, detector)
+            info = {"landmark_csv": None, "face_detector": detector, **mismatch}
             source = "detector" if extents is not None else "center"
         crops = crop_faces(clip.frames, extents, s.size, s.crop_margin, s.squash_before_crop)
         if s.channel_order == "bgr":
@@ -196,15 +215,19 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
             **info,
         }
         cache.write_entry(job.cache_dir, job.clip.stem, crops, mfcc, meta, audio=audio)
-    except MediaError as exc:
-        text = str(exc)
-        kind = "no-audio" if "no audio stream" in text else "no-video" if "no video stream" in text else "decode"
-        return _skipped(job, kind, text)
-    except AudioTooShortError as exc:
-        return _skipped(job, "audio-too-short", f"{fname}: {exc}")
-    except LandmarkError as exc:
-        return _skipped(job, "landmarks", f"{fname}: unusable landmark CSV: {exc}")
     except Exception as exc:  # noqa: BLE001 - one bad clip must not stop a 1440-clip run
+        env = environment_error(exc)
+        if env is not None:  # the disk or the machine, not the clip: the run stops, the clip is not marked
+            return {"status": "environment", "file": job.rel,
+                    "reason": describe_os_error(env, job.cache_dir)}
+        if isinstance(exc, MediaError):
+            text = str(exc)
+            kind = "no-audio" if "no audio stream" in text else "no-video" if "no video stream" in text else "decode"
+            return _skipped(job, kind, text)
+        if isinstance(exc, AudioTooShortError):
+            return _skipped(job, "audio-too-short", f"{fname}: {exc}")
+        if isinstance(exc, LandmarkError):
+            return _skipped(job, "landmarks", f"{fname}: unusable landmark CSV: {exc}")
         last = traceback.extract_tb(exc.__traceback__)[-1]
         return _skipped(job, "error", (
             f"{fname}: unexpected {type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"))
@@ -221,8 +244,39 @@ def _entry_facts(meta: dict[str, Any]) -> dict[str, Any]:
             **{name: int(meta.get(name) or 0) for name in CORRUPT_FIELDS}}
 
 
+def _note_start(queue: Any) -> None:
+    """Pool worker initializer: keep the queue on which each job announces itself before it starts."""
+    global _STARTED
+    _STARTED = queue
+
+
+_STARTED: Any = None  # in a pool worker: where process_clip's caller announces the job it starts
+
+
+def _announced_clip(job: ClipJob) -> dict[str, Any]:
+    """process_clip in a pool worker, after telling the parent which clip this worker is on: written before the
+    work starts (a SimpleQueue writes at once), so a worker that dies during the clip has named it."""
+    if _STARTED is not None:
+        _STARTED.put(job.rel)
+    return process_clip(job)
+
+
+def _died_result(job: ClipJob, code: int) -> dict[str, Any]:
+    fname = Path(job.path).name
+    return _skipped(job, "worker-died", (
+        f"{fname}: the worker process preprocessing it died ({exit_description(code)}), again when the clip was "
+        f"run alone (a crash in a decoder or out of memory); not retried until the file changes or "
+        f"preprocess.retry_failed=true"))
+
+
 def _run_jobs(jobs: list[ClipJob], workers: int, progress: bool):
-    """Yields each job's result as it completes, in-process (workers <= 1) or over a process pool."""
+    """Yields each job's result as it completes, in-process (workers <= 1) or over a process pool.
+
+    A pool worker that dies (a crash in a codec, the OOM killer) takes the pool with it. The results already
+    finished are kept; the clips the workers were on when it broke (each announced itself before starting) are run
+    again one at a time in a process of their own, and one whose process dies again is reported as a
+    ``worker-died`` skip naming it and the signal; then a new pool goes on with the rest.
+    """
     if not jobs:
         return  # nothing to do: no progress bar, no pool
     from tqdm import tqdm
@@ -230,28 +284,57 @@ def _run_jobs(jobs: list[ClipJob], workers: int, progress: bool):
     # Terminal only: in a log file a bar is one endless line; the summary line says what was done.
     bar = tqdm(total=len(jobs), desc="preprocess", unit="clip", disable=not progress or not sys.stderr.isatty(),
                dynamic_ncols=True)
+    preload = [__name__, *HEAVY_MODULES]
     try:
         if workers <= 1 or len(jobs) <= 1:
             for job in jobs:
-                result = process_clip(job)
+                result = process_clip(replace(job, kill_on=None))  # the test hook is for pool workers only
                 bar.update(1)
                 yield result
             return
-        # forkserver workers that die with this process (cfnsr.data.worker_pool); the fork server imports this
-        # module and librosa's heavy parts once
-        with process_pool(min(workers, len(jobs)), preload=[__name__, *HEAVY_MODULES]) as pool:
-            futures = [pool.submit(process_clip, job) for job in jobs]
-            try:
-                for future in as_completed(futures):
-                    result = future.result()
-                    bar.update(1)
-                    yield result
-            except BrokenProcessPool as exc:
-                raise PreprocessError("a preprocessing worker process died (out of memory?); the finished "
-                                      "clips are cached, re-run to resume") from exc
-            finally:
-                for future in futures:
-                    future.cancel()
+        remaining = {job.rel: job for job in jobs}
+        while remaining:
+            started = pool_context().SimpleQueue()
+            # forkserver workers that die with this process (cfnsr.data.worker_pool); the fork server imports
+            # this module and librosa's heavy parts once
+            with process_pool(min(workers, len(remaining)), initializer=_note_start, initargs=(started,),
+                              preload=preload) as pool:
+                futures = {pool.submit(_announced_clip, job): job for job in remaining.values()}
+                broken = False
+                try:
+                    for future in as_completed(futures):
+                        try:
+                            result = future.result()
+                        except BrokenProcessPool:
+                            broken = True
+                            break
+                        del remaining[futures[future].rel]
+                        bar.update(1)
+                        yield result
+                    if broken:  # results that were finished when the pool broke
+                        for future, job in futures.items():
+                            if job.rel in remaining and future.done() and not future.cancelled() \
+                                    and future.exception() is None:
+                                del remaining[job.rel]
+                                bar.update(1)
+                                yield future.result()
+                finally:
+                    for future in futures:
+                        future.cancel()
+            if not broken:
+                break
+            announced = []
+            while not started.empty():
+                announced.append(started.get())
+            in_flight = [remaining[rel] for rel in dict.fromkeys(announced) if rel in remaining]
+            if not in_flight:
+                raise PreprocessError("a preprocessing worker process died before starting a clip (out of "
+                                      "memory?); the finished clips are cached, re-run to resume")
+            for job in in_flight:
+                result, code = run_isolated(process_clip, job, preload=preload)
+                del remaining[job.rel]
+                bar.update(1)
+                yield result if result is not None else _died_result(job, code)
     finally:
         bar.close()
 
@@ -269,7 +352,12 @@ def _prepare_cache(cache_dir: Path, settings: PreprocessSettings, force: bool) -
                              f"unknown; {cache.REBUILD_HINT}")
         cache.write_settings(cache_dir, settings.to_dict())
         return
+    if detector_free_match(cache_dir, settings):
+        # only the face detector differs and no entry used one: re-stamp, so entries built from now on match
+        cache.write_settings(cache_dir, settings.to_dict())
+        return
     cache.check_settings(cache_dir, settings.to_dict())
+    check_detector_entries(cache_dir, settings)
 
 
 def _file_stat(path: Path) -> tuple[int, int] | None:
@@ -374,8 +462,23 @@ def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Preproc
     ``force=True`` deletes every entry and redoes everything. The report file is written only when its content
     (timings and what this run did aside) changed or an entry was written, so a run with nothing to do writes
     nothing. Raises the corpus's error (``NotRavdessError``, ``CorpusError``) for a root it cannot read, ``CacheError`` when the cache was built
-    with other settings (and not force), ``NoUsableClipsError`` when no clip could be used (report written first).
+    with other settings (and not force), ``NoUsableClipsError`` when no clip could be used (report written first),
+    ``EnvironmentProblem`` when the disk or the machine fails (full, I/O error, permission, read-only), naming the
+    path and its file system.
     """
+    try:
+        return _preprocess_corpus(root, cache_dir, settings, corpus, workers, force, progress, verify, retry_failed)
+    except PreprocessError:
+        raise
+    except OSError as exc:
+        env = environment_error(exc)
+        if env is None:
+            raise
+        raise EnvironmentProblem(f"preprocessing stopped: {describe_os_error(env, cache_dir)}") from exc
+
+
+def _preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: PreprocessSettings, corpus: Corpus | None,
+                       workers: int, force: bool, progress: bool, verify: str, retry_failed: bool) -> dict[str, Any]:
     if verify not in VERIFY_MODES:
         raise ValueError(f"preprocess verify={verify!r}: expected one of {VERIFY_MODES}")
     started = time.perf_counter()
@@ -465,11 +568,17 @@ def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Preproc
             not_retried.append(rel)
             continue
         jobs.append(ClipJob(str(path), rel, clip, corpus.name, str(root), str(cache_dir), settings, threads,
-                            sources[clip.stem]))
+                            sources[clip.stem],
+                            kill_on=os.environ.get(KILL_WORKER_ENV) if workers > 1 else None))
 
     processed: list[str] = []
     seconds: list[tuple[float, float]] = []  # (wall, cpu) per processed clip
     for result in _run_jobs(jobs, workers, progress):
+        if result["status"] == "environment":
+            raise EnvironmentProblem(
+                f"preprocessing stopped: {result['reason']} (while on {result['file']}); no clip is marked as "
+                f"failed for it: free space (or fix the permission / device) and re-run to resume, the "
+                f"{len(processed)} clip(s) finished in this run are cached")
         if result["status"] == "ok":
             processed.append(result["stem"])
             facts[result["stem"]] = result["facts"]

@@ -14,12 +14,19 @@ from typing import Any
 import numpy as np
 
 from cfnsr.data import cache
+from cfnsr.data.cache import CacheError
 
 _INT_FIELDS = ("frames", "size", "sample_rate", "n_mfcc", "n_fft", "hop_length")
 _FLOAT_FIELDS = ("crop_margin", "audio_offset", "audio_duration")
 SHORT_AUDIO = ("skip", "pad")
 # Settings added after caches were built, with the value that reproduces the behaviour from before they existed.
 NEUTRAL_SETTINGS: dict[str, Any] = {"short_audio": "skip"}
+# The face_fallback values that run a detector (cfnsr.data.faces.DETECTORS; not imported: faces pulls in cv2), the
+# detectors older caches record (Haar, the default before BlazeFace; no longer available), and the face_source of the
+# entries whose crops depend on the detector (a detector box, or the centre when it found nothing).
+FACE_DETECTORS = ("blazeface",)
+RETIRED_DETECTORS = ("haar",)
+DETECTOR_FACE_SOURCES = ("detector", "center")
 
 
 @dataclass(frozen=True)
@@ -46,7 +53,8 @@ class PreprocessSettings:
     n_mfcc: int = 13
     n_fft: int = 2048
     hop_length: int = 512
-    face_fallback: str = "haar"  # "haar": OpenCV detector when a clip has no CSV; "none": skip such clips
+    # face detector for a clip without a CSV (cfnsr.data.faces.DETECTORS: blazeface), or "none": skip such clips
+    face_fallback: str = "blazeface"
     landmark_mismatch: str = "detector"  # CSV not covering the clip: "detector" (face detector) or "skip"
     short_audio: str = "skip"  # audio ending before offset + duration: "skip" the clip, or "pad" it with zeros
 
@@ -70,8 +78,8 @@ class PreprocessSettings:
             raise ValueError(f"short_audio must be one of {SHORT_AUDIO}, got {self.short_audio!r}")
         if self.channel_order not in ("rgb", "bgr"):
             raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {self.channel_order!r}")
-        if self.face_fallback not in ("haar", "none"):
-            raise ValueError(f"face_fallback must be 'haar' or 'none', got {self.face_fallback!r}")
+        if self.face_fallback not in (*FACE_DETECTORS, "none"):
+            raise ValueError(f"face_fallback must be one of {[*FACE_DETECTORS, 'none']}, got {self.face_fallback!r}")
         if self.landmark_mismatch not in ("detector", "skip"):
             raise ValueError(f"landmark_mismatch must be 'detector' or 'skip', got {self.landmark_mismatch!r}")
         for name in _INT_FIELDS:
@@ -107,6 +115,48 @@ def settings_from_config(preprocess: Mapping[str, Any]) -> PreprocessSettings:
     return PreprocessSettings(**{k: v for k, v in preprocess.items() if k in names})
 
 
+def detector_entries(cache_dir: str | Path) -> list[str]:
+    """Stems of the cache entries cropped with the face detector (or the centre square when it found nothing)."""
+    return [stem for stem in cache.cached_clips(cache_dir)
+            if cache.load_meta(cache_dir, stem).get("face_source", "landmarks") in DETECTOR_FACE_SOURCES]
+
+
+def detector_free_match(cache_dir: str | Path, settings: PreprocessSettings) -> bool:
+    """True when the cache's settings.json differs from ``settings`` only in which face detector ``face_fallback``
+    names and no entry of the cache was cropped by a detector: every crop then came from landmarks, exactly what
+    ``settings`` would build, so the cache is served (a cache built with the Haar detector cfnsr used before,
+    ``face_fallback: haar`` recorded, stays usable). An entry that did use a detector makes this False, and the
+    cache is refused as any other settings change."""
+    recorded = cache.read_settings(cache_dir)
+    if recorded is None:
+        return False
+    old = recorded.get("face_fallback")
+    known = (*FACE_DETECTORS, *RETIRED_DETECTORS)
+    if old == settings.face_fallback or old not in known or settings.face_fallback not in FACE_DETECTORS:
+        return False
+    if cache.settings_differences(recorded, {**settings.to_dict(), "face_fallback": old}):
+        return False
+    return not detector_entries(cache_dir)
+
+
+def check_detector_entries(cache_dir: str | Path, settings: PreprocessSettings) -> None:
+    """With ``face_fallback=none`` the settings do not name the detector that crops the clips whose CSV does not cover
+    them (``landmark_mismatch=detector``: BlazeFace); entries recording another one (or none: built before BlazeFace,
+    with Haar) are refused rather than mixed with new ones. Other values name it in the settings hash already."""
+    if settings.face_fallback != "none" or settings.landmark_mismatch != "detector":
+        return
+    for stem in cache.cached_clips(cache_dir):
+        meta = cache.load_meta(cache_dir, stem)
+        if meta.get("face_source", "landmarks") in DETECTOR_FACE_SOURCES and meta.get("face_detector") != "blazeface":
+            raise CacheError(f"cache entry {stem} in {cache_dir} was cropped with the face detector "
+                             f"{meta.get('face_detector', 'haar')!r}, and this cfnsr uses 'blazeface' for clips whose "
+                             f"landmark CSV does not cover them; {cache.REBUILD_HINT}")
+
+
 def check_cache(cache_dir: str | Path, settings: PreprocessSettings) -> None:
-    """Raise ``CacheError`` (saying how to rebuild) unless the cache's settings.json matches ``settings``."""
+    """Raise ``CacheError`` (saying how to rebuild) unless the cache's settings.json matches ``settings`` (or differs
+    only in a face detector that none of its entries used: ``detector_free_match``)."""
+    if detector_free_match(cache_dir, settings):
+        return
     cache.check_settings(cache_dir, settings.to_dict())
+    check_detector_entries(cache_dir, settings)

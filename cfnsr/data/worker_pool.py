@@ -82,6 +82,49 @@ def _init_worker(owner: int, initializer: Callable[..., Any] | None, initargs: t
         initializer(*initargs)
 
 
+def pool_context() -> Any:
+    """The multiprocessing context of the pools: ``forkserver`` where there is one, else ``spawn``."""
+    return mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
+
+
+def _isolated(owner: int, fn: Callable[[Any], Any], arg: Any, conn: Any) -> None:
+    _init_worker(owner, None, ())
+    conn.send(fn(arg))
+    conn.close()
+
+
+def run_isolated(fn: Callable[[Any], Any], arg: Any, preload: Iterable[str] = ()) -> tuple[Any, int]:
+    """``fn(arg)`` in a process of its own (set up like a pool worker): (its result, 0), or (None, exit code) when
+    the process died before returning one (a negative code -N: killed by signal N, as ``Process.exitcode``).
+
+    For the one job a pool was running when a worker died: run alone, a crash names exactly that job.
+    """
+    ctx = pool_context()
+    if ctx.get_start_method() == "forkserver":
+        ctx.set_forkserver_preload([__name__, *preload])
+    receive, send = ctx.Pipe(duplex=False)
+    process = ctx.Process(target=_isolated, args=(os.getpid(), fn, arg, send), daemon=True)
+    process.start()
+    send.close()  # ours: only the child's copy stays open, so its death ends recv() with EOFError
+    try:
+        result = receive.recv()
+    except EOFError:
+        result = None
+    process.join()
+    code = process.exitcode if process.exitcode is not None else -1
+    return (result, 0) if result is not None and code == 0 else (None, code or -1)
+
+
+def exit_description(code: int) -> str:
+    """A process exit code in words: "killed by SIGSEGV", "exit status 1"."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
 def process_pool(workers: int, initializer: Callable[..., Any] | None = None, initargs: tuple[Any, ...] = (),
                  preload: Iterable[str] = ()) -> ProcessPoolExecutor:
     """A ``ProcessPoolExecutor`` of ``workers`` processes that die with the calling process.
@@ -91,10 +134,8 @@ def process_pool(workers: int, initializer: Callable[..., Any] | None = None, in
     An executor rather than ``mp.Pool``: a worker that dies (out of memory, a crash in a codec) surfaces as
     ``BrokenProcessPool`` instead of being respawned forever.
     """
-    if "forkserver" in mp.get_all_start_methods():
-        ctx = mp.get_context("forkserver")
+    ctx = pool_context()
+    if ctx.get_start_method() == "forkserver":
         ctx.set_forkserver_preload([__name__, *preload])
-    else:
-        ctx = mp.get_context("spawn")
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                initargs=(os.getpid(), initializer, tuple(initargs)))

@@ -9,7 +9,7 @@ from fractions import Fraction
 import av
 import numpy as np
 
-from cfnsr.data.media_audio import mono_samples
+from cfnsr.data.media_audio import ChannelReader, mono_samples
 
 # Audio timestamps this close (s) to where the previous frame ended count as contiguous (containers round them).
 AUDIO_JITTER = 0.005
@@ -29,8 +29,8 @@ class AudioTrack:
     difference between the frames' timestamps and their places, so that one odd timestamp (AVI derives them from
     byte counts; the first frame after a corrupt packet) does not shift it. ``decode_clip`` takes that median over
     the whole track; a stream cannot wait for the end, so here it is taken over the first ``_SETTLE_FRAMES`` frames,
-    which are held back until then. A frame moved back over samples already passed on has its overlap dropped
-    (decode_clip overwrites the earlier samples instead).
+    which are held back until then. From the first frame whose timestamp runs back (more than ``jitter`` before
+    where the previous frame ended), frames follow one another regardless of their timestamps, as in decode_clip.
     """
 
     def __init__(self, rate: int, origin: float, jitter: float, anchor_first: bool = False) -> None:
@@ -51,13 +51,16 @@ class AudioTrack:
         self.end = 0  # out-rate samples produced so far
         self.done = False
         self.n_frames = 0
+        self.last_at = 0.0  # timestamp of the previous timestamped frame (input samples)
+        self.sequential = False  # a timestamp ran backwards: the rest is placed frame after frame (as decode_clip)
+        self.reader = ChannelReader()
 
     @property
     def end_time(self) -> float:
         return self.end / self.rate
 
     def push(self, frame: av.AudioFrame) -> None:
-        samples = mono_samples(frame)
+        samples = mono_samples(frame, self.reader)
         if self.in_rate is None:
             self.in_rate = int(frame.sample_rate)
             if self.in_rate != self.rate:
@@ -67,25 +70,27 @@ class AudioTrack:
             samples = np.interp(np.arange(n) * (frame.sample_rate / self.in_rate), np.arange(len(samples)),
                                 samples).astype(np.float32)
         self.n_frames += 1
-        if frame.time is not None:
+        if frame.time is not None and not self.sequential:
             at = (frame.time - self.origin) * self.in_rate  # where the frame belongs, in input samples
-            if self.offsets:
+            tolerance = self.jitter * self.in_rate
+            if self.offsets and (at - (self.offsets[0] + self.pos) < -tolerance or at <= self.last_at):
+                self.sequential = True  # not monotonic: timestamps no longer say where frames go
+            elif self.offsets:
                 gap = at - (self.offsets[0] + self.pos)
-                tolerance = self.jitter * self.in_rate
-                if abs(gap) > tolerance:
+                if gap > tolerance:
                     whole = round(gap / self.last_len) if self.last_len else 0
                     if whole > 0 and abs(gap - whole * self.last_len) <= tolerance:
                         gap = whole * self.last_len
-                    self.pos += int(round(max(gap, -self.pos) if gap < 0 else min(gap, _MAX_AUDIO_GAP
-                                                                                   * self.in_rate)))
-            if self.shift is None:
+                    self.pos += int(round(min(gap, _MAX_AUDIO_GAP * self.in_rate)))
+            if self.shift is None and not self.sequential:
                 self.offsets.append(at - self.pos)
+            self.last_at = at
         place = self.pos
         self.pos += len(samples)
         self.last_len = len(samples)
         if self.shift is None:
             self.pending.append((place, samples))
-            if len(self.offsets) >= _SETTLE_FRAMES:
+            if len(self.offsets) >= _SETTLE_FRAMES or self.sequential:  # no more offsets will come
                 self._settle()
         else:
             self._emit(place + self.shift, samples)

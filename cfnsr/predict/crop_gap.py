@@ -4,7 +4,7 @@
 [batch_size=16] [smooth=5] [calib_clips=48] [box_shift=[dx,dy]] [box_scale=1.0] [limit=0] [progress=true]``
 
 Training crops faces around the landmark boxes of the corpus's OpenFace CSVs; predict has no CSV and crops around the
-largest face its Haar cascades find, smoothed over the window (cfnsr.predict.faces). This evaluates the checkpoint on
+largest face BlazeFace finds, smoothed over the window (cfnsr.predict.faces). This evaluates the checkpoint on
 the test actors of the fold it was trained on, and prints WAR and UAR of each way and its difference to the first:
 
 * ``landmark crops (cache)``: the cache entries the run was tested on (the run's own test numbers, recomputed);
@@ -19,6 +19,9 @@ the test actors of the fold it was trained on, and prints WAR and UAR of each wa
   ``predict.py`` computes for the clip as one window.
 
 A clip where the detector finds no face is predicted with the video removed (predict's no_face policy) and counted.
+
+``data.root`` / ``data.cache_dir`` default to the checkpoint's dataset's default paths (``data/<name>.yaml`` with
+``CFNSR_DATA_DIR``), never to the paths saved in the checkpoint (docs/trust.md).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
+from cfnsr.builders.checkpoint_config import data_paths
 from cfnsr.builders.objects import fold_split
 from cfnsr.data.cache import cached_clips, load_clip, load_meta
 from cfnsr.data.corpus import Speaker, meta_label_speaker
@@ -131,8 +135,9 @@ def crop_gap(ckpt_path: str | Path, root: str | None = None, cache_dir: str | No
     run_cfg = OmegaConf.create(ckpt["cfnsr_config"])
     predictor = predictor_from_config(ckpt["cfnsr_config"], ckpt["state_dict"], device=device,
                                       source=str(ckpt_path))
-    root = Path(root or run_cfg.data.root)
-    cache_dir = Path(cache_dir or run_cfg.data.cache_dir)
+    # Paths come from the command or the dataset's defaults, never from the checkpoint (checkpoint_config).
+    root, cache_dir = (Path(p) for p in data_paths(str(run_cfg.data.name), root, cache_dir,
+                                                     source=str(ckpt_path)))
     split = fold_split(run_cfg)
     stems = cached_clips(cache_dir)
     # speakers from each entry's meta.json (written by the corpus), not from the file name

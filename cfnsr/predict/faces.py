@@ -1,18 +1,11 @@
 """Face crops for prediction: the largest detected face per sampled frame, its box smoothed over the window.
 
-There is no landmark CSV for an arbitrary video, so the faces of a window's T sampled frames come from OpenCV's Haar
-cascades, in stages, each run on the frames the previous ones found no face in (``detect_boxes``):
-
-1. the detector preprocessing falls back on (``cfnsr.data.faces.detect_face``: the frontal-face cascade
-   ``haarcascade_frontalface_default``, largest face, on the frame shrunk to 480 px), on every frame;
-2. on the frames still without a face, the ``haarcascade_frontalface_alt2`` cascade (it finds drawn and small faces
-   the default one misses: 77 % against 25 % of the synthetic corpus's frames);
-3. on the frames still without a face, ``alt2`` on the frame rotated by each angle of ``ROTATIONS`` (a tilted head is
-   missed upright: the last second of carphone_pristine.mp4); a face found rotated is mapped back as a square of the
-   detected size centred on the detection's centre.
-
-A frame where the default cascade finds the face costs one search; a frame without a face costs four. The boxes are
-then made steady over time:
+There is no landmark CSV for an arbitrary video, so the faces of a window's T sampled frames come from the face
+detector preprocessing falls back on by default (``cfnsr.data.faces.detect_face_blazeface``: MediaPipe's BlazeFace,
+the short-range model on the whole frame letterboxed to 128x128, then the full-range model (192x192) on a frame where
+it found nothing; the largest face). BlazeFace finds faces tilted in plane up to about 60 degrees and the synthetic
+corpus's drawn faces in 99.9 % of frames (docs/predict.md), where the Haar cascades used before needed two more
+cascades and rotated searches and still missed a quarter. The boxes are then made steady over time:
 
 1. frames without a face take a box interpolated between the nearest frames with one (the nearest one at the ends of
    the window);
@@ -27,67 +20,16 @@ size, margin and squash setting; BGR when its ``channel_order`` is bgr).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-import cv2
 import numpy as np
 
-from cfnsr.data.faces import _haar_cascade, crop_faces, detect_face
+from cfnsr.data.faces import crop_faces, detect_face_blazeface
 
-# Stage 3: in-plane rotations (degrees) tried with the alt2 cascade; the largest face found over them wins.
-ROTATIONS = (25.0, -25.0)
-ALT_CASCADE = "haarcascade_frontalface_alt2.xml"
-MAX_SIDE = 480  # frames are searched shrunk to this longer side, as cfnsr.data.faces.detect_face does
-
-
-@functools.lru_cache(maxsize=1)
-def _alt_cascade() -> cv2.CascadeClassifier:
-    _haar_cascade()  # the same checks (OpenCV build with Haar cascades)
-    path = Path(cv2.data.haarcascades) / ALT_CASCADE
-    cascade = cv2.CascadeClassifier(str(path))
-    if cascade.empty():
-        raise RuntimeError(f"cannot load the Haar cascade {path}")
-    return cascade
-
-
-def _gray(frame: np.ndarray, max_side: int = MAX_SIDE) -> tuple[np.ndarray, float]:
-    h, w = frame.shape[:2]
-    scale = min(1.0, max_side / max(h, w))
-    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    if scale < 1.0:
-        gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    return gray, scale
-
-
-def _alt_search(frame: np.ndarray, rotations: tuple[float, ...]) -> np.ndarray | None:
-    """Largest face by the alt2 cascade, upright (``rotations=()``) or over the rotated frames."""
-    gray, scale = _gray(frame)
-    gh, gw = gray.shape
-    min_side = max(20, int(min(gh, gw) * 0.15))  # as detect_face
-    best: tuple[float, np.ndarray] | None = None
-    for angle in rotations or (0.0,):
-        rot = cv2.getRotationMatrix2D((gw / 2, gh / 2), angle, 1.0)
-        turned = gray if angle == 0 else cv2.warpAffine(gray, rot, (gw, gh), flags=cv2.INTER_LINEAR,
-                                                        borderMode=cv2.BORDER_REPLICATE)
-        found = _alt_cascade().detectMultiScale(turned, scaleFactor=1.1, minNeighbors=3, minSize=(min_side, min_side))
-        if len(found) == 0:
-            continue
-        x, y, bw, bh = max(found, key=lambda b: b[2] * b[3])
-        cx, cy = cv2.invertAffineTransform(rot) @ np.array([x + bw / 2, y + bh / 2, 1.0])
-        if best is None or bw * bh > best[0]:
-            best = (float(bw * bh), np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2]) / scale)
-    return None if best is None else best[1].astype(np.float32)
-
-
-# The stages of detect_boxes: frame -> box or None.
-STAGES: tuple[Callable[[np.ndarray], np.ndarray | None], ...] = (
-    lambda f: detect_face(f, MAX_SIDE),
-    lambda f: _alt_search(f, ()),
-    lambda f: _alt_search(f, ROTATIONS),
-)
+# The stages of detect_boxes, each run on the frames the previous ones found no face in: frame -> box or None.
+# One stage: BlazeFace's own fallback (short range, then full range) is inside detect_face_blazeface.
+STAGES: tuple[Callable[[np.ndarray], np.ndarray | None], ...] = (detect_face_blazeface,)
 
 
 def detect_largest_face(frame: np.ndarray) -> np.ndarray | None:
@@ -167,8 +109,8 @@ def calibrate_boxes(boxes: np.ndarray, shift: tuple[float, float] = (0.0, 0.0), 
     """Map detector boxes (T, 4) onto the boxes training cropped around: squares of side ``scale`` x the detector
     box's side, centred ``shift`` (x, y, fractions of that side; + = right, down) away from its centre.
 
-    A Haar box and a landmark box of the same face differ systematically (the Haar box sits higher, around the
-    brows, and is smaller or larger depending on the landmark set); ``python -m cfnsr.predict.crop_gap`` fits
+    A detector box and a landmark box of the same face differ systematically (a detector box spans brows to chin,
+    a 68-point landmark box from the jaw line's top to the chin, and its size ratio depends on the landmark set); ``python -m cfnsr.predict.crop_gap`` fits
     ``shift`` and ``scale`` on a corpus with landmark CSVs. (0, 0) and 1 leave the boxes as detected.
     """
     if tuple(shift) == (0.0, 0.0) and scale == 1.0:

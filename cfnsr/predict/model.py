@@ -20,6 +20,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor
 
+from cfnsr.builders.checkpoint_config import check_saved_config, hydra_searchpath
 from cfnsr.data.augment import ClipAugment
 from cfnsr.data.corpus import DATA_CONF_DIR, shipped_class_names
 from cfnsr.data.features import compute_mfcc, mfcc_frames, window_length
@@ -201,6 +202,8 @@ def predictor_from_config(run_cfg: Mapping[str, Any], state_dict: Mapping[str, T
                           device: str = "cpu", source: str = "<config>") -> Predictor:
     """Build a ``Predictor`` from a run config (plain dict) and its Lightning state dict (``model.*`` keys);
     ``state_dict=None`` keeps the fresh initialisation (benchmarks)."""
+    # Before OmegaConf resolves anything or Hydra imports a target: the saved config is data (checkpoint_config).
+    check_saved_config(run_cfg, source, hydra_searchpath())
     run_cfg = OmegaConf.to_container(OmegaConf.create(dict(run_cfg)), resolve=True)
     names = check_predict_config(run_cfg, source)
     known = {f.name for f in fields(PreprocessSettings)}

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from cfnsr.files import atomic_write
+
 # Window and file statuses.
 OK = "ok"                        # face and audio: the full model
 NO_FACE = "no_face"              # no face in the window: video removed (cfnsr.data.missing), the full model
@@ -43,7 +45,7 @@ def _cell(value: Any) -> Any:
 def write_csv(path: str | Path, rows: list[dict[str, Any]], class_names: Sequence[str]) -> Path:
     path = Path(path)
     cols = columns(class_names)
-    with path.open("w", newline="") as f:
+    with atomic_write(path) as tmp, tmp.open("w", newline="") as f:  # rewritten after every file of a run
         writer = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         writer.writeheader()
         for row in rows:

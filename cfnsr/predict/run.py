@@ -19,9 +19,11 @@ Per window (see docs/predict.md):
 
 from __future__ import annotations
 
-import glob
+import os
+import re
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from cfnsr.predict.decode_check import check_decode
 from cfnsr.predict.faces import CropSettings, window_faces
 from cfnsr.predict.model import Predictor, load_predictor
 from cfnsr.predict.outputs import (
@@ -84,23 +87,113 @@ class FileResult:
 
 
 def expand_inputs(spec: str | Path) -> list[Path]:
-    """A file, every file under a folder (recursively, hidden ones left out, sorted), or the files a glob matches."""
+    """A file, every file under a folder (recursively, hidden ones left out, sorted), or the files a glob matches
+    (``**`` spans folders).
+
+    Folders are walked by this code rather than ``Path.rglob`` / ``glob``, which follow symbolic links into
+    folders without remembering where they have been: a link back up the tree made them run forever. Here a folder
+    (by device and inode) is entered once, so a loop is not followed; a file reached twice (two links, or a link and
+    the file) is listed once, under its own path when one reaches it without a link. Names are taken as they are: spaces, non-ASCII characters
+    and newlines (quoting them on the command line: docs/predict.md).
+    """
     text = str(spec)
     path = Path(text).expanduser()
     if path.is_file():
         return [path]
     if path.is_dir():
-        files = sorted(f for f in path.rglob("*")
-                       if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts))
+        files = _unique(_walk(path))
         if not files:
             raise FileNotFoundError(f"input={text}: the folder holds no files")
         return files
     if any(ch in text for ch in "*?["):
-        files = sorted(Path(f) for f in glob.glob(str(Path(text).expanduser()), recursive=True) if Path(f).is_file())
+        base, pattern = _glob_base(Path(text).expanduser())
+        files = _unique(f for f in _walk(base, hidden=_has_hidden(pattern)) if pattern.fullmatch(f.as_posix()))
         if not files:
             raise FileNotFoundError(f"input={text}: the pattern matches no file")
         return files
     raise FileNotFoundError(f"input={text}: no such file or folder")
+
+
+def _walk(root: Path, hidden: bool = False) -> Iterator[Path]:
+    """Every file under ``root``, each folder (device, inode) entered once; hidden names left out unless ``hidden``.
+    Folders reached without a symbolic link are walked before any reached through one, so that a folder is walked
+    under its own path; an unreadable folder is passed over."""
+    seen: set[tuple[int, int]] = set()
+    real, linked = [root], []
+    while real or linked:
+        folder = real.pop() if real else linked.pop()
+        try:
+            st = folder.stat()
+            if (st.st_dev, st.st_ino) in seen:
+                continue  # a symbolic link back to a folder already walked: a loop, or the same folder twice
+            seen.add((st.st_dev, st.st_ino))
+            entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith(".") and not hidden:
+                continue
+            try:
+                if entry.is_dir():
+                    (linked if entry.is_symlink() else real).append(Path(entry.path))
+                elif entry.is_file():
+                    yield Path(entry.path)
+            except OSError:
+                continue
+
+
+def _unique(paths: Iterable[Path]) -> list[Path]:
+    """Sorted, each real file once: under a path without symbolic links when there is one, else the first found."""
+    out: dict[str, Path] = {}
+    for p in paths:
+        real = os.path.realpath(p)
+        if real not in out or (real == os.path.abspath(p) and real != os.path.abspath(out[real])):
+            out[real] = p
+    return sorted(out.values())
+
+
+def _has_hidden(pattern: re.Pattern[str]) -> bool:
+    return "/\\." in pattern.pattern or pattern.pattern.startswith("\\.")
+
+
+def _name_regex(part: str) -> str:
+    """One path part of a glob as a regular expression that never crosses a ``/``."""
+    out, i = "", 0
+    while i < len(part):
+        ch = part[i]
+        if ch == "*":
+            out += "[^/]*"
+        elif ch == "?":
+            out += "[^/]"
+        elif ch == "[" and part.find("]", i + (3 if part[i + 1:i + 2] == "!" else 2)) > 0:
+            end = part.find("]", i + (3 if part[i + 1:i + 2] == "!" else 2))
+            body = part[i + 1:end]
+            body = "^" + body[1:] if body.startswith("!") else body
+            out += "[" + body.replace("\\", "\\\\") + "]"
+            i = end
+        else:
+            out += re.escape(ch)
+        i += 1
+    return out
+
+
+def _glob_base(pattern: Path) -> tuple[Path, re.Pattern[str]]:
+    """The folder before the first part with a wildcard, and the whole pattern as a regular expression over posix
+    paths: ``*`` and ``?`` within one name, ``[...]`` a character class, ``**`` any number of folders."""
+    parts = pattern.parts
+    first = next(i for i, part in enumerate(parts) if any(ch in part for ch in "*?["))
+    base = Path(*parts[:first]) if first else Path(".")
+    regex = re.escape(base.as_posix().rstrip("/")) + "/" if first else ""
+    for i, part in enumerate(parts[first:]):
+        last = first + i == len(parts) - 1
+        if part == "**":
+            regex += "(?:[^/]+/)*" if not last else "(?:[^/]+/)*[^/]+"
+            continue
+        regex += _name_regex(part)
+        regex += "" if last else "/"
+    if base == Path("."):
+        regex = "(?:\\./)?" + regex
+    return base, re.compile(regex, re.DOTALL)
 
 
 class _Batcher:
@@ -224,6 +317,11 @@ def predict_file(path: Path, predictor: Predictor, opts: PredictOptions, batcher
         result.summary = summary_row(file, [], predictor.class_names, info.duration, s.frames, False, ERROR,
                                      f"{NO_VIDEO_ONLY_PATH} (fusion {predictor.fusion})")
         return result
+    crash = check_decode(path, with_audio=predictor.uses_audio and info.has_audio)
+    if crash is not None:  # decoding it kills a process: a child died instead of this run
+        result.summary = summary_row(file, [], predictor.class_names, info.duration, s.frames, info.has_audio,
+                                     ERROR, crash)
+        return result
     window_s = float(opts.window_s) if opts.window_s else predictor.window_s
     hop_s = float(opts.hop_s) if opts.hop_s else window_s
     windows = plan_windows(info.duration, window_s, hop_s, s.frames, s.audio_offset, s.audio_duration)
@@ -316,6 +414,9 @@ def predict_paths(paths: list[Path], predictor: Predictor, opts: PredictOptions,
                                                result.windows, predictor.class_names,
                                                result.info.duration if result.info else None)
             results.append(result)
+            # after every file (atomically): a run that dies later keeps the files done so far
+            rows = [row for r in results for row in (*r.windows, r.summary)]
+            csv_path = write_csv(out / "predictions.csv", rows, predictor.class_names)
     finally:
         bar_windows.close()
         bar_files.close()

@@ -18,6 +18,7 @@ mono over the channels and resampled to the checkpoint's sample rate.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -217,6 +218,12 @@ class _FrameScheduler:
         self.prev: _Held | None = None
         self.reformatter = VideoReformatter()
         self.problems: dict[int, str] = {}
+        # Whether a decoded frame lies inside each window [start, end]: a window without one would only get
+        # frames from outside it (a gap in the timeline: minutes away), so it is served without frames and marked.
+        self.starts = np.array([w.start for w in windows], dtype=np.float64)
+        self.ends = np.array([w.end for w in windows], dtype=np.float64)
+        self.has_frame = np.zeros(len(windows), dtype=bool)
+        self.frame_times: list[float] = []  # every decoded frame's time (floats: bounded by the frames present)
 
     def _assign(self, i: int, held: _Held) -> None:
         w, k = int(self.owner[i]), int(self.slot[i])
@@ -230,6 +237,11 @@ class _FrameScheduler:
     def push(self, frame: av.VideoFrame, t: float) -> None:
         cur = _Held(t, frame)
         prev = self.prev
+        self.frame_times.append(t)
+        # windows with start <= t <= end (starts and ends are both increasing)
+        lo, hi = int(np.searchsorted(self.ends, t, side="left")), int(np.searchsorted(self.starts, t, side="right"))
+        if lo < hi:
+            self.has_frame[lo:hi] = True
         while self.ptr < len(self.targets) and self.targets[self.ptr] <= t:
             tau = self.targets[self.ptr]
             pick = prev if prev is not None and (tau - prev.t) <= (t - tau) else cur
@@ -258,8 +270,21 @@ class _FrameScheduler:
     def complete(self, w: int) -> bool:
         return self.missing[w] == 0
 
+    def gap_problem(self, w: int) -> str | None:
+        """Why window ``w`` has no frames of its own (no decoded frame inside it), or None when it has one."""
+        if self.has_frame[w] or not self.frame_times:
+            return None
+        start, end = self.windows[w].start, self.windows[w].end
+        i = bisect.bisect_left(self.frame_times, start)
+        before = f"{self.frame_times[i - 1]:.2f} s" if i > 0 else "the start"
+        after = f"{self.frame_times[i]:.2f} s" if i < len(self.frame_times) else "the end of the stream"
+        return (f"no video frame inside this window ({start:.2f}-{end:.2f} s): the video has none from {before} to "
+                f"{after} (a gap in its timeline); frames from outside the window are not used")
+
     def take(self, w: int) -> tuple[np.ndarray | None, np.ndarray]:
         frames, times = self.frames.pop(w, None), self.times.pop(w, None)
+        if not self.has_frame[w]:
+            return None, times if times is not None else np.zeros(len(self.windows[w].frame_times))
         if frames is None or any(f is None for f in frames):
             return None, times if times is not None else np.zeros(len(self.windows[w].frame_times))
         return np.stack(frames), times
@@ -350,7 +375,7 @@ class WindowStream:
                     return
                 if track is not None and not (track.done or track.end_time >= audio_end(w)):
                     return
-                self.stats.max_frames_held = max(self.stats.max_frames_held, sched.held())
+                gap = sched.gap_problem(w)
                 frames, times = sched.take(w)
                 audio, coverage = None, 0.0
                 if track is not None:
@@ -358,7 +383,7 @@ class WindowStream:
                     audio, coverage = track.get(self._audio_start(w), self.audio_samples)
                     if w + 1 < len(self.windows):
                         track.discard_before(self._audio_start(w + 1))
-                problem = sched.problems.get(w)
+                problem = sched.problems.get(w) or gap
                 if frames is None and problem is None:
                     problem = "the video stream ended before this window's frames"
                 pending += 1
@@ -368,6 +393,9 @@ class WindowStream:
             self.stats.frames_decoded += 1
             t = clock(frame)
             sched.push(frame, t)
+            # once per frame, before windows are served (counting per served window was quadratic in the open
+            # windows: a frame after a long gap completes thousands at once)
+            self.stats.max_frames_held = max(self.stats.max_frames_held, sched.held())
             self.stats.last_frame_time = t
             if track is not None:
                 pull_audio(t + _AUDIO_LEAD)

@@ -194,13 +194,19 @@ def _label_variants(rows: list[FusionRow]) -> list[str]:
         if len(same) < 2:
             continue
         keys = differing_keys([r.recipe for r in same])
-        corpora = len({r.corpus for r in same}) > 1  # rows split by the corpus they ran on
+        # Row-key fields outside the recipe: clips per optimiser step and the recipes of the init checkpoints.
+        extra = [name for name, values in (("effective_batch", {r.effective_batch for r in same}),
+                                           ("init_provenance", {r.init_provenance for r in same}))
+                 if len(values) > 1]
+        corpora = len({r.corpus for r in same}) > 1  # rows split by the corpus they ran on (last row-key field)
         for r in same:
-            r.variant = keys + (["corpus"] if corpora else [])
-            parts = ([describe(r.recipe, keys)] if keys else []) + ([f"corpus {r.corpus or 'not recorded'}"]
-                                                                    if corpora else [])
-            r.label = f"{r.model} ({'; '.join(parts)})"
-        what = keys + (["the corpus they ran on (corpus_fingerprint)"] if corpora else [])
+            r.variant = keys + extra + (["corpus"] if corpora else [])
+            parts = [describe(r.recipe, keys)] if keys else []
+            parts += [f"{name}={getattr(r, name) if getattr(r, name) is not None else '(not recorded)'}"
+                      for name in extra]
+            parts += [f"corpus {r.corpus or 'not recorded'}"] if corpora else []
+            r.label = f"{r.model} ({', '.join(parts)})"
+        what = keys + extra + (["the corpus they ran on (corpus_fingerprint)"] if corpora else [])
         notes.append(
             f"{same[0].model} appears with different settings, one row each; they differ in {', '.join(what)}."
         )
@@ -258,6 +264,27 @@ def _hparams_notes(rows: Sequence[FusionRow]) -> list[str]:
     return notes
 
 
+def _code_version_notes(rows: Sequence[FusionRow]) -> list[str]:
+    """Which code versions each row pools; a row whose runs span versions is marked (also in its data:
+    ``FusionRow.mixed_code_versions``)."""
+    versions = {tuple(r.code_versions) for r in rows}
+    notes = []
+    if len(versions) == 1 and not any(r.mixed_code_versions for r in rows):
+        (only,) = versions
+        notes.append(f"Code version of every run: {', '.join(only) or 'unknown'}.")
+    else:
+        for r in rows:
+            notes.append(f"{r.label}: code version(s) {', '.join(r.code_versions) or 'unknown'}.")
+    for r in rows:
+        if r.mixed_code_versions:
+            notes.append(f"MIXED CODE VERSIONS: {r.label} pools runs of {len(r.code_versions)} code versions "
+                         f"({', '.join(r.code_versions)}); its numbers may mix behaviours of different code.")
+        if r.init_runs:
+            notes.append(f"{r.label}: initialised from run(s) {', '.join(r.init_runs)}"
+                         f" (recipes {r.init_provenance or 'not recorded'}).")
+    return notes
+
+
 def _headline(recipe: dict[str, Any]) -> str:
     shown = [k for k in HEADLINE_KEYS if k in recipe]
     return describe(recipe, shown) if shown else "see the runs' metrics.json"
@@ -292,7 +319,7 @@ def build_group(runs: Sequence[Run]) -> GroupTable:
         backbone=backbone,
         selection=" / ".join(selections),
         rows=rows,
-        notes=head + notes + _group_notes(rows, runs) + _hparams_notes(rows),
+        notes=head + notes + _group_notes(rows, runs) + _hparams_notes(rows) + _code_version_notes(rows),
         recipe=None if recipe is None else dict(recipe),
         label="" if recipe is not None else NO_RECIPE_LABEL,
         class_names=_class_names(runs, dataset),

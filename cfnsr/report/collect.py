@@ -7,6 +7,7 @@ Duplicates are resolved by :data:`DUPLICATE_RULE` (the record's ``finished_at``,
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -14,16 +15,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from cfnsr.runs.recipe import clean_recipe, matches_prefix, recipe_hash
+from cfnsr.report.consistency import record_problems
+from cfnsr.runs.provenance import format_code_version, init_provenance_key
+from cfnsr.runs.recipe import ROW_PREFIXES, clean_recipe, matches_prefix, recipe_hash
 from cfnsr.runs.record import FILENAME, read_record
 
 # Fields a finished record must carry for the report to use it; a record missing one is skipped, not half-used.
 REQUIRED_FIELDS = ("dataset", "backbone", "fusion", "protocol", "fold", "seed", "test")
 REQUIRED_METRICS = ("war", "uar", "f1")
 
-
-# Recipe keys that tell rows of one table apart; every other recipe key must agree within a table.
-ROW_PREFIXES = ("fusion", "model.init")
+# ROW_PREFIXES (cfnsr.runs.recipe): recipe keys that tell rows of one table apart; the rest must agree in a table.
 
 
 def _utc_timestamp(value: Any) -> float | None:
@@ -123,12 +124,39 @@ class Run:
         value = self.record.get("corpus_fingerprint")
         return value if isinstance(value, str) and value else None
 
+    @property
+    def effective_batch(self) -> int | None:
+        """Clips per optimiser step (batch size x devices x nodes x accumulation); None when not recorded."""
+        value = self.record.get("effective_batch")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    @property
+    def init_provenance(self) -> str | None:
+        """Which recipes initialised the run (``video=<recipe hash>,...``), None without a recorded initialisation."""
+        return init_provenance_key(self.record.get("init_sources"))
+
+    @property
+    def init_run_ids(self) -> list[str]:
+        """The run ids of the checkpoints that initialised the run, ``part=run id``."""
+        sources = self.record.get("init_sources")
+        if not isinstance(sources, dict):
+            return []
+        return [f"{part}={(src or {}).get('run_id') or 'unknown'}" for part, src in sorted(sources.items())]
+
+    @property
+    def code_versions(self) -> tuple[str, ...]:
+        """The code version(s) that produced the run (two when a resume ran other code), as display strings."""
+        versions = {format_code_version(self.record.get(k)) for k in ("code_version", "code_version_previous")
+                    if k == "code_version" or self.record.get(k) is not None}
+        return tuple(sorted(versions))
+
     @cached_property
-    def row_key(self) -> tuple[str, str | None, str | None]:
-        """Within a table, runs with equal row keys form one row: the fusion, the hash of its row recipe and the
-        corpus fingerprint (runs on different corpora never share a row)."""
+    def row_key(self) -> tuple[str, str | None, int | None, str | None, str | None]:
+        """Within a table, runs with equal row keys form one row: the fusion, the hash of its row recipe, the effective
+        batch, the initialisation's provenance (the recipes of the init checkpoints, not just "was it set") and the
+        corpus fingerprint (runs on different corpora never share a row). ``report.gap`` drops index 3."""
         return (self.fusion, recipe_hash(self.row_recipe) if self.recipe is not None else None,
-                self.corpus_fingerprint)
+                self.effective_batch, self.init_provenance, self.corpus_fingerprint)
 
     @property
     def identity(self) -> tuple:
@@ -240,6 +268,10 @@ def classify(path: Path) -> Run | Skipped:
         return SearchTrial(path, f"hyperparameter-search trial (status {status!r}): not a comparison run", record)
     if status == "failed":
         return Skipped(path, f"failed: {record.get('error') or 'no error message recorded'}")
+    if status == "interrupted":  # SIGTERM/SIGINT (cfnsr.runs.interrupt): not a failure, and resumable
+        info = record.get("interrupted") or {}
+        return Skipped(path, f"interrupted by {info.get('signal', 'a signal')}: resume with "
+                             f"{info.get('resume') or 'its checkpoints/last.ckpt'}")
     if status == "running":
         return Skipped(path, "running / unfinished (status 'running')")
     if status == "debug":
@@ -253,7 +285,27 @@ def classify(path: Path) -> Run | Skipped:
         int(record["fold"]), int(record["seed"])
     except (TypeError, ValueError):
         return Skipped(path, f"incomplete record: fold/seed not integers ({record['fold']!r}, {record['seed']!r})")
+    problems = record_problems(path, record)  # edited by hand, partial, or disagreeing with its result files
+    if problems:
+        return Skipped(path, "inconsistent record, not used: " + "; ".join(problems))
     return Run(path=path, mtime=mtime, record=record)
+
+
+EVALUATION_FILE = "evaluation.json"  # evaluate.py's record (cfnsr.tasks.evaluate)
+
+
+def evaluation_skip(path: Path) -> Skipped:
+    """An ``evaluate.py`` record under the report's inputs: never a table entry (its training run's metrics.json
+    is), listed with what it evaluated, and as partial when it saw only part of its test split."""
+    try:
+        record = json.loads(path.read_text())
+        ckpt = record.get("checkpoint") or {}
+        what = f"checkpoint {ckpt.get('path')} (run {ckpt.get('run_id')}, epoch {ckpt.get('epoch')})"
+    except (OSError, ValueError, AttributeError) as exc:
+        return Skipped(path, f"unreadable evaluation record: {exc}")
+    if record.get("partial"):
+        return Skipped(path, f"partial evaluation ({record['partial']}) of {what}: a check, not a result")
+    return Skipped(path, f"evaluate.py result for {what}: not a training run (its run's metrics.json is)")
 
 
 def collect_runs(paths: Sequence[str | Path] | str | Path) -> tuple[list[Run], list[Skipped]]:
@@ -269,6 +321,9 @@ def collect_runs(paths: Sequence[str | Path] | str | Path) -> tuple[list[Run], l
     for f in find_metric_files(paths):
         item = classify(f)
         (runs if isinstance(item, Run) else skipped).append(item)  # type: ignore[arg-type]
+    for p in map(Path, paths):
+        if p.is_dir():
+            skipped += [evaluation_skip(f.resolve()) for f in sorted(p.rglob(EVALUATION_FILE)) if f.is_file()]
     return runs, skipped
 
 

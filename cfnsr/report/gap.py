@@ -62,10 +62,26 @@ def _gap_key(g: GroupTable) -> tuple[str, str, str | None]:
     return (g.dataset, g.backbone, recipe_hash(rest))
 
 
+INIT_PROVENANCE_INDEX = 3  # Run.row_key: (fusion, row recipe hash, effective batch, init provenance, ...)
+
+
+def _rows_by_gap_key(rows: list[FusionRow]) -> dict[tuple, FusionRow]:
+    """Rows keyed for pairing across protocols: the row key without the init provenance when that is unique in the
+    table (a two-stage run's stage-1 checkpoints were themselves trained under its protocol, so their recipe hashes
+    differ between the paper and the clean table), else the whole row key."""
+    def short(key: tuple) -> tuple:
+        return tuple(x for i, x in enumerate(key) if i != INIT_PROVENANCE_INDEX)
+
+    counts: dict[tuple, int] = defaultdict(int)
+    for r in rows:
+        counts[short(r.row_key)] += 1
+    return {(short(r.row_key) if counts[short(r.row_key)] == 1 else r.row_key): r for r in rows}
+
+
 def build_gap(paper: GroupTable, clean: GroupTable) -> GapTable:
     """Per row (fusion, fusion config, initialisation): paper-protocol WAR vs clean-protocol WAR vs last-epoch WAR."""
-    p_rows = {r.row_key: r for r in paper.rows}
-    c_rows = {r.row_key: r for r in clean.rows}
+    p_rows = _rows_by_gap_key(paper.rows)
+    c_rows = _rows_by_gap_key(clean.rows)
     keys = list(p_rows) + [k for k in c_rows if k not in p_rows]
     def first(k: tuple) -> FusionRow:
         return p_rows.get(k) or c_rows[k]

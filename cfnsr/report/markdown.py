@@ -87,9 +87,13 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+# Marks a row whose runs were made by more than one code version (explained in the table's notes).
+MIXED_CODE_MARK = " [mixed code versions]"
+
+
 def _row_cells(r: FusionRow) -> list[str]:
     return [
-        r.label,
+        r.label + (MIXED_CODE_MARK if r.mixed_code_versions else ""),
         r.stage,
         f"{r.n_runs} ({_plural(len(r.folds), 'fold')} × {_plural(len(r.seeds), 'seed')})",
         fmt_mean_std(r.war_mean, r.war_std, r.n_runs),

@@ -14,7 +14,11 @@ Measures (defined in docs/robustness.md):
   the least-squares line fitted to (clean accuracy, relative robustness) across all strategies of the block; it says
   how much more robust a method is than its accuracy alone would predict (needs at least 3 strategies).
 
-Runs enter one block only when they share protocol, dataset, backbone and the exact suite (corruptions and levels).
+Runs enter one block only when they share protocol, dataset, backbone, the table recipe (the training recipe without
+the fusion's own settings and initialisation, as the main report's tables) and the exact suite (corruptions and
+levels); rows are one per fusion and row recipe. Files written before ``table_recipe_hash`` existed are keyed by
+their whole recipe (one fusion per block). A partial evaluation (``meta.partial``: ``limit_test_batches``,
+``fast_dev_run``, ...) or one whose clip count differs from its split is skipped with the reason.
 """
 
 from __future__ import annotations
@@ -45,9 +49,15 @@ class RobustnessRun:
     def block_key(self) -> tuple[Any, ...]:
         suite = tuple((c, tuple(lv for lv, _ in pts)) for c, pts in sorted(self.curves.items()))
         m = self.meta
-        # recipe_hash: checkpoints of different training recipes never share a row (as in the main report)
-        return (m.get("protocol"), m.get("dataset"), m.get("backbone"), m.get("recipe_hash"),
-                json.dumps(suite, default=str))
+        # The table recipe (without fusion.* and model.init.*): fusions trained alike share a block, as in the main
+        # report; older files without it fall back to the whole recipe (a block per fusion, no cross-fusion fit).
+        recipe = m.get("table_recipe_hash") or f"recipe {m.get('recipe_hash')}"
+        return (m.get("protocol"), m.get("dataset"), m.get("backbone"), recipe, json.dumps(suite, default=str))
+
+    @property
+    def row_key(self) -> tuple[str, str | None]:
+        """One row per fusion and row recipe (its own settings and initialisation)."""
+        return (str(self.meta.get("fusion")), self.meta.get("row_recipe_hash"))
 
     def relative(self, corruption: str) -> float:
         """Normalised area under (0, clean), (k/n, war_k) for k = 1..n."""
@@ -119,8 +129,11 @@ def collect_robustness(paths: Iterable[str | Path]) -> tuple[list[RobustnessRun]
         except ValueError as exc:
             skipped.append((f, str(exc)))
             continue
+        problem = incomplete_evaluation(run)
         if run.meta.get("protocol") == "search":  # as in the main report: a search trial is no result
             skipped.append((f, "a hyperparameter-search trial's checkpoint (protocol=search), not a reported run"))
+        elif problem:
+            skipped.append((f, problem))
         else:
             runs.append(run)
     newest: dict[tuple[Any, ...], RobustnessRun] = {}
@@ -134,6 +147,25 @@ def collect_robustness(paths: Iterable[str | Path]) -> tuple[list[RobustnessRun]
         else:
             skipped.append((r.path, f"duplicate evaluation of run {key[0]}: kept the newer {cur.path}"))
     return list(newest.values()), skipped
+
+
+def incomplete_evaluation(run: RobustnessRun) -> str | None:
+    """Why ``run`` is not a whole evaluation of its test split (None when it is): a partial evaluation, or a clean
+    or corrupted clip count that differs from the split's."""
+    partial = run.meta.get("partial")
+    if partial:
+        return f"partial evaluation ({partial}): not a result"
+    data = json.loads(run.path.read_text())
+    clean = data.get("clean") or {}
+    expected = clean.get("split_clips")
+    if expected is None:
+        return None  # written before split sizes were recorded: cannot be checked
+    counts = [("clean", clean.get("n"))] + [(f"{r.get('corruption')} {r.get('level')}", r.get("n"))
+                                            for r in data.get("rows") or []]
+    bad = [f"{name}: {n}" for name, n in counts if n != expected]
+    if bad:
+        return f"clip counts differ from the test split's {expected} clips ({'; '.join(bad[:3])}): not a result"
+    return None
 
 
 def _fit_effective(rows: Sequence[RobustnessRow]) -> str | None:
@@ -157,12 +189,12 @@ def build_robustness(runs: Sequence[RobustnessRun], order: Sequence[str] = ()) -
         blocks[r.block_key].append(r)
     out = []
     for key, members in blocks.items():
-        by_fusion: dict[str, list[RobustnessRun]] = defaultdict(list)
+        by_row: dict[tuple[str, str | None], list[RobustnessRun]] = defaultdict(list)
         for r in members:
-            by_fusion[str(r.meta.get("fusion"))].append(r)
+            by_row[r.row_key].append(r)
         corruptions = list(members[0].curves)
         rows = []
-        for fusion, rs in by_fusion.items():
+        for (fusion, _), rs in by_row.items():
             rows.append(RobustnessRow(
                 fusion=fusion, n_runs=len(rs), folds=sorted({int(r.meta.get("fold", 0)) for r in rs}),
                 clean_war=float(np.mean([r.clean_war for r in rs])),

@@ -28,7 +28,7 @@ def csv_rows(report: Report) -> tuple[list[str], list[dict[str, Any]]]:
     folds = sorted({f for g in report.groups for r in g.rows for f in r.per_fold_war})
     header = [
         "table", "recipe_hash", "protocol", "dataset", "backbone", "selection", "fusion", "model", "row", "row_variant",
-        "fusion_stage",
+        "fusion_stage", "effective_batch", "init_provenance", "init_runs", "code_versions", "mixed_code_versions",
         "n_runs", "n_folds", "n_seeds", "folds", "seeds",
         "war_mean", "war_std", "uar_mean", "uar_std", "f1_mean", "f1_std",
         "last_war_mean", "last_war_std", "n_last",
@@ -52,6 +52,11 @@ def csv_rows(report: Report) -> tuple[list[str], list[dict[str, Any]]]:
                 "row": r.label,
                 "row_variant": " ".join(r.variant),
                 "fusion_stage": r.stage,
+                "effective_batch": "" if r.effective_batch is None else r.effective_batch,
+                "init_provenance": r.init_provenance or "",
+                "init_runs": " ".join(r.init_runs),
+                "code_versions": " ".join(r.code_versions),
+                "mixed_code_versions": r.mixed_code_versions,
                 "n_runs": r.n_runs,
                 "n_folds": len(r.folds),
                 "n_seeds": len(r.seeds),

@@ -33,7 +33,7 @@ from cfnsr.data.missing import remove_modality, remove_per_clip
 from cfnsr.data.settings import PreprocessSettings
 from cfnsr.files import atomic_write, write_text_atomic
 from cfnsr.robustness import corruptions as C
-from cfnsr.runs.recipe import recipe_hash, training_recipe
+from cfnsr.runs.recipe import recipe_hash, row_recipe, table_recipe, training_recipe
 
 SCHEMA = 1
 RESULTS_SUBDIR = "robustness"  # per-condition test results (metrics + confusion), one JSON each
@@ -294,6 +294,7 @@ def checkpoint_meta(ckpt: Mapping[str, Any], ckpt_path: str | Path, suite: Suite
     """The ``meta`` block: copied from the checkpoint (run id and its saved, resolved run config)."""
     cfg = ckpt["cfnsr_config"]
     protocol = cfg.get("protocol", {}).get("name")
+    recipe = training_recipe(cfg)
     return {
         "run_id": ckpt.get("cfnsr_run_id"),
         "fusion": cfg.get("fusion", {}).get("name"),
@@ -302,7 +303,11 @@ def checkpoint_meta(ckpt: Mapping[str, Any], ckpt_path: str | Path, suite: Suite
         "protocol": protocol,
         "backbone": cfg.get("backbone", {}).get("name"),
         "dataset": cfg.get("data", {}).get("name"),
-        "recipe_hash": recipe_hash(training_recipe(cfg)),
+        "recipe_hash": recipe_hash(recipe),
+        # The report's blocks: runs whose recipes differ only in the fusion (and its initialisation) share a block,
+        # so robustness is compared across fusions; rows are told apart by the row recipe.
+        "table_recipe_hash": recipe_hash(table_recipe(recipe)),
+        "row_recipe_hash": recipe_hash(row_recipe(recipe)),
         "protocol_note": protocol_note(protocol, ckpt_path),
         "checkpoint": str(ckpt_path),
         "robustness_seed": suite.seed,
@@ -316,9 +321,10 @@ def _relative(war: float, clean_war: float) -> float | None:
 
 def robustness_document(meta: dict[str, Any], clean: Mapping[str, Any], rows: list[dict[str, Any]]
                         ) -> dict[str, Any]:
-    """``{"schema": 1, "meta", "clean": {war, uar, f1, n}, "rows": [{corruption, level, war, uar, f1, n, relative}]}``
+    """``{"schema": 1, "meta", "clean": {war, uar, f1, n, split_clips}, "rows": [{corruption, level, war, uar, f1, n, relative}]}``
     (relative = war / clean war, null when the clean WAR is 0)."""
-    clean = {k: clean[k] for k in ("war", "uar", "f1", "n")}
+    # split_clips: the test split's size, so a reader can check every condition's clip count against it
+    clean = {k: clean[k] for k in ("war", "uar", "f1", "n", "split_clips") if k in clean}
     return {"schema": SCHEMA, "meta": meta, "clean": clean,
             "rows": [{**{k: r[k] for k in ROW_FIELDS[:-1]}, "relative": _relative(r["war"], clean["war"])}
                      for r in rows]}

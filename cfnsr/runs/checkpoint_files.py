@@ -1,10 +1,13 @@
 """cfnsr checkpoint files: what they carry, how they are read (as data only), which files a run tests.
 
-A cfnsr training checkpoint is a Lightning checkpoint plus four plain entries:
+A cfnsr training checkpoint is a Lightning checkpoint plus these plain entries:
 
 * ``cfnsr_format``: ``CHECKPOINT_FORMAT``; a checkpoint of another format is refused with a clear message;
 * ``cfnsr_run_id``: the id of the run that wrote it (also in that run's ``metrics.json``);
 * ``cfnsr_config``: the run's resolved config (plain dicts and lists), from which ``evaluate.py`` rebuilds the run;
+* ``cfnsr_split``: the run's ``train_actors``, ``val_actors`` and ``test_actors``, checked before its weights
+  initialise another run (``cfnsr.builders.init_checks``; absent in checkpoints written before it);
+* ``cfnsr_code_version``: the code that wrote it (``cfnsr.runs.provenance.code_version``);
 * the ``RunCheckpoints`` callback state (``cfnsr.callbacks.run_checkpoints``): best validation score and its epoch (numbers, never paths).
 
 Every checkpoint is read with ``torch.load(weights_only=True)``: a file that needs arbitrary unpickling (and so could

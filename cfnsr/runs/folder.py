@@ -27,6 +27,7 @@ from filelock import FileLock, Timeout
 
 from cfnsr.runs.checkpoint_files import CHECKPOINT_DIR, LAST_NAME, CheckpointError, load_checkpoint, run_id_of
 from cfnsr.runs.corpus_check import CORPUS_KEY, corpus_differences
+from cfnsr.runs.provenance import effective_batch_difference
 from cfnsr.runs.ranks import global_rank_from_env
 from cfnsr.runs.recipe import recipe_differences, training_recipe
 from cfnsr.runs.record import FILENAME as RECORD_FILE
@@ -173,6 +174,9 @@ def plan_resume(cfg: Any, ckpt_path: str | Path,
     wanted = run_identity(c)
     allow = list((c.get("resume") or {}).get("allow") or [])
     lines = recipe_differences(saved, wanted)
+    # The recipe keeps the batch size but not the device count; the clips per optimiser step must match too.
+    batch = effective_batch_difference(ckpt["cfnsr_config"], c)
+    lines += [batch] if batch else []
     if corpus is not None and isinstance(ckpt.get(CORPUS_KEY), Mapping):
         lines += corpus_differences(ckpt[CORPUS_KEY], corpus())
     diffs = [line for line in lines if not _allowed(line.split(":", 1)[0], allow)]

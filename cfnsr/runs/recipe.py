@@ -21,6 +21,9 @@ The rule, key by key (a prefix matches the key itself and everything under it, b
 * :data:`INIT_PATH_KEYS` (initialisation checkpoints) are replaced by whether each was set (``True``/``False``; a
   key missing from the config counts as not set): a per-fold checkpoint path differs per fold but is the same
   recipe.
+* :data:`BATCH_DEPENDENT_KEYS` (the eval batch size and the device count) are kept, although execution details
+  otherwise, when an option of :data:`BATCH_DEPENDENT_OPTIONS` is on (``batch_sum_attention=true`` makes a clip's
+  logits depend on the other clips of its batch).
 * :data:`NEUTRAL_VALUES`: options added after runs were recorded are left out while they keep their neutral value
   (the behaviour from before they existed), so old and new runs with the option off share a recipe.
 * Everything else is kept: epochs, optimiser and learning rate, batch size, augmentation, preprocessing settings,
@@ -85,7 +88,7 @@ EXECUTION_PREFIXES: tuple[str, ...] = (
 # Values quoted for display only, and the provenance of searched settings: a search trial's study and trial number
 # (``search``), a tuned run's "chosen by" record (``hparams``); the settings themselves are recipe keys.
 DESCRIPTIVE_PREFIXES: tuple[str, ...] = ("fusion.paper", "fusion.display", "fusion.order", "protocol.objective",
-                                         "search", "hparams")
+                                         "search", "hparams", "data.paper_table")
 
 # Copies of values the recipe keeps under another key, and names: the corpus's class names (the labels are fixed
 # by ``dataset`` and the corpus's own settings, which stay: ``data.corpus.label_source`` ...), the corpus class
@@ -114,7 +117,14 @@ NEUTRAL_VALUES: dict[str, Any] = {
     "callbacks.run_checkpoints.mode": "max",
     "folds.search_val_actors": None,
     "preprocess.short_audio": "skip",  # clips with too little audio were always skipped
+    "model.init.allow_unknown_split": False,
 }
+
+# Reproduce-options under which the evaluation's numbers depend on how clips are batched: with the reference code's
+# attention map summed over the batch (``batch_sum_attention``), a clip's logits depend on the other clips of its
+# evaluation batch, so the eval batch size and the device count (each device batches its own share) are recipe.
+BATCH_DEPENDENT_OPTIONS: tuple[str, ...] = ("batch_sum_attention",)
+BATCH_DEPENDENT_KEYS: tuple[str, ...] = ("data.eval_batch_size", "trainer.devices", "trainer.num_nodes")
 
 EXCLUDED_PREFIXES: tuple[str, ...] = WHERE_PREFIXES + EXECUTION_PREFIXES + DESCRIPTIVE_PREFIXES + MIRRORED_PREFIXES
 
@@ -162,8 +172,9 @@ def clean_recipe(flat: Mapping[str, Any]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     init_set: dict[str, bool] = {}
+    batch_dependent = batch_dependent_eval(flat)
     for key, value in flat.items():
-        if matches_prefix(key, EXCLUDED_PREFIXES):
+        if matches_prefix(key, EXCLUDED_PREFIXES) and not (batch_dependent and key in BATCH_DEPENDENT_KEYS):
             continue
         init = matches_prefix(key, INIT_PATH_KEYS)
         if init is not None:
@@ -176,6 +187,12 @@ def clean_recipe(flat: Mapping[str, Any]) -> dict[str, Any]:
     # equal to one where it is null.
     out.update({key: init_set.get(key, False) for key in INIT_PATH_KEYS})
     return dict(sorted(out.items()))
+
+
+def batch_dependent_eval(flat: Mapping[str, Any]) -> bool:
+    """Whether a flat config turns on an option under which evaluation depends on the batching
+    (:data:`BATCH_DEPENDENT_OPTIONS` set to true anywhere, e.g. ``fusion.model.batch_sum_attention``)."""
+    return any(value is True and key.rsplit(".", 1)[-1] in BATCH_DEPENDENT_OPTIONS for key, value in flat.items())
 
 
 def training_recipe(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -191,6 +208,21 @@ def canonical_json(recipe: Mapping[str, Any]) -> str:
 def recipe_hash(recipe: Mapping[str, Any]) -> str:
     """A short stable id of a recipe: the first 12 hex digits of sha256 over its canonical JSON."""
     return hashlib.sha256(canonical_json(recipe).encode("utf-8")).hexdigest()[:HASH_LENGTH]
+
+
+# Recipe keys that tell rows of one comparison table apart (the fusion and its initialisation); every other key
+# must agree within a table. The report's tables and the robustness blocks both split recipes by them.
+ROW_PREFIXES: tuple[str, ...] = ("fusion", "model.init")
+
+
+def table_recipe(recipe: Mapping[str, Any]) -> dict[str, Any]:
+    """The recipe without the row keys (``fusion.*``, ``model.init.*``): what every run of one table shares."""
+    return {k: v for k, v in recipe.items() if not matches_prefix(k, ROW_PREFIXES)}
+
+
+def row_recipe(recipe: Mapping[str, Any]) -> dict[str, Any]:
+    """The recipe's row keys only (fusion settings and initialisation)."""
+    return {k: v for k, v in recipe.items() if matches_prefix(k, ROW_PREFIXES)}
 
 
 _ABSENT = object()

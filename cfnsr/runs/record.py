@@ -5,8 +5,9 @@ a cluster can still be summarised. Schema (version 1)::
 
     {
       "schema": 1,
-      "status": "running" | "finished" | "failed",
+      "status": "running" | "finished" | "failed" | "debug" | "interrupted",
       "error": null | "<message>",
+      "interrupted": {"signal": "SIGTERM", "resume": "<command>", "resume_job": "<command>"},  # when interrupted
       "run_dir": "<absolute path>",
       "experiment": "demo",             # experiment name
       "dataset": "synthetic" | "ravdess" | "cremad" | "folder",   # data.name: part of the report's table key
@@ -24,13 +25,19 @@ a cluster can still be summarised. Schema (version 1)::
       "fold": 1,
       "test_actors": [1, 2, 3, 4],      # speakers: ints, or strings for a folder corpus
       "val_actors": [...],              # equal to test_actors under the paper protocol
+      "train_actors": [...],            # every actor 1..24 outside test and validation
+      "effective_batch": 16,            # data.batch_size x world size x accumulate_grad_batches (report row key)
+      "code_version": {"package": "0.1.0", "commit": "<40 hex>" | null, "dirty": false | null},
+      "code_version_previous": {...},   # only when a resume ran other code than the interrupted part
+      "init_sources": {"weights": {"path": ..., "run_id": ..., "recipe_hash": ..., "split_recorded": true}},
       "seed": 1234,
       "params": 26301417,
       "gflops": 113.2,                  # per clip at the configured clip size (null if not measured)
       "paper": {"accuracy": 75.76, "params": "26.30M"} | null,
       "epochs": 70,                     # epochs trained
       "best_epoch": 12,                 # 0-based epoch of the selected checkpoint
-      "test":      {"war": 0.75, "uar": 0.74, "f1": 0.73, "n": 240, "confusion": [[int] * K] * K},
+      "test":      {"war": 0.75, "uar": 0.74, "f1": 0.73, "n": 240, "confusion": [[int] * K] * K,
+                    "split_clips": 240},  # the test split's size (cfnsr.report.consistency checks n against it)
       "test_last": {...same keys...}    # the last epoch's weights on the test fold
     }
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-import traceback
 import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -25,7 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from cfnsr.builders.config_checks import check_train_config
 from cfnsr.builders.corpus import build_corpus
-from cfnsr.builders.objects import build_datamodule, build_module, build_trainer, clip_shapes
+from cfnsr.builders.init_checks import split_dict
+from cfnsr.builders.objects import build_datamodule, build_module, build_trainer, clip_shapes, fold_split
 from cfnsr.builders.run_metadata import provenance, run_metadata
 from cfnsr.callbacks import run_end
 from cfnsr.callbacks.trial_report import TrialPruned
@@ -41,10 +41,20 @@ from cfnsr.runs.folder import (
     global_rank_from_env,
     new_run_id,
     plan_resume,
+    read_own_record,
     requeued_checkpoint,
 )
+from cfnsr.runs.interrupt import (
+    Interrupted,
+    interrupt_handlers,
+    interrupted_checkpoint,
+    interrupted_fields,
+    set_aside_interrupted_without_checkpoint,
+)
+from cfnsr.runs.provenance import code_version
 from cfnsr.runs.record import write_record
 from cfnsr.runs.summary import format_run_summary
+from cfnsr.tasks.run_failure import record_failure
 
 RUN_ID_ENV = "CFNSR_RUN_ID"
 # The test-only trainer warns that the fit's checkpoint callbacks are missing; they have nothing to do in a test.
@@ -73,6 +83,22 @@ def _loggers(cfg: DictConfig, run_dir: Path, resumed: bool, run_id: str, meta: d
     return out
 
 
+def _init_and_code(module: Any, out: Path, resumed: bool) -> dict[str, Any]:
+    """``init_sources``: which checkpoints initialised the run (per part: path, run id, recipe hash, whether the
+    split was recorded); a resumed run loaded none, so its first record's value is kept. ``code_version_previous``:
+    the code version of the interrupted part, when a resume runs other code (the report marks such a run)."""
+    if not resumed:
+        return {"init_sources": {part: {k: v for k, v in src.items() if k != "split"}
+                                 | {"split_recorded": src.get("split") is not None}
+                                 for part, src in (getattr(module, "init_sources", None) or {}).items()}}
+    before = read_own_record(out) or {}
+    extra: dict[str, Any] = {"init_sources": before.get("init_sources")}
+    previous = before.get("code_version_previous") or before.get("code_version")
+    if previous is not None and previous != code_version():
+        extra["code_version_previous"] = previous
+    return extra
+
+
 def _callbacks(cfg: DictConfig) -> list[pl.Callback]:
     """The configured callbacks (``conf/callbacks/``); entries set to null are left out."""
     return [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None and "_target_" in c]
@@ -90,8 +116,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     checkpoint to resume does not fit this command.
     """
     check_train_config(cfg)
+    with interrupt_handlers():  # SIGTERM/SIGINT -> Interrupted: an "interrupted" record with its resume command
+        return _train(cfg)
+
+
+def _train(cfg: DictConfig) -> dict[str, Any]:
     rank0 = global_rank_from_env() == 0
-    ckpt_path = cfg.ckpt_path or requeued_checkpoint(Path(cfg.paths.output_dir))
+    # A SLURM requeue, or a re-run of an interrupted sweep into its own folder, continues the run there.
+    ckpt_path = (cfg.ckpt_path or requeued_checkpoint(Path(cfg.paths.output_dir))
+                 or interrupted_checkpoint(Path(cfg.paths.output_dir)))
     if ckpt_path:
         resume = plan_resume(cfg, ckpt_path, corpus=partial(_corpus_now, cfg))
         out, run_id = resume.run_dir, resume.run_id
@@ -104,6 +137,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     os.environ[RUN_ID_ENV] = run_id
     with JobLock(out) if rank0 else nullcontext():
         if rank0 and resume is None:
+            set_aside_interrupted_without_checkpoint(out)  # nothing to resume: the job starts again
             claim_for_new_run(out)
         return _train_in(cfg, out, run_id, resume.ckpt_path if resume else None, rank0)
 
@@ -122,20 +156,27 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
         module.run_config = OmegaConf.to_container(cfg, resolve=True)
         module.run_id = run_id
         module.run_dir = out
+        module.run_split = split_dict(fold_split(cfg))  # saved in checkpoints: who may be initialised from them
         gflops = gflops_per_clip(module.model, *clip_shapes(cfg)) if cfg.complexity else None
         meta = run_metadata(cfg, count_params(module.model), gflops)
-    except Exception as exc:  # bad fold, missing checkpoint, ...: leave a record the report can list
+        meta.update(_init_and_code(module, out, resumed=ckpt_path is not None))
+    except (Exception, Interrupted) as exc:  # bad fold, missing checkpoint, a signal: leave a record to list
         if rank0:
-            write_record(out, {**base, "status": "failed", "error": f"{type(exc).__name__}: {exc}",
+            status = (interrupted_fields(exc, out) if isinstance(exc, Interrupted)
+                      else {"status": "failed", "error": f"{type(exc).__name__}: {exc}"})
+            write_record(out, {**base, **status,
                                "fusion": cfg.fusion.name, "fold": cfg.fold, "seed": cfg.seed,
                                "protocol": cfg.protocol.name, "dataset": cfg.data.name,
-                               "backbone": cfg.backbone.name, **provenance(cfg)})
+                               "backbone": cfg.backbone.name, "code_version": code_version(),
+                               **provenance(cfg)})
         raise
 
     ckpt_dir = out / CHECKPOINT_DIR
     callbacks = _callbacks(cfg)
     loggers = _loggers(cfg, out, resumed=ckpt_path is not None, run_id=run_id, meta=meta)
     trainer = build_trainer(cfg, out, [*callbacks, *progress_bars(cfg.trainer)], loggers or False)
+    # The devices the trainer really uses (devices=auto, SLURM): data.batch_size x world size x accumulation.
+    meta["effective_batch"] = int(cfg.data.batch_size) * int(trainer.world_size) * int(trainer.accumulate_grad_batches)
     for lg in loggers:
         lg.log_hyperparams({**meta, "run_id": run_id, "config": module.run_config})
 
@@ -175,6 +216,12 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
         if debug:
             record["final_metrics"] = _logged_metrics(trainer)
         record["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    except Interrupted as exc:  # SIGTERM/SIGINT: not a failure; the record says how to continue
+        record.update(corpus_record_fields(datamodule.corpus_identity))
+        record.update(interrupted_fields(exc, out), train_seconds=round(time.time() - started, 1))
+        if rank0:
+            write_record(out, record)
+        raise
     except BaseException as exc:
         record.update(corpus_record_fields(datamodule.corpus_identity))
         pruned = isinstance(exc, TrialPruned)  # a search's pruner stopped the trial: not a failure
@@ -182,9 +229,10 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
         record["error"] = f"{type(exc).__name__}: {exc}"
         record["train_seconds"] = round(time.time() - started, 1)  # the failed record says how long it ran too
         if rank0:
-            write_record(out, record)
-            if not pruned:
-                (out / "error.txt").write_text(traceback.format_exc())
+            if pruned:
+                write_record(out, record)
+            else:
+                record_failure(out, record, exc)
         raise
     finally:
         record["train_seconds"] = round(time.time() - started, 1)

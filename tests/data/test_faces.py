@@ -1,4 +1,4 @@
-"""cfnsr.data.faces: boxes from extents, crops (default and the public code's squash-first), Haar fallback."""
+"""cfnsr.data.faces: boxes from extents, crops (default and the public code's squash-first), detector fallback."""
 
 from __future__ import annotations
 
@@ -64,13 +64,20 @@ def test_squash_before_crop_and_center_fallback_shapes():
     assert crop_faces(frames, None, size=32, margin=0.2, squash_before_crop=True).shape == (3, 32, 32, 3)
 
 
-def test_haar_detector_finds_the_drawn_face_and_nothing_in_a_blank_frame():
+@pytest.mark.parametrize("detector", ["blazeface"])
+def test_detector_finds_the_drawn_face_and_nothing_in_a_blank_frame(detector):
     frames, extents = _face_frames(1, 1280, 720)
-    found = detect_face(frames[0])
+    found = detect_face(frames[0], detector)
     assert found is not None
     fx, fy = (found[0] + found[2]) / 2, (found[1] + found[3]) / 2
     assert abs(fx - 420) < 40 and abs(fy - 150) < 50
-    assert detect_face(np.full((360, 640, 3), 128, np.uint8)) is None
+    assert detect_face(np.full((360, 640, 3), 128, np.uint8), detector) is None
+
+
+def test_unknown_detector_is_named():
+    for gone in ("dlib", "haar"):
+        with pytest.raises(ValueError, match=f"unknown face detector '{gone}'"):
+            detect_face(np.zeros((8, 8, 3), np.uint8), gone)
 
 
 def test_detect_extents_fills_misses_from_the_nearest_hit():

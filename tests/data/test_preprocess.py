@@ -285,7 +285,7 @@ def test_settings_mismatch_is_refused_with_the_rebuild_command(three_clips, tmp_
 
 def test_settings_from_hydra_style_kwargs():
     cfg = OmegaConf.create({"frames": 30, "size": 224.0, "crop_margin": 0, "squash_before_crop": False,
-                            "channel_order": "RGB", "face_fallback": "haar"})
+                            "channel_order": "RGB", "face_fallback": "BlazeFace"})
     settings = PreprocessSettings(**cfg)
     assert settings == PreprocessSettings(crop_margin=0.0) and settings.hash == PreprocessSettings(crop_margin=0.0).hash
     assert settings.hash != PreprocessSettings().hash
@@ -334,9 +334,14 @@ def test_detector_fallback_without_csv(tmp_path):
     report = _run(root, tmp_path / "cache", settings=PreprocessSettings(frames=8, size=64))
     assert report["fallback_detector"] == [face] and report["center_crop"] == [blank]
     assert load_meta(tmp_path / "cache", face)["face_source"] == "detector"
+    assert load_meta(tmp_path / "cache", face)["face_detector"] == "blazeface"
     assert load_meta(tmp_path / "cache", blank)["face_source"] == "center"
     frames, _ = load_clip(tmp_path / "cache", face)
     assert _skin_fraction(frames[:, 24:40, 24:40]) > 0.7
+    # the same cache built with the Haar detector (as before BlazeFace): refused, never mixed with BlazeFace crops
+    _stamp_haar(tmp_path / "cache")
+    with pytest.raises(CacheError, match="face_fallback: cache 'haar', requested 'blazeface'"):
+        _run(root, tmp_path / "cache", settings=PreprocessSettings(frames=8, size=64))
     assert "1 clip(s) cropped with the face detector, 1 centre-cropped" in format_report(report)
     with pytest.raises(NoUsableClipsError):
         _run(root, tmp_path / "strict", settings=PreprocessSettings(frames=8, size=64, face_fallback="none"))
@@ -354,3 +359,24 @@ def test_parallel_workers_give_the_same_cache(three_clips, tmp_path):
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_array_equal(a[1], b[1])
     assert sorted(os.listdir(tmp_path / "parallel" / "clips")) == GOOD  # no temporary directory left
+
+
+def _stamp_haar(cache_dir: Path) -> None:
+    """Make settings.json say what a cache built with the Haar detector (before BlazeFace) says."""
+    from cfnsr.data import cache
+
+    recorded = json.loads((cache_dir / "settings.json").read_text())
+    settings = {k: v for k, v in recorded.items() if k not in ("format", "hash")}
+    cache.write_settings(cache_dir, {**settings, "face_fallback": "haar"})
+
+
+def test_a_detector_free_haar_cache_is_restamped_and_then_grows_with_blazeface(three_clips, tmp_path):
+    cache_dir = tmp_path / "cache"
+    blaze = PreprocessSettings(frames=8, size=64)
+    _run(three_clips, cache_dir, settings=blaze)  # every clip has its CSV: no entry uses the detector
+    _stamp_haar(cache_dir)
+    before = _mtimes(cache_dir)
+    report = _run(three_clips, cache_dir, settings=blaze)
+    assert report["reused"] == sorted(GOOD) and _mtimes(cache_dir) == before  # nothing rebuilt
+    assert json.loads((cache_dir / "settings.json").read_text())["face_fallback"] == "blazeface"
+    check_cache(cache_dir, blaze)

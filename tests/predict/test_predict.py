@@ -231,21 +231,20 @@ def test_face_boxes_are_interpolated_over_misses_and_outliers_removed():
 
 
 @pytest.mark.parametrize("angle", [30.0, -30.0, 40.0])
-def test_a_tilted_face_the_upright_detector_misses_is_found_rotated(angle):
+def test_a_tilted_face_is_found_without_rotated_searches(angle):
     import cv2
 
-    from cfnsr.data.faces import detect_face
-    from cfnsr.predict.faces import detect_largest_face
+    from cfnsr.predict.faces import STAGES, detect_largest_face
 
     img = np.empty((240, 320, 3), np.uint8)
     img[:] = BACKGROUND
     draw_face(img, 160, 120, 70)
     tilted = cv2.warpAffine(img, cv2.getRotationMatrix2D((160, 120), angle, 1.0), (320, 240),
                             borderValue=BACKGROUND)
-    assert detect_face(tilted) is None
+    assert len(STAGES) == 1  # BlazeFace alone (the Haar cascades needed rotated searches for these)
     box = detect_largest_face(tilted)
-    assert box is not None and abs((box[0] + box[2]) / 2 - 160) < 10 and abs((box[1] + box[3]) / 2 - 120) < 10
-    assert 100 < box[2] - box[0] < 180  # about the face's size (its height is 140 px)
+    assert box is not None and abs((box[0] + box[2]) / 2 - 160) < 10 and abs((box[1] + box[3]) / 2 - 120) < 15
+    assert 80 < box[2] - box[0] < 180  # about the face's size (105 x 140 px)
 
 
 def test_calibration_maps_detector_boxes_onto_landmark_boxes():
@@ -487,20 +486,23 @@ def test_cli_with_a_glob_writes_into_the_hydra_run_folder(late_ckpt: Path, tmp_p
 
 
 @pytest.mark.slow
-def test_crop_gap_evaluates_landmark_and_detector_crops(late_ckpt: Path, capsys):
+def test_crop_gap_evaluates_landmark_and_detector_crops(late_ckpt: Path, tiny_data_dir: Path, capsys):
     from cfnsr.predict.crop_gap import VARIANTS, crop_gap, format_crop_gap, main
 
-    result = crop_gap(late_ckpt, limit=12, calib_clips=6, progress=False)
+    # the corpus and cache are named by the command (a checkpoint's paths are never used)
+    root, cache = tiny_data_dir / "synthetic_ravdess", tiny_data_dir / "synthetic_ravdess_cache"
+    result = crop_gap(late_ckpt, root=str(root), cache_dir=str(cache), limit=12, calib_clips=6, progress=False)
     assert result["clips"] == 12 and result["test_actors"] == [1, 2]
     assert set(result["scores"]) == set(VARIANTS)
     for v in VARIANTS:
         assert 0.0 <= result["scores"][v]["war"] <= 1.0 and 0.0 <= result["scores"][v]["uar"] <= 1.0
     assert result["mean_face_frames"] >= 6  # the detector finds the drawn faces
-    # the drawn faces' Haar box sits higher than their landmark (ellipse) box: the calibration moves it down
+    # the drawn faces' BlazeFace box (brows to chin) is smaller than their landmark box: the calibration enlarges it
     calibration = result["calibration"]
-    assert calibration["clips"] >= 4 and calibration["box_shift"][1] > 0.05 and 0.5 < calibration["box_scale"] < 1.5
+    assert calibration["clips"] >= 4 and abs(calibration["box_shift"][1]) < 0.2 and 0.8 < calibration["box_scale"] < 1.5
     assert "predict.box_shift=" in format_crop_gap(result)
-    assert main([f"ckpt_path={late_ckpt}", "limit=2", "calib_clips=0", "progress=false"]) == 0
+    assert main([f"ckpt_path={late_ckpt}", f"data.root={root}", f"data.cache_dir={cache}", "limit=2", "calib_clips=0",
+                 "progress=false"]) == 0
     out = capsys.readouterr().out
     assert "landmark crops (cache)" in out and "no calibration" in out
 

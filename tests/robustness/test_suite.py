@@ -282,7 +282,7 @@ def unimodal_runs(tiny_data_dir: Path, tmp_path_factory) -> dict:
         record = train(compose_train([f"fusion={fusion}", "trainer.max_epochs=1", "complexity=false"],
                                      tiny_data_dir, out / "run"))
         eval_dir = out / "eval"
-        result = evaluate(compose_eval([f"ckpt_path={record['best_ckpt']}", *STRONGEST], eval_dir))
+        result = evaluate(compose_eval([f"ckpt_path={record['best_ckpt']}", *STRONGEST], eval_dir, tiny_data_dir))
         runs[fusion] = {"record": record, "result": result, "dir": eval_dir}
     return runs
 
@@ -325,7 +325,7 @@ def test_removing_the_only_modality_gives_a_constant_prediction_and_uar_one_eigh
 
 
 @pytest.mark.slow
-def test_outputs_carry_the_checkpoint_metadata_and_repeat_exactly(unimodal_runs, tmp_path):
+def test_outputs_carry_the_checkpoint_metadata_and_repeat_exactly(unimodal_runs, tiny_data_dir, tmp_path):
     from cfnsr.runs.record import read_record
     from cfnsr.tasks.evaluate import evaluate
 
@@ -338,14 +338,15 @@ def test_outputs_carry_the_checkpoint_metadata_and_repeat_exactly(unimodal_runs,
     for key in ("fusion", "fold", "seed", "protocol", "backbone", "dataset", "recipe_hash"):
         assert meta[key] == record[key], key
     assert "clean protocol" in meta["protocol_note"]
-    assert doc["clean"] == {k: run["result"]["test"][k] for k in ("war", "uar", "f1", "n")}
+    assert doc["clean"] == {k: run["result"]["test"][k] for k in ("war", "uar", "f1", "n", "split_clips")}
     assert len(doc["rows"]) == len(C.CORRUPTIONS) and all(tuple(r) == ROW_FIELDS for r in doc["rows"])
     assert (run["dir"] / "robustness.png").stat().st_size > 1000
     assert len(list(csv.DictReader((run["dir"] / "robustness.csv").open()))) == len(C.CORRUPTIONS) + 1
     # a second evaluation (random corruptions only) gives the same numbers, and the same confusion matrices
     again = evaluate(compose_eval([f"ckpt_path={run['record']['best_ckpt']}", "robustness=default",
                                    "~robustness.corruptions",
-                                   "+robustness.corruptions={audio_noise: [0], one_removed: null}"], tmp_path))
+                                   "+robustness.corruptions={audio_noise: [0], one_removed: null}"], tmp_path,
+                                  tiny_data_dir))
     assert len(again["robustness"]["rows"]) == 2
     first = {(r["corruption"], r["level"]): r for r in doc["rows"]}
     for r in again["robustness"]["rows"]:
@@ -356,7 +357,7 @@ def test_outputs_carry_the_checkpoint_metadata_and_repeat_exactly(unimodal_runs,
 
 
 @pytest.mark.slow
-def test_robustness_on_an_old_cache_stops_before_testing(unimodal_runs, tmp_path):
+def test_robustness_on_an_old_cache_stops_before_testing(unimodal_runs, tiny_data_dir, tmp_path):
     from cfnsr.tasks.evaluate import evaluate
 
     old = tmp_path / "old_cache"
@@ -364,7 +365,7 @@ def test_robustness_on_an_old_cache_stops_before_testing(unimodal_runs, tmp_path
     record = {**SETTINGS.to_dict(), "format": 2, "hash": "old"}
     (old / "settings.json").write_text(json.dumps(record))
     cfg = compose_eval([f"ckpt_path={unimodal_runs['video_only']['record']['best_ckpt']}", "robustness=default",
-                        f"data.cache_dir={old}"], tmp_path / "eval")
+                        f"data.cache_dir={old}"], tmp_path / "eval", tiny_data_dir)
     with pytest.raises(CacheError, match=r"(?s)audio\.npy.*preprocess\.force=true"):
         evaluate(cfg)
     assert not (tmp_path / "eval" / "test.json").exists()

@@ -95,7 +95,8 @@ def test_multirun_ends_with_the_summary_and_evaluate_names_its_outputs(tiny_data
     record = read_record(sweep / "0_fusion-averaging")
     out = tmp_path / "evaluation"
     ev = subprocess.run([sys.executable, "evaluate.py", f"ckpt_path={record['best_ckpt']}", f"hydra.run.dir={out}",
-                         "trainer.enable_progress_bar=false"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                         "trainer.enable_progress_bar=false"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                        env=env)  # the corpus is found where the command says (never where the checkpoint says)
     assert ev.returncode == 0, ev.stderr[-3000:]
     epoch = record["best_epoch"] + 1
     assert f"selected epoch: {epoch} of 2" in ev.stdout
