@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,8 +28,11 @@ def old_run(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     old = tmp_path_factory.mktemp("old-code")
     extract_old_code(OLD_COMMIT, old)
     run_dir = tmp_path_factory.mktemp("old-run")
+    # The old code crops with Haar and refuses the session's BlazeFace cache: it preprocesses a copy of the corpus.
+    data_dir = tmp_path_factory.mktemp("old-data")
+    shutil.copytree(tiny_data_dir, data_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*_cache", "unused"))
     env = {**os.environ, "PYTHONPATH": str(old), "WANDB_MODE": "offline"}
-    cmd = [sys.executable, str(old / "train.py"), TINY_FOLDS, *TINY_DATA, f"paths.data_dir={tiny_data_dir}",
+    cmd = [sys.executable, str(old / "train.py"), TINY_FOLDS, *TINY_DATA, f"paths.data_dir={data_dir}",
            f"hydra.run.dir={run_dir}", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
            "preprocess.workers=0", "complexity=false", "logger=csv"]
     res = subprocess.run(cmd, cwd=old, env=env, capture_output=True, text=True, timeout=600)
