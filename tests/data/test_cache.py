@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,6 @@ import pytest
 from cfnsr.data import cache
 from cfnsr.data.cache import CacheError
 from cfnsr.data.features import quantize_audio
-from cfnsr.files import tmp_path as tmp_sibling
 
 STEM = "01-01-03-02-01-01-01"
 
@@ -81,9 +81,31 @@ def test_temp_of_a_dead_writer_is_removed_and_a_live_ones_kept(tmp_path: Path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(dead.stdout)
     final = cache.entry_dir(tmp_path, "01-01-05-01-01-01-01")
-    stale = final.with_name(tmp_sibling(final).name.replace(str(os.getpid()), str(dead_pid)))
+    stale = final.with_name(cache.host_tmp_path(final).name.replace(str(os.getpid()), str(dead_pid)))
     stale.mkdir()
-    live = final.with_name(tmp_sibling(final).name.replace(str(os.getpid()), str(os.getppid())))
+    live = final.with_name(cache.host_tmp_path(final).name.replace(str(os.getpid()), str(os.getppid())))
     live.mkdir()
     assert cache.clean_stale_temps(tmp_path) == [stale.name]
     assert live.exists() and cache.cached_clips(tmp_path) == [STEM]
+
+
+def test_another_hosts_temp_is_kept_while_it_is_written_to(tmp_path: Path):
+    """A cache on a shared filesystem: a pid of another host says nothing here, so its age decides."""
+    _write(tmp_path)
+    final = cache.entry_dir(tmp_path, "01-01-05-01-01-01-01")
+    # pid 1 exists on every Linux host and pid 999999999 on none: neither may decide for another machine
+    busy = final.with_name(f".{final.name}.tmp-999999999@another-node")
+    busy.mkdir()
+    old = final.with_name(".01-01-05-01-01-02-01.tmp-1@another-node")
+    old.mkdir()
+    long_ago = time.time() - cache.STALE_TEMP_SECONDS - 60
+    os.utime(old, (long_ago, long_ago))
+    assert cache.clean_stale_temps(tmp_path) == [old.name]
+    assert busy.exists()
+    # a temp without a host (cfnsr.files temporaries, older code): left alone for a grace period, then removed
+    hostless = final.with_name(f".{final.name}.tmp-999999999")
+    hostless.mkdir()
+    assert cache.clean_stale_temps(tmp_path) == []
+    recent = time.time() - cache.HOSTLESS_GRACE_SECONDS - 5
+    os.utime(hostless, (recent, recent))
+    assert cache.clean_stale_temps(tmp_path) == [hostless.name]

@@ -219,7 +219,8 @@ def test_resume_redoes_only_missing_entries_and_cleans_temp_dirs(three_clips, tm
     # what an interrupted run leaves: one entry missing, a temporary directory of a dead writer
     import shutil
     shutil.rmtree(cache / "clips" / GOOD[1])
-    stale = cache / "clips" / f".{GOOD[1]}.tmp-999999999"
+    import socket
+    stale = cache / "clips" / f".{GOOD[1]}.tmp-999999999@{socket.gethostname()}"  # a dead writer of this host
     stale.mkdir()
     (stale / "frames.npy").write_bytes(b"partial")
     time.sleep(0.01)
