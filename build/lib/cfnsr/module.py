@@ -228,3 +228,9 @@ class EmotionModule(pl.LightningModule):
             # Who may be initialised from these weights (cfnsr.builders.init_checks) and which code made them.
             checkpoint["cfnsr_split"] = self.run_split
             checkpoint["cfnsr_code_version"] = code_version()
+        # The corpus and cache the run trains on (RavdessDataModule.corpus_identity): resume compares them.
+        identity = getattr(getattr(self._trainer, "datamodule", None), "corpus_identity", None)
+        if isinstance(identity, dict):
+            from cfnsr.runs.corpus_check import CORPUS_KEY
+
+            checkpoint[CORPUS_KEY] = dict(identity)

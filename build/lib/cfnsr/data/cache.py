@@ -2,14 +2,20 @@
 
 ```
 <cache_dir>/settings.json            settings that shaped the cache + "format" + "hash"
+<cache_dir>/corpus.json              the corpus the entries were made from: {"root", "fingerprint", "clips"}
 <cache_dir>/preprocess_report.json   written by cfnsr.data.preprocess
 <cache_dir>/clips/<stem>/frames.npy  uint8 (T, S, S, 3)
 <cache_dir>/clips/<stem>/mfcc.npy    float32 (n_mfcc, L)
 <cache_dir>/clips/<stem>/audio.npy   int16 (N,): the MFCC's audio window (offset, duration at sample_rate) x 32767
-<cache_dir>/clips/<stem>/meta.json   {"stem", "actor", "label", "face_source", ..., "format", "files"}
+<cache_dir>/clips/<stem>/meta.json   {"stem", "actor", "label", "face_source", ..., "sources", "format", "files"}
 ```
-An entry is written under ``clips/.<stem>.tmp-<pid>/`` and renamed into place, so ``clips/<stem>/`` exists only
-when complete and an interrupted run leaves nothing half-written that a later run or the data module could trust.
+An entry is written under ``clips/.<stem>.tmp-<pid>@<host>/`` and renamed into place, so ``clips/<stem>/`` exists
+only when complete and an interrupted run leaves nothing half-written that a later run or the data module could
+trust. The writer's host is in the name because a cache on a shared filesystem is seen by processes of several
+machines: a pid says whether a writer lives only on its own host (see ``clean_stale_temps``).
+
+``sources`` (``cfnsr.data.source_identity``) is the identity of the mp4 and landmark CSV the entry was made from; the corpus
+they form is recorded in corpus.json (beside settings.json, which keeps the exact layout older code compares).
 
 ``meta.json`` records the entry format and, for frames.npy, mfcc.npy and audio.npy, the facts written with them
 (``files: {name: {bytes, shape, dtype, sha256}}``), so a file damaged later (truncated copy, bad disk, a stray
@@ -24,6 +30,8 @@ import io
 import json
 import os
 import shutil
+import socket
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,6 +57,14 @@ ARRAY_FILES = ("frames.npy", "mfcc.npy", "audio.npy")
 ENTRY_FILES = (*ARRAY_FILES, "meta.json")
 _DTYPES = {"frames.npy": np.uint8, "mfcc.npy": np.float32, "audio.npy": np.int16}
 _HASH_CHUNK = 1 << 20
+# A temporary entry of another host (or of unknown host) is abandoned when nothing was written into it for this
+# long: writing one entry takes seconds, and its folder's mtime changes with every file written into it.
+STALE_TEMP_SECONDS = 3600.0
+# A temporary without a host (settings.json and the report are written through cfnsr.files, whose temporaries name
+# the pid only; older code named entries so too) is left alone this long even when no local process has its pid:
+# it may be another host's, and those writers finish within milliseconds to seconds.
+HOSTLESS_GRACE_SECONDS = 120.0
+CORPUS_FILE = "corpus.json"  # the corpus the cache was built from (not a setting: not compared, not hashed)
 REBUILD_HINT = "rebuild it with `python preprocess.py data=... preprocess.force=true`"
 AUDIO_REBUILD_HINT = ("rebuild the cache with `python preprocess.py data=<dataset> data.root=<corpus> "
                       "preprocess.force=true` (the same settings as the run)")
@@ -87,6 +103,24 @@ def read_settings(cache_dir: str | Path) -> dict[str, Any] | None:
 def write_settings(cache_dir: str | Path, settings: Mapping[str, Any]) -> None:
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     write_json_atomic(Path(cache_dir) / SETTINGS_FILE, settings_record(settings))
+
+
+def read_corpus(cache_dir: str | Path) -> dict[str, Any] | None:
+    """corpus.json (root, fingerprint, clips of the corpus the cache was built from); None when absent or unreadable
+    (a cache written before it existed: its entries are checked one by one anyway)."""
+    try:
+        corpus = json.loads((Path(cache_dir) / CORPUS_FILE).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return corpus if isinstance(corpus, dict) else None
+
+
+def write_corpus(cache_dir: str | Path, corpus: Mapping[str, Any]) -> bool:
+    """Record in corpus.json the corpus the cache now holds (root, fingerprint, clips); True when it changed."""
+    if read_corpus(cache_dir) == dict(corpus):
+        return False
+    write_json_atomic(Path(cache_dir) / CORPUS_FILE, dict(corpus))
+    return True
 
 
 def settings_differences(recorded: Mapping[str, Any], settings: Mapping[str, Any]) -> list[str]:
@@ -181,7 +215,7 @@ def write_entry(cache_dir: str | Path, stem: str, frames: np.ndarray, mfcc: np.n
     If another writer finished the same entry first, its entry is kept and ours discarded.
     """
     final = entry_dir(cache_dir, stem)
-    tmp = tmp_path(final)  # a folder here: written whole, then renamed (os.rename of a folder is atomic too)
+    tmp = host_tmp_path(final)  # a folder here: written whole, then renamed (os.rename of a folder is atomic too)
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
@@ -203,12 +237,27 @@ def write_entry(cache_dir: str | Path, stem: str, frames: np.ndarray, mfcc: np.n
     return final
 
 
+def host_tmp_path(final: Path) -> Path:
+    """``.<name>.tmp-<pid>@<host>``: the temporary sibling of ``final`` for this process on this host."""
+    return final.with_name(f"{tmp_path(final).name}@{socket.gethostname()}")
+
+
+def update_sources(cache_dir: str | Path, stem: str, sources: Mapping[str, Any]) -> None:
+    """Rewrite one entry's meta.json with the current identity of its sources (same content, new size/mtime or an
+    entry made before sources were recorded). meta.json is not among the checksummed files, so nothing else
+    changes."""
+    path = entry_dir(cache_dir, stem) / "meta.json"
+    meta = json.loads(path.read_text())
+    meta["sources"] = dict(sources)
+    write_text_atomic(path, json.dumps(meta, indent=2) + "\n")
+
+
 def remove_entry(cache_dir: str | Path, stem: str) -> None:
     """Delete one entry: renamed out of the way first, so no half-deleted entry is ever seen as complete."""
     final = entry_dir(cache_dir, stem)
     if not final.exists():
         return
-    trash = clips_dir(cache_dir) / f".{stem}.old{TMP_MARK}{os.getpid()}"
+    trash = clips_dir(cache_dir) / f".{stem}.old{TMP_MARK}{os.getpid()}@{socket.gethostname()}"
     if trash.exists():
         shutil.rmtree(trash)
     os.rename(final, trash)
@@ -274,21 +323,41 @@ def verify_entry(cache_dir: str | Path, stem: str, full: bool = False) -> str | 
     return check_entry(cache_dir, stem, full)[1]
 
 
-def clean_stale_temps(cache_dir: str | Path) -> list[str]:
-    """Remove temporary entries and files left by interrupted runs (their writer process is gone).
+def _writer_alive(p: Path, now: float) -> bool:
+    """Whether the process that names ``p`` (``...tmp-<pid>[@<host>]``) may still be writing it.
 
-    Returns the names removed. Two runs writing the same cache at once are not supported; a live writer's
-    temporary directory is left alone anyway.
+    A pid is checked only on its own host; a temp of another host counts as alive until nothing was written into it
+    for ``STALE_TEMP_SECONDS``; one without a host (``cfnsr.files`` temporaries, older code) while a local process
+    has its pid or for ``HOSTLESS_GRACE_SECONDS`` after its last write.
+    """
+    owner = p.name.rsplit(TMP_MARK, 1)[1]
+    pid_text, _, host = owner.partition("@")
+    local = pid_text.isdigit() and int(pid_text) != os.getpid() and pid_alive(int(pid_text))
+    if host == socket.gethostname():
+        return local
+    try:
+        age = now - p.stat().st_mtime
+    except OSError:
+        return False
+    return age < (STALE_TEMP_SECONDS if host else HOSTLESS_GRACE_SECONDS) or (not host and local)
+
+
+def clean_stale_temps(cache_dir: str | Path) -> list[str]:
+    """Remove temporary entries and files left by interrupted runs (their writer is gone).
+
+    Returns the names removed. A temp of this host is abandoned when its pid is gone; one of another host (the cache
+    on a shared filesystem) only when it was not written for ``STALE_TEMP_SECONDS``, since that host's pids cannot
+    be checked from here. Only global rank 0 prepares the cache in a run (``RavdessDataModule.prepare_data``).
     """
     removed = []
+    now = time.time()
     for folder in (Path(cache_dir), clips_dir(cache_dir)):
         if not folder.is_dir():
             continue
         for p in folder.iterdir():
             if not p.name.startswith(".") or TMP_MARK not in p.name:
                 continue
-            pid_text = p.name.rsplit(TMP_MARK, 1)[1]
-            if pid_text.isdigit() and int(pid_text) != os.getpid() and pid_alive(int(pid_text)):
+            if _writer_alive(p, now):
                 continue
             if p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
@@ -299,14 +368,15 @@ def clean_stale_temps(cache_dir: str | Path) -> list[str]:
 
 
 def clear_entries(cache_dir: str | Path) -> None:
-    """Delete every clip entry and the report (used by force=True before the new settings are stamped)."""
+    """Delete every clip entry, the report and corpus.json (force=True, before the new settings are stamped)."""
     root = clips_dir(cache_dir)
     if root.is_dir():
         # rename first so that an interrupt leaves either the old directory or none, never a half-deleted one
-        trash = Path(cache_dir) / f".clips-old{TMP_MARK}{os.getpid()}"
+        trash = Path(cache_dir) / f".clips-old{TMP_MARK}{os.getpid()}@{socket.gethostname()}"
         os.rename(root, trash)
         shutil.rmtree(trash)
     (Path(cache_dir) / REPORT_FILE).unlink(missing_ok=True)
+    (Path(cache_dir) / CORPUS_FILE).unlink(missing_ok=True)
 
 
 def load_clip(cache_dir: str | Path, stem: str, mmap: bool = True) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from cfnsr.data import source_identity as identity
 from cfnsr.data.augment import ClipAugment
 from cfnsr.data.cache import CacheError, cached_clips, check_entry, entry_dir, load_clip, load_meta
 from cfnsr.data.corpus import Corpus, Speaker, meta_label_speaker
@@ -121,8 +122,13 @@ class UnpaddedDistributedSampler(DistributedSampler):
 class RavdessDataModule(pl.LightningDataModule):
     """Train/val/test loaders for one fold of a preprocessed cache of any corpus (``cfnsr.data.corpus``).
 
-    ``prepare_data`` (run by Lightning once per node) lets the corpus prepare its root (the synthetic corpus
-    generates itself), then preprocesses ``root`` into ``cache_dir``; both resume, so re-running is cheap.
+    ``prepare_data`` lets the corpus prepare its root (the synthetic corpus generates itself), then preprocesses
+    ``root`` into ``cache_dir``; both resume, so re-running is cheap. It runs on global rank 0 only
+    (``prepare_data_per_node = False``): Lightning calls it there after the process group exists, inside a barrier
+    that the other ranks wait at, so one process in the whole job writes the corpus and the cache (which must
+    therefore be on a filesystem every node sees; a node that does not see it stops in ``setup`` naming the cache).
+    ``setup`` serves only the clips the corpus discovers under ``root`` now whose cache entry was made from exactly
+    those files (``cfnsr.data.source_identity``), and records the corpus fingerprint in ``corpus_identity``.
     The training order is a function of (seed, epoch) only (a seeded DistributedSampler, also on one device), so
     a run resumed from an epoch-end checkpoint sees the same batches as an uninterrupted one.
     """
@@ -166,10 +172,15 @@ class RavdessDataModule(pl.LightningDataModule):
         self._on_device: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.seed = seed
         self.datasets: dict[str, CachedClips] = {}
+        self.prepare_data_per_node = False  # one writer per job: global rank 0 (see the class docstring)
+        # {"corpus_fingerprint", "cache_dir", "cache_settings_hash", "clips"} once set up; into records/checkpoints
+        self.corpus_identity: dict[str, Any] | None = None
 
     def prepare_data(self) -> None:
         if self._prepared:
             return
+        if self.trainer is not None and self.trainer.global_rank != 0:
+            return  # Lightning calls this on rank 0 only; a direct call on another rank must not write either
         if self.corpus is None:
             raise ValueError("the data module needs a corpus (data.corpus) to preprocess its root")
         prepare_corpus(self.root, self.cache_dir, self.settings, self.corpus,
@@ -180,7 +191,7 @@ class RavdessDataModule(pl.LightningDataModule):
         if self.datasets:
             return
         check_cache(self.cache_dir, self.settings)
-        stems = cached_clips(self.cache_dir)
+        stems = self._served_stems()
         # Cheap facts of every entry (files, sizes, format); preprocess.verify=full also checks their checksums.
         # Label and speaker come from the same meta.json: the corpus wrote them, no file name is parsed here.
         broken, labels = [], {}
@@ -226,6 +237,78 @@ class RavdessDataModule(pl.LightningDataModule):
                   f"train on what there is)")
         for problem in problems:
             print(f"WARNING (data.allow_missing_clips=true): {problem}")
+        try:
+            self._refuse_leaks()
+        except CacheError:
+            self.datasets = {}
+            raise
+
+    def _served_stems(self) -> list[str]:
+        """The cached clips to serve: those discovered under ``root`` now whose entry was made from those very files.
+
+        An entry of a clip that left the corpus is not served; one whose sources differ (or were never recorded)
+        stops the run (preprocessing, which runs first, rebuilds or re-identifies such entries). Also sets
+        ``corpus_identity`` and keeps the sources for the duplicate check.
+        """
+        if self.corpus is None:
+            raise CacheError(f"the data module needs a corpus (data.corpus) to check the cache at {self.cache_dir} "
+                             f"against the clips under data.root={self.root}")
+        try:
+            candidates = self.corpus.discover(self.root)[0]
+        except Exception as exc:  # noqa: BLE001 - the corpus's error, OSError: no corpus to check the cache against
+            raise CacheError(f"data.root={self.root}: {exc}; the cache at {self.cache_dir} is served only for the "
+                             f"corpus it was built from, which must be there") from exc
+        sources = identity.corpus_sources(self.root, self.cache_dir, candidates)
+        cached = set(cached_clips(self.cache_dir))
+        served, wrong = [], []
+        self._frames_sha: dict[str, str] = {}
+        for clip in candidates:
+            if clip.stem not in cached:
+                continue
+            try:
+                meta = load_meta(self.cache_dir, clip.stem)
+            except CacheError:
+                served.append(clip.stem)  # unreadable meta.json: the broken-entry check below names it
+                continue
+            if not identity.sources_match(meta.get("sources"), sources[clip.stem]):
+                wrong.append(clip.stem)
+                continue
+            served.append(clip.stem)
+            digest = ((meta.get("files") or {}).get("frames.npy") or {}).get("sha256")
+            if digest:
+                self._frames_sha[clip.stem] = digest
+        if wrong:
+            raise CacheError(
+                f"{self.cache_dir}: {len(wrong)} cache entr{'y was' if len(wrong) == 1 else 'ies were'} not made from "
+                f"the files now under data.root={self.root} (or record no source identity): "
+                + ", ".join(wrong[:6]) + (" ..." if len(wrong) > 6 else "")
+                + f"; re-run preprocessing for this corpus (python preprocess.py data.root={self.root} "
+                  f"data.cache_dir={self.cache_dir}), which rebuilds them or refuses a cache of another corpus")
+        self._sources = sources
+        self.corpus_identity = {"corpus_fingerprint": identity.fingerprint(sources),
+                                "cache_dir": str(self.cache_dir.resolve()), "cache_settings_hash": self.settings.hash,
+                                "clips": len(served)}
+        return sorted(served)
+
+    def _refuse_leaks(self) -> None:
+        """Fail when one content (the same mp4, or identical cached frames) is both a training clip and a test or
+        validation clip: the model would be tested on what it trained on, under another name."""
+        train = set(self.datasets["train"].stems)
+        groups = [("mp4", g) for g in identity.duplicate_groups(self._sources)]
+        frames = {s: {"frames": {"sha256": d}} for s, d in self._frames_sha.items()}
+        groups += [("frames", g) for g in identity.duplicate_groups(frames, key="frames")]
+        leaks = []
+        for kind, group in groups:
+            trained = [s for s in group if s in train]
+            for part in ("test", "val"):
+                held_out = [s for s in group if s in set(self.datasets[part].stems)]
+                if trained and held_out:
+                    leaks.append(f"{trained[0]} (train) and {held_out[0]} ({part}) have the same {kind} content")
+        if leaks:
+            raise CacheError(f"{self.root}: duplicate clips across this run's splits ({self.cache_dir}):\n  "
+                             + "\n  ".join(sorted(set(leaks))[:10])
+                             + "\nremove the duplicate from the corpus (preprocess_report.json lists every "
+                               "duplicate group)")
 
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer

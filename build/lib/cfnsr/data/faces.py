@@ -125,6 +125,9 @@ def detect_face(frame: np.ndarray, detector: str = "blazeface") -> np.ndarray | 
     [x0, y0, x1, y1] full-frame pixels, or None."""
     if detector == "blazeface":
         return detect_face_blazeface(frame)
+    if detector == "haar":  # recorded by caches and checkpoints made before BlazeFace (OpenCV 5 has no cascades)
+        raise ValueError("face detector 'haar' (preprocess.face_fallback=haar, from a config made before BlazeFace) "
+                         "is retired: preprocess with preprocess.face_fallback=blazeface")
     raise ValueError(f"unknown face detector {detector!r}: one of {list(DETECTORS)}")
 
 

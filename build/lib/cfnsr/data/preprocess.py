@@ -11,6 +11,11 @@ Re-runs resume and are cheap: complete entries are checked (``verify``: cheap fa
 broken ones rebuilt; clips that failed before are retried only when their mp4 or landmark CSV changed (size or
 mtime) or ``retry_failed``; with nothing to do no worker pool starts, and nothing is written, the report included,
 unless its content changed.
+
+Every entry is bound to its sources (``cfnsr.data.source_identity``: the video, landmark CSV and separate audio file
+the corpus discovered for the clip): an entry whose sources changed under the same corpus root is rebuilt; a cache
+built from another root is refused unless its entries' sources match the new root's files one by one. Clips with the
+same video content (or the same cached frames) are listed in the report (``duplicates``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from cfnsr.data import cache
+from cfnsr.data import source_identity as identity
 from cfnsr.data.cache import REPORT_FILE, CacheError, cached_clips
 from cfnsr.data.corpus import Clip, Corpus, skip_entry
 from cfnsr.data.faces import crop_faces, detect_extents
@@ -53,6 +59,7 @@ from cfnsr.data.media import DecodedClip, MediaError, decode_clip
 from cfnsr.data.media_wav import decode_audio_file
 from cfnsr.data.preprocess_report import CORRUPT_FIELDS, build_report, format_report, stable_part
 from cfnsr.data.settings import PreprocessSettings, check_detector_entries, detector_free_match
+from cfnsr.data.source_identity import CorpusError
 from cfnsr.data.worker_pool import exit_description, pool_context, process_pool, run_isolated
 from cfnsr.files import describe_os_error, environment_error
 
@@ -91,6 +98,7 @@ class ClipJob:
     cache_dir: str
     settings: PreprocessSettings
     threads: int  # decoder threads
+    sources: dict[str, Any]  # identity of its video, CSV, audio file (cfnsr.data.source_identity), in meta.json
     kill_on: str | None = None  # test-only: KILL_WORKER_ENV's glob, set only for jobs run in pool workers
 
 
@@ -197,7 +205,7 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
             "corpus": job.corpus, "face_source": source,
             "audio_source": Path(os.path.relpath(job.clip.audio, job.root)).as_posix() if separate_audio else None,
             "audio_padded_seconds": round(padded, 4),
-            "source": job.rel, "settings_hash": s.hash, "duration": clip.duration, "fps": clip.fps,
+            "source": job.rel, "sources": job.sources, "settings_hash": s.hash, "duration": clip.duration, "fps": clip.fps,
             "width": clip.width, "height": clip.height, "frame_times": [round(t, 4) for t in clip.frame_times],
             "frames_shape": list(crops.shape), "mfcc_shape": list(mfcc.shape),
             # audio.npy = round(window * audio_scale) clipped to +-audio_scale; audio_clipped: samples clipped
@@ -398,6 +406,42 @@ def _previous_failures(previous: dict[str, Any] | None, settings: PreprocessSett
     return {s["file"]: s for s in skipped if isinstance(s, dict) and "file" in s and "size" in s}
 
 
+def _recorded_root(cache_dir: Path, previous: dict[str, Any] | None) -> str | None:
+    """The corpus root the cache was built from: corpus.json's, else the last report's root."""
+    corpus = cache.read_corpus(cache_dir)
+    if corpus is not None and corpus.get("root"):
+        return str(corpus["root"])
+    return str(previous["root"]) if previous and previous.get("root") else None
+
+
+def _recorded_fingerprint(cache_dir: Path) -> str:
+    corpus = cache.read_corpus(cache_dir)
+    return str(corpus.get("fingerprint")) if corpus is not None else "not recorded"
+
+
+def _same_report_root(previous: dict[str, Any] | None, root: Path) -> bool:
+    """An entry older than source identities is re-identified (hashed, not rebuilt) only when the cache's report
+    says it was built from this very root; under another root the cache is refused (nothing ties the entry to these
+    files), and without any recorded root the entry is rebuilt."""
+    return bool(previous and previous.get("root")) and identity.same_root(previous["root"], root)
+
+
+def _duplicates(cache_dir: Path, sources: dict[str, dict[str, Any]], usable: list[str]) -> list[dict[str, Any]]:
+    """Groups of clips with the same mp4 content, and of usable clips whose cached frames are identical."""
+    out = [{"kind": "mp4", "clips": g, "sha256": sources[g[0]]["mp4"]["sha256"]}
+           for g in identity.duplicate_groups(sources)]
+    frames: dict[str, dict[str, Any]] = {}
+    for stem in usable:
+        try:
+            digest = cache.load_meta(cache_dir, stem)["files"]["frames.npy"]["sha256"]
+        except (CacheError, KeyError, TypeError):
+            continue
+        frames[stem] = {"frames": {"sha256": digest}}
+    out += [{"kind": "frames", "clips": g, "sha256": frames[g[0]]["frames"]["sha256"]}
+            for g in identity.duplicate_groups(frames, key="frames")]
+    return out
+
+
 def default_corpus(generate: dict[str, Any] | None = None) -> Corpus:
     """The corpus of callers from before the seam that name none: RAVDESS's layout (``generate``: synthetic)."""
     from cfnsr.data.ravdess import RavdessCorpus
@@ -456,27 +500,75 @@ def _preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Prepro
     facts: dict[str, dict[str, Any]] = {}
     jobs: list[ClipJob] = []
     inputs: dict[str, dict[str, Any]] = {}
+    sources: dict[str, dict[str, Any]] = {}  # stem -> identity of its files now (cfnsr.data.source_identity)
+    reidentify: dict[str, dict[str, Any]] = {}  # stem -> identity to write into an entry kept as it is
+    foreign: list[str] = []  # entries made from other files, under another corpus root
+    recorded_root = _recorded_root(cache_dir, previous)
+    same_root = identity.same_root(recorded_root, root)
+    to_build: list[Clip] = []
+    memo = {s["stem"]: s["sources"] for s in (previous or {}).get("skipped") or []
+            if isinstance(s, dict) and isinstance(s.get("sources"), dict) and s.get("stem")}
     for clip in candidates:
-        path, rel, stem = Path(clip.path), clip.rel, clip.stem
-        if cache.entry_dir(cache_dir, stem).exists():
-            meta, reason = cache.check_entry(cache_dir, stem, full=verify == "full")
+        path, rel = Path(clip.path), clip.rel
+        if cache.entry_dir(cache_dir, clip.stem).exists():
+            meta, reason = cache.check_entry(cache_dir, clip.stem, full=verify == "full")
             if reason is None:
                 assert meta is not None
-                reason = _label_change(meta, clip)
-            if reason is None:
-                assert meta is not None
-                reused.append(stem)
-                facts[stem] = _entry_facts(meta)
-                continue
-            rebuilt.append({"stem": stem, "file": rel, "reason": reason})
-            cache.remove_entry(cache_dir, stem)
-        inputs[rel] = _input_facts(root, path, clip)
+                status, current, why = identity.compare_sources(meta.get("sources"), root, clip, full=verify == "full")
+                relabel = _label_change(meta, clip)  # same files, but the corpus labels the clip otherwise now
+                if status == "same" and relabel is None:
+                    sources[clip.stem] = meta["sources"]
+                    reused.append(clip.stem)
+                    facts[clip.stem] = _entry_facts(meta)
+                    continue
+                current = current or (meta["sources"] if status == "same" else identity.source_identity(root, clip))
+                sources[clip.stem] = current
+                kept = status in ("same", "reidentified") or (status == "unknown" and _same_report_root(previous, root))
+                if kept and relabel is not None:
+                    reason = relabel
+                elif kept:
+                    # same content (or an entry older than source identities, made from this very root)
+                    reidentify[clip.stem] = current
+                    reused.append(clip.stem)
+                    facts[clip.stem] = _entry_facts(meta)
+                    continue
+                elif not same_root:  # changed, or unknown and made under another root: cannot be this corpus's
+                    foreign.append(f"{clip.stem}: {why}")
+                    continue
+                else:
+                    reason = why
+            else:
+                sources[clip.stem] = identity.source_identity(root, clip)
+            to_build.append(clip)
+            rebuilt.append({"stem": clip.stem, "file": rel, "reason": str(reason)})
+            continue
+        recorded = memo.get(clip.stem)
+        status, current, _ = (identity.compare_sources(recorded, root, clip, full=False)
+                              if recorded is not None else ("unknown", None, None))
+        sources[clip.stem] = recorded if status == "same" else current or identity.source_identity(root, clip)
+        to_build.append(clip)
+    if foreign:
+        raise CorpusError(
+            f"the cache at {cache_dir} was built from the corpus at {recorded_root} "
+            f"(fingerprint {_recorded_fingerprint(cache_dir)}), and {len(foreign)} of its entries cannot be matched "
+            f"with the files of data.root={root}:\n  " + "\n  ".join(foreign[:10])
+            + (f"\n  ... {len(foreign) - 10} more" if len(foreign) > 10 else "")
+            + "\nA cache serves one corpus: give this corpus its own data.cache_dir, or rebuild this cache for it "
+              "with preprocess.force=true")
+    for stem in reidentify:
+        cache.update_sources(cache_dir, stem, reidentify[stem])
+    for clip in to_build:
+        path, rel = Path(clip.path), clip.rel
+        if cache.entry_dir(cache_dir, clip.stem).exists():
+            cache.remove_entry(cache_dir, clip.stem)
+        inputs[rel] = {**_input_facts(root, path, clip), "stem": clip.stem, "sources": sources[clip.stem]}
         before = failures.get(rel)
         if before is not None and not retry_failed and _same_inputs(before, inputs[rel]):
             skipped.append(before)  # failed before, nothing changed since: same outcome, same report entry
             not_retried.append(rel)
             continue
         jobs.append(ClipJob(str(path), rel, clip, corpus.name, str(root), str(cache_dir), settings, threads,
+                            sources[clip.stem],
                             kill_on=os.environ.get(KILL_WORKER_ENV) if workers > 1 else None))
 
     processed: list[str] = []
@@ -495,10 +587,17 @@ def _preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Prepro
             skipped.append({**{k: result[k] for k in ("file", "kind", "reason")}, **inputs[result["file"]]})
 
     elapsed = time.perf_counter() - started
+    fingerprint = identity.fingerprint(sources)
     report = build_report(root, cache_dir, settings, n_found, sorted(processed), sorted(reused), skipped,
                            not_a_clip, rebuilt, sorted(not_retried), facts, seconds, elapsed, workers, verify)
-    if processed or rebuilt or previous is None or stable_part(previous) != stable_part(report):
+    report["corpus_fingerprint"] = fingerprint
+    report["reidentified"] = sorted(reidentify)
+    report["counts"]["reidentified"] = len(reidentify)
+    report["duplicates"] = _duplicates(cache_dir, sources, [*processed, *reused])
+    report["counts"]["duplicates"] = len(report["duplicates"])
+    if processed or rebuilt or reidentify or previous is None or stable_part(previous) != stable_part(report):
         cache.write_json_atomic(cache_dir / REPORT_FILE, report)
+    cache.write_corpus(cache_dir, {"root": str(root.resolve()), "fingerprint": fingerprint, "clips": len(sources)})
     if not processed and not reused:
         raise NoUsableClipsError(f"no usable clip under {root}: all {len(skipped)} clip(s) were skipped and "
                                  f"{len(not_a_clip)} file(s) are not clips (see {cache_dir / REPORT_FILE})\n"

@@ -16,9 +16,9 @@ CORRUPT_FIELDS = ("corrupt_packets", "corrupt_video_packets", "corrupt_audio_pac
 
 # What one run did or measured, as opposed to the state of the corpus and cache: left out when deciding whether
 # the report on disk is still right (they describe the run that last wrote it).
-_RUN_FIELDS = ("workers", "verify", "processed", "reused", "rebuilt", "not_retried", "elapsed_s",
+_RUN_FIELDS = ("workers", "verify", "processed", "reused", "rebuilt", "not_retried", "reidentified", "elapsed_s",
                "clip_seconds_mean", "clip_cpu_seconds_mean")
-_RUN_COUNTS = ("processed", "reused", "rebuilt", "not_retried")
+_RUN_COUNTS = ("processed", "reused", "rebuilt", "not_retried", "reidentified")
 
 
 def stable_part(report: dict[str, Any]) -> Any:
@@ -91,6 +91,13 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(f"    {s['reason']}")  # every reason starts with the file name
         if len(problems) > 10:
             lines.append(f"    ... {len(problems) - 10} more in preprocess_report.json")
+    if c.get("reidentified"):
+        lines.append(f"  {c['reidentified']} entr{'y' if c['reidentified'] == 1 else 'ies'} re-identified: same "
+                     f"source content, new size/mtime or no recorded identity (kept, not rebuilt)")
+    if c.get("duplicates"):
+        lines.append(f"  {c['duplicates']} group(s) of clips with identical content (see duplicates in "
+                     f"preprocess_report.json): "
+                     + "; ".join(f"{d['kind']}: {', '.join(d['clips'])}" for d in report["duplicates"][:3]))
     if c.get("not_retried"):
         lines.append(f"  {c['not_retried']} clip(s) that failed before were not retried (their files did not "
                      f"change; preprocess.retry_failed=true retries them)")

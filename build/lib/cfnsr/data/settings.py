@@ -78,7 +78,9 @@ class PreprocessSettings:
             raise ValueError(f"short_audio must be one of {SHORT_AUDIO}, got {self.short_audio!r}")
         if self.channel_order not in ("rgb", "bgr"):
             raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {self.channel_order!r}")
-        if self.face_fallback not in (*FACE_DETECTORS, "none"):
+        # A retired detector is accepted as a recorded value (a checkpoint or cache from before BlazeFace: its hash
+        # is the one recorded then); preprocessing refuses to run it (cfnsr.data.faces.detect_face names it).
+        if self.face_fallback not in (*FACE_DETECTORS, *RETIRED_DETECTORS, "none"):
             raise ValueError(f"face_fallback must be one of {[*FACE_DETECTORS, 'none']}, got {self.face_fallback!r}")
         if self.landmark_mismatch not in ("detector", "skip"):
             raise ValueError(f"landmark_mismatch must be 'detector' or 'skip', got {self.landmark_mismatch!r}")

@@ -198,15 +198,17 @@ def _label_variants(rows: list[FusionRow]) -> list[str]:
         extra = [name for name, values in (("effective_batch", {r.effective_batch for r in same}),
                                            ("init_provenance", {r.init_provenance for r in same}))
                  if len(values) > 1]
+        corpora = len({r.corpus for r in same}) > 1  # rows split by the corpus they ran on (last row-key field)
         for r in same:
-            r.variant = keys + extra
+            r.variant = keys + extra + (["corpus"] if corpora else [])
             parts = [describe(r.recipe, keys)] if keys else []
             parts += [f"{name}={getattr(r, name) if getattr(r, name) is not None else '(not recorded)'}"
                       for name in extra]
+            parts += [f"corpus {r.corpus or 'not recorded'}"] if corpora else []
             r.label = f"{r.model} ({', '.join(parts)})"
+        what = keys + extra + (["the corpus they ran on (corpus_fingerprint)"] if corpora else [])
         notes.append(
-            f"{same[0].model} appears with different settings, one row each; they differ in "
-            f"{', '.join(keys + extra)}."
+            f"{same[0].model} appears with different settings, one row each; they differ in {', '.join(what)}."
         )
     return notes
 
@@ -226,7 +228,7 @@ def _compare_rows(rows: list[FusionRow]) -> list[str]:
     for row in rows:
         if row.fusion == REFERENCE_FUSION:
             continue
-        same = [ref for ref in refs if ref.init == row.init]
+        same = [ref for ref in refs if ref.init == row.init and ref.corpus == row.corpus]
         if len(same) == 1:
             ref = same[0]
             row.comparison = {**paired_comparison(row.per_fold_war, ref.per_fold_war), "reference": ref.label}

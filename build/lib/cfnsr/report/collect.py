@@ -118,6 +118,13 @@ class Run:
         return (*self.group_key, None if tr is None else recipe_hash(tr))
 
     @property
+    def corpus_fingerprint(self) -> str | None:
+        """The fingerprint of the corpus the run trained and tested on (``cfnsr.data.source_identity``); None in records
+        written before it was recorded."""
+        value = self.record.get("corpus_fingerprint")
+        return value if isinstance(value, str) and value else None
+
+    @property
     def effective_batch(self) -> int | None:
         """Clips per optimiser step (batch size x devices x nodes x accumulation); None when not recorded."""
         value = self.record.get("effective_batch")
@@ -144,11 +151,12 @@ class Run:
         return tuple(sorted(versions))
 
     @cached_property
-    def row_key(self) -> tuple[str, str | None, int | None, str | None]:
+    def row_key(self) -> tuple[str, str | None, int | None, str | None, str | None]:
         """Within a table, runs with equal row keys form one row: the fusion, the hash of its row recipe, the effective
-        batch and the initialisation's provenance (the recipes of the init checkpoints, not just "was it set")."""
+        batch, the initialisation's provenance (the recipes of the init checkpoints, not just "was it set") and the
+        corpus fingerprint (runs on different corpora never share a row). ``report.gap`` drops index 3."""
         return (self.fusion, recipe_hash(self.row_recipe) if self.recipe is not None else None,
-                self.effective_batch, self.init_provenance)
+                self.effective_batch, self.init_provenance, self.corpus_fingerprint)
 
     @property
     def identity(self) -> tuple:

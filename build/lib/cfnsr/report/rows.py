@@ -109,7 +109,7 @@ class FusionRow:
     paper_params: str | None
     confusion: np.ndarray | None = field(default=None, repr=False)
     comparison: dict[str, Any] | None = None  # paired comparison against CFN-SR ("reference": its row label)
-    row_key: tuple = ()  # (fusion, hash of the row recipe or None without a recorded recipe)
+    row_key: tuple = ()  # Run.row_key: (fusion, row recipe hash or None, effective batch, init provenance, corpus fingerprint)
     recipe: dict[str, Any] = field(default_factory=dict, repr=False)  # fusion.* and model.init.* recipe keys
     variant: list[str] = field(default_factory=list)  # keys that tell this row from other rows of the same fusion
     label: str = ""  # the row's name in the tables: the model name, plus the variant keys when the fusion repeats
@@ -123,6 +123,11 @@ class FusionRow:
     def mixed_code_versions(self) -> bool:
         """The row pools runs of more than one code version (an unknown version counts as one)."""
         return len(self.code_versions) > 1
+
+    @property
+    def corpus(self) -> str | None:
+        """The corpus fingerprint of the row's runs (part of the row key); None when not recorded."""
+        return self.row_key[4] if len(self.row_key) > 4 else None
 
     def __post_init__(self) -> None:
         if not self.label:
@@ -185,7 +190,7 @@ def aggregate_fusion(fusion: str, runs: Sequence[Run]) -> FusionRow:
         paper_accuracy=paper.get("accuracy"),
         paper_params=paper.get("params"),
         confusion=_sum_confusion(runs),
-        row_key=runs[0].row_key if runs else (fusion, None),
+        row_key=runs[0].row_key if runs else (fusion, None, None, None, None),
         recipe=dict(runs[0].row_recipe) if runs else {},
         order=_first(runs, "fusion_order"),
         effective_batch=runs[0].effective_batch if runs else None,

@@ -18,6 +18,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,13 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from cfnsr.runs.checkpoint_files import CHECKPOINT_DIR, LAST_NAME, CheckpointError, load_checkpoint, run_id_of
+from cfnsr.runs.corpus_check import CORPUS_KEY, corpus_differences
 from cfnsr.runs.provenance import effective_batch_difference
+from cfnsr.runs.ranks import global_rank_from_env
 from cfnsr.runs.recipe import recipe_differences, training_recipe
 from cfnsr.runs.record import FILENAME as RECORD_FILE
+
+__all__ = ["global_rank_from_env"]  # moved to cfnsr.runs.ranks; the jobs import it from here
 
 LOCK_FILE = ".job.lock"
 OWNER_FILE = ".job.lock.owner"
@@ -39,20 +44,6 @@ class RunFolderError(RuntimeError):
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:16]
-
-
-def global_rank_from_env() -> int:
-    """The process's global rank as the launchers set it (torchrun, SLURM, Lightning's ddp children); 0 if none.
-
-    Only "zero or not" matters here: rank 0 alone locks the folder and writes the record.
-    """
-    env = os.environ
-    if env.get("RANK", "").isdigit():  # torchrun
-        return int(env["RANK"])
-    if env.get("SLURM_PROCID", "").isdigit() and int(env.get("SLURM_NTASKS", "1")) > 1:
-        return int(env["SLURM_PROCID"])  # one SLURM task per device (a one-task sweep job is rank 0)
-    local, node = int(env.get("LOCAL_RANK", "0") or 0), int(env.get("NODE_RANK", "0") or 0)
-    return local if node == 0 else 1 + local  # Lightning's own ddp launcher: any node but 0 is not rank 0
 
 
 class JobLock:
@@ -146,8 +137,14 @@ def _allowed(key: str, allow: list[str]) -> bool:
     return any(key == a or key.startswith(a + ".") for a in allow)
 
 
-def plan_resume(cfg: Any, ckpt_path: str | Path) -> Resume:
-    """Check that ``ckpt_path`` may be resumed by the run ``cfg`` describes; raise with the reason otherwise."""
+def plan_resume(cfg: Any, ckpt_path: str | Path,
+                corpus: Callable[[], Mapping[str, Any]] | None = None) -> Resume:
+    """Check that ``ckpt_path`` may be resumed by the run ``cfg`` describes; raise with the reason otherwise.
+
+    ``corpus``: gives the corpus fingerprint and cache folder of the command's data now
+    (``cfnsr.data.source_identity.run_corpus_identity``); compared with those the checkpoint recorded (``CORPUS_KEY``), so a
+    run never continues on another corpus or cache. Called only when the checkpoint records them.
+    """
     c = _container(cfg)
     ckpt_path = Path(ckpt_path)
     if str(ckpt_path) == "last":
@@ -176,11 +173,13 @@ def plan_resume(cfg: Any, ckpt_path: str | Path) -> Resume:
     saved = run_identity(ckpt["cfnsr_config"])
     wanted = run_identity(c)
     allow = list((c.get("resume") or {}).get("allow") or [])
-    diffs = recipe_differences(saved, wanted)
+    lines = recipe_differences(saved, wanted)
     # The recipe keeps the batch size but not the device count; the clips per optimiser step must match too.
     batch = effective_batch_difference(ckpt["cfnsr_config"], c)
-    diffs += [batch] if batch else []
-    diffs = [line for line in diffs if not _allowed(line.split(":", 1)[0], allow)]
+    lines += [batch] if batch else []
+    if corpus is not None and isinstance(ckpt.get(CORPUS_KEY), Mapping):
+        lines += corpus_differences(ckpt[CORPUS_KEY], corpus())
+    diffs = [line for line in lines if not _allowed(line.split(":", 1)[0], allow)]
     if diffs:
         raise RunFolderError(
             f"cannot resume {ckpt_path}: the command differs from the run it resumes (checkpoint vs now):\n  "

@@ -27,6 +27,7 @@ from cfnsr.robustness.suite import (
     write_outputs,
 )
 from cfnsr.runs.checkpoint_files import load_checkpoint
+from cfnsr.runs.corpus_check import record_fields as corpus_record_fields
 from cfnsr.runs.diagnostics import MANIFEST_FILE, by_interaction, read_manifest
 from cfnsr.runs.folder import JobLock, RunFolderError, global_rank_from_env
 from cfnsr.runs.summary import format_run_summary
@@ -117,7 +118,8 @@ def _evaluate_in(cfg: DictConfig, out: Path) -> dict[str, Any]:
               "selection": f"checkpoint {Path(cfg.ckpt_path).name}", "best_ckpt": str(cfg.ckpt_path),
               "best_epoch": ckpt.get("epoch"), "epochs": run_cfg.trainer.get("max_epochs"),
               "checkpoint": checkpoint, "partial": partial,
-              "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+              "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              **corpus_record_fields(datamodule.corpus_identity)}
     if trainer.is_global_zero:  # the module wrote the bare result; this one names the checkpoint
         write_text_atomic(out / RESULT_FILE, json.dumps(result))
     if suite is not None:

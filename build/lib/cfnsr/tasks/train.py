@@ -23,6 +23,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from cfnsr.builders.config_checks import check_train_config
+from cfnsr.builders.corpus import build_corpus
 from cfnsr.builders.init_checks import split_dict
 from cfnsr.builders.objects import build_datamodule, build_module, build_trainer, clip_shapes, fold_split
 from cfnsr.builders.run_metadata import provenance, run_metadata
@@ -30,8 +31,10 @@ from cfnsr.callbacks import run_end
 from cfnsr.callbacks.trial_report import TrialPruned
 from cfnsr.callbacks.wandb_summary import wandb_run_options
 from cfnsr.console import print_config_tree, progress_bars
+from cfnsr.data.source_identity import run_corpus_identity
 from cfnsr.models.complexity import count_params, gflops_per_clip
 from cfnsr.runs.checkpoint_files import CHECKPOINT_DIR, callback_state, run_checkpoints
+from cfnsr.runs.corpus_check import record_fields as corpus_record_fields
 from cfnsr.runs.diagnostics import MANIFEST_FILE, by_interaction, read_manifest
 from cfnsr.runs.folder import (
     JobLock,
@@ -113,6 +116,11 @@ def set_cpu_threads(cfg: DictConfig) -> None:
         torch.set_num_threads(int(n))
 
 
+def _corpus_now(cfg: DictConfig) -> dict[str, Any]:
+    """The corpus fingerprint (of the clips ``data.corpus`` discovers under ``data.root``) and cache folder now."""
+    return run_corpus_identity(cfg.data.root, cfg.data.cache_dir, build_corpus(cfg))
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run the job described by ``cfg`` and return its record (also written to ``<run_dir>/metrics.json``).
 
@@ -131,7 +139,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     ckpt_path = (cfg.ckpt_path or requeued_checkpoint(Path(cfg.paths.output_dir))
                  or interrupted_checkpoint(Path(cfg.paths.output_dir)))
     if ckpt_path:
-        resume = plan_resume(cfg, ckpt_path)
+        resume = plan_resume(cfg, ckpt_path, corpus=partial(_corpus_now, cfg))
         out, run_id = resume.run_dir, resume.run_id
         print(f"Resuming run {run_id} in {out}: epoch {resume.epoch + 1} of {cfg.trainer.max_epochs} done "
               f"({resume.ckpt_path.name}), continuing with epoch {resume.epoch + 2}")
@@ -196,6 +204,7 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
     started = time.time()
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        record.update(corpus_record_fields(datamodule.corpus_identity))
         if trainer.fast_dev_run:
             return _finish_fast_dev_run(cfg, trainer, module, datamodule, out, record, rank0, started)
         # Rank 0 alone reads the checkpoints (it wrote them; other nodes may have no copy of its folder) and hands
@@ -221,11 +230,13 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
             record["final_metrics"] = _logged_metrics(trainer)
         record["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     except Interrupted as exc:  # SIGTERM/SIGINT: not a failure; the record says how to continue
+        record.update(corpus_record_fields(datamodule.corpus_identity))
         record.update(interrupted_fields(exc, out), train_seconds=round(time.time() - started, 1))
         if rank0:
             write_record(out, record)
         raise
     except BaseException as exc:
+        record.update(corpus_record_fields(datamodule.corpus_identity))
         pruned = isinstance(exc, TrialPruned)  # a search's pruner stopped the trial: not a failure
         record["status"] = "pruned" if pruned else "failed"
         record["error"] = f"{type(exc).__name__}: {exc}"
