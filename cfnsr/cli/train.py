@@ -7,8 +7,11 @@ from omegaconf import DictConfig
 
 from cfnsr.cli import CONFIG_PATH
 from cfnsr.runs.job_dirs import register
+from cfnsr.runs.slurm_polling import quiet_sacct_warnings
 
 register()  # ${job_dirname:...} names multirun job folders, ${slurm_gpus:...} sizes SLURM jobs
+# At import, not in main: under hydra/launcher=slurm the launching process polls SLURM but never runs main.
+quiet_sacct_warnings()  # a SLURM cluster without accounting: one warning, not one per poll
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
@@ -24,10 +27,8 @@ def main(cfg: DictConfig) -> float | None:
     from cfnsr.console import console_to_log, quiet_lightning
     from cfnsr.runs.folder import run_identity
     from cfnsr.runs.interrupt import Interrupted, finished_job
-    from cfnsr.runs.slurm_polling import quiet_sacct_warnings
     from cfnsr.tasks.train import train
 
-    quiet_sacct_warnings()  # a SLURM cluster without accounting: one warning, not one per poll
     hydra_cfg = HydraConfig.get()
     check_sweeper(hydra_cfg.sweeper.get("_target_"), cfg.protocol.name, cfg.protocol.get("objective"))
     quiet_lightning()
