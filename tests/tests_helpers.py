@@ -131,3 +131,22 @@ def compose_eval(overrides: list[str], output_dir: Path, data_dir: Path | None =
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
     return cfg
+
+
+def interrupted_run(monkeypatch: pytest.MonkeyPatch, cfg: DictConfig) -> None:
+    """Train ``cfg`` (2 epochs or more) and kill it at the start of its second epoch, as a crash would: the run
+    folder is left with ``last.ckpt`` of epoch 0 and a record that is not finished."""
+    from cfnsr.module import EmotionModule
+    from cfnsr.tasks.train import train
+
+    original = EmotionModule.on_train_epoch_start
+
+    def crash(self: EmotionModule) -> None:
+        if self.current_epoch == 1:
+            raise RuntimeError("simulated kill")
+        original(self)
+
+    monkeypatch.setattr(EmotionModule, "on_train_epoch_start", crash)
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        train(cfg)
+    monkeypatch.setattr(EmotionModule, "on_train_epoch_start", original)

@@ -360,22 +360,15 @@ def _prepare_cache(cache_dir: Path, settings: PreprocessSettings, force: bool) -
     check_detector_entries(cache_dir, settings)
 
 
-def _file_stat(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
-
 
 def _input_facts(root: Path, path: Path, clip: Clip) -> dict[str, Any]:
     """Size and mtime of a clip's video and of the landmark CSV it would use: a failed clip is retried when they
     change (a CSV added, replaced or removed counts)."""
-    size, mtime = _file_stat(path) or (-1, -1)
+    size, mtime = identity.file_stat(path) or (-1, -1)
     facts: dict[str, Any] = {"size": size, "mtime_ns": mtime, "landmark_csv": None}
     csv = Path(clip.landmarks) if clip.landmarks else None
     if csv is not None:
-        csv_size, csv_mtime = _file_stat(csv) or (-1, -1)
+        csv_size, csv_mtime = identity.file_stat(csv) or (-1, -1)
         facts.update(landmark_csv=csv.relative_to(root).as_posix(), landmark_size=csv_size,
                      landmark_mtime_ns=csv_mtime)
     return facts

@@ -80,7 +80,8 @@ def source_identity(root: Path, clip: Clip) -> dict[str, Any]:
     return {kind: None if f is None else file_identity(f[0], f[1]) for kind, f in clip_files(Path(root), clip).items()}
 
 
-def _stat(path: Path) -> tuple[int, int] | None:
+def file_stat(path: Path) -> tuple[int, int] | None:
+    """(size, mtime in ns) of ``path``, None when it cannot be read: the cheap identity check."""
     try:
         st = path.stat()
     except OSError:
@@ -118,7 +119,7 @@ def compare_sources(recorded: Any, root: Path, clip: Clip, full: bool
             continue
         if rec.get("file") != now[1]:
             return "changed", None, f"{kind} is now {now[1]}, the entry was made from {rec.get('file')}"
-        if _stat(now[0]) != (rec.get("size"), rec.get("mtime_ns")):
+        if file_stat(now[0]) != (rec.get("size"), rec.get("mtime_ns")):
             stale = True
     if not stale and not full:
         return "same", None, None

@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from tests_helpers import compose_train
+from tests_helpers import compose_train, interrupted_run
 from wandb_files import read_run
 
 from cfnsr.callbacks.wandb_summary import confusion_pairs, per_class_scores, wandb_run_options
-from cfnsr.module import EmotionModule
 from cfnsr.tasks.train import train
 
 WANDB = ["logger=wandb", "logger.wandb.log_model=true", "fusion=averaging", "complexity=false",
@@ -41,17 +40,7 @@ def test_groups_by_recipe_and_trials_by_study() -> None:
 def test_resumed_run_continues_its_wandb_run_with_charts_and_artifact(tiny_data_dir: Path, tmp_path: Path,
                                                                        monkeypatch) -> None:
     out = tmp_path / "run"
-    original = EmotionModule.on_train_epoch_start
-
-    def crash(self):
-        if self.current_epoch == 1:
-            raise RuntimeError("simulated kill")
-        original(self)
-
-    monkeypatch.setattr(EmotionModule, "on_train_epoch_start", crash)
-    with pytest.raises(RuntimeError, match="simulated kill"):
-        train(compose_train([*WANDB, "trainer.max_epochs=2"], tiny_data_dir, out))
-    monkeypatch.setattr(EmotionModule, "on_train_epoch_start", original)
+    interrupted_run(monkeypatch, compose_train([*WANDB, "trainer.max_epochs=2"], tiny_data_dir, out))
     record = train(compose_train([*WANDB, "trainer.max_epochs=2", f"ckpt_path={out}/checkpoints/last.ckpt"],
                                  tiny_data_dir, tmp_path / "launch"))
     assert record["status"] == "finished"

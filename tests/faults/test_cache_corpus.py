@@ -209,22 +209,10 @@ def test_a_non_zero_rank_never_writes_the_cache(corpora, tmp_path, monkeypatch):
 # ---------------------------------------------------------------- the corpus is part of what a run is
 def _interrupted_run(data: Path, out: Path, monkeypatch) -> None:
     """A 2-epoch run that crashes at the start of its second epoch (as a kill would): last.ckpt holds epoch 0."""
-    from tests_helpers import compose_train
+    from tests_helpers import compose_train, interrupted_run
 
-    from cfnsr.module import EmotionModule
-    from cfnsr.tasks.train import train
 
-    original = EmotionModule.on_train_epoch_start
-
-    def crash(self):
-        if self.current_epoch == 1:
-            raise RuntimeError("simulated kill")
-        original(self)
-
-    monkeypatch.setattr(EmotionModule, "on_train_epoch_start", crash)
-    with pytest.raises(RuntimeError, match="simulated kill"):
-        train(compose_train([*RUN, "trainer.max_epochs=2"], data, out))
-    monkeypatch.setattr(EmotionModule, "on_train_epoch_start", original)
+    interrupted_run(monkeypatch, compose_train([*RUN, "trainer.max_epochs=2"], data, out))
 
 
 RUN = ["fusion=averaging", "complexity=false", "fold=2"]

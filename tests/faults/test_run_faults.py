@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests_helpers import compose_eval, compose_train
+from tests_helpers import compose_eval, compose_train, interrupted_run
 
-from cfnsr.module import EmotionModule
 from cfnsr.tasks.evaluate import evaluate
 from cfnsr.tasks.train import train
 
@@ -42,17 +41,7 @@ def _write_evil(path: Path, marker: Path, like: Path | None = None) -> None:
 
 def _interrupted_run(data: Path, out: Path, monkeypatch, extra: list[str] = ()) -> dict:
     """A 2-epoch run that crashes at the start of its second epoch (as a kill would): last.ckpt holds epoch 0."""
-    original = EmotionModule.on_train_epoch_start
-
-    def crash(self):
-        if self.current_epoch == 1:
-            raise RuntimeError("simulated kill")
-        original(self)
-
-    monkeypatch.setattr(EmotionModule, "on_train_epoch_start", crash)
-    with pytest.raises(RuntimeError, match="simulated kill"):
-        train(compose_train([*FAST, "trainer.max_epochs=2", *extra], data, out))
-    monkeypatch.setattr(EmotionModule, "on_train_epoch_start", original)
+    interrupted_run(monkeypatch, compose_train([*FAST, "trainer.max_epochs=2", *extra], data, out))
     return json.loads((out / "metrics.json").read_text())
 
 
