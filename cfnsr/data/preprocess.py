@@ -470,8 +470,115 @@ def preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Preproc
         raise EnvironmentProblem(f"preprocessing stopped: {describe_os_error(env, cache_dir)}") from exc
 
 
+@dataclass
+class _Plan:
+    """What one preprocessing run does with each clip the corpus found, decided before any clip is decoded."""
+
+    reused: list[str]  # stems whose entry stays as it is
+    rebuilt: list[dict[str, str]]  # entries that exist but must be made again: {stem, file, reason}
+    to_build: list[Clip]  # clips to (re)process: the rebuilt ones and those without an entry
+    facts: dict[str, dict[str, Any]]  # stem -> facts of a reused entry (for the report)
+    sources: dict[str, dict[str, Any]]  # stem -> identity of its files now (cfnsr.data.source_identity)
+    reidentify: dict[str, dict[str, Any]]  # stem -> identity to write into an entry kept as it is
+    foreign: list[str]  # entries made from other files, under another corpus root
+
+
+def _plan(candidates: list[Clip], root: Path, cache_dir: Path, previous: dict[str, Any] | None,
+          full: bool) -> _Plan:
+    """Sort the corpus's clips into reused, re-identified, foreign and to-build, from their entries and files."""
+    plan = _Plan([], [], [], {}, {}, {}, [])
+    same_root = identity.same_root(_recorded_root(cache_dir, previous), root)
+    # identities recorded for clips skipped last time: an unchanged file need not be hashed again
+    memo = {s["stem"]: s["sources"] for s in (previous or {}).get("skipped") or []
+            if isinstance(s, dict) and isinstance(s.get("sources"), dict) and s.get("stem")}
+    for clip in candidates:
+        if cache.entry_dir(cache_dir, clip.stem).exists():
+            _plan_existing(plan, clip, root, cache_dir, previous, same_root, full)
+            continue
+        recorded = memo.get(clip.stem)
+        status, current, _ = (identity.compare_sources(recorded, root, clip, full=False)
+                              if recorded is not None else ("unknown", None, None))
+        plan.sources[clip.stem] = recorded if status == "same" else current or identity.source_identity(root, clip)
+        plan.to_build.append(clip)
+    return plan
+
+
+def _plan_existing(plan: _Plan, clip: Clip, root: Path, cache_dir: Path, previous: dict[str, Any] | None,
+                   same_root: bool, full: bool) -> None:
+    """Decide for a clip that has a cache entry: keep it, re-identify it, rebuild it, or call it foreign."""
+    meta, reason = cache.check_entry(cache_dir, clip.stem, full=full)
+    if reason is not None or meta is None:  # a broken entry: rebuilt from the files as they are now
+        plan.sources[clip.stem] = identity.source_identity(root, clip)
+        plan.to_build.append(clip)
+        plan.rebuilt.append({"stem": clip.stem, "file": clip.rel, "reason": str(reason)})
+        return
+    status, current, why = identity.compare_sources(meta.get("sources"), root, clip, full=full)
+    relabel = _label_change(meta, clip)  # same files, but the corpus labels the clip otherwise now
+    if status == "same" and relabel is None:
+        plan.sources[clip.stem] = meta["sources"]
+        plan.reused.append(clip.stem)
+        plan.facts[clip.stem] = _entry_facts(meta)
+        return
+    current = current or (meta["sources"] if status == "same" else identity.source_identity(root, clip))
+    plan.sources[clip.stem] = current
+    kept = status in ("same", "reidentified") or (status == "unknown" and _same_report_root(previous, root))
+    if kept and relabel is None:
+        # same content (or an entry older than source identities, made from this very root)
+        plan.reidentify[clip.stem] = current
+        plan.reused.append(clip.stem)
+        plan.facts[clip.stem] = _entry_facts(meta)
+        return
+    if not kept and not same_root:  # changed, or unknown and made under another root: cannot be this corpus's
+        plan.foreign.append(f"{clip.stem}: {why}")
+        return
+    plan.to_build.append(clip)
+    plan.rebuilt.append({"stem": clip.stem, "file": clip.rel, "reason": str(relabel if kept else why)})
+
+
+def _refuse_foreign(plan: _Plan, cache_dir: Path, root: Path, previous: dict[str, Any] | None) -> None:
+    if not plan.foreign:
+        return
+    foreign = plan.foreign
+    raise CorpusError(
+        f"the cache at {cache_dir} was built from the corpus at {_recorded_root(cache_dir, previous)} "
+        f"(fingerprint {_recorded_fingerprint(cache_dir)}), and {len(foreign)} of its entries cannot be matched "
+        f"with the files of data.root={root}:\n  " + "\n  ".join(foreign[:10])
+        + (f"\n  ... {len(foreign) - 10} more" if len(foreign) > 10 else "")
+        + "\nA cache serves one corpus: give this corpus its own data.cache_dir, or rebuild this cache for it "
+          "with preprocess.force=true")
+
+
+def _jobs(plan: _Plan, corpus: Corpus, root: Path, cache_dir: Path, settings: PreprocessSettings,
+          failures: dict[str, dict[str, Any]], retry_failed: bool, workers: int
+          ) -> tuple[list[ClipJob], dict[str, dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """The clips to process as worker jobs, with (inputs by file, clips skipped as before, files not retried).
+
+    A clip that failed before on exactly the same inputs is not retried (same outcome, same report entry) unless
+    ``retry_failed``."""
+    threads = 0 if workers <= 1 else 1  # one BLAS thread per worker process; a single process keeps the default
+    jobs: list[ClipJob] = []
+    inputs: dict[str, dict[str, Any]] = {}
+    skipped_again: list[dict[str, Any]] = []
+    not_retried: list[str] = []
+    for clip in plan.to_build:
+        path, rel = Path(clip.path), clip.rel
+        if cache.entry_dir(cache_dir, clip.stem).exists():
+            cache.remove_entry(cache_dir, clip.stem)
+        inputs[rel] = {**_input_facts(root, path, clip), "stem": clip.stem, "sources": plan.sources[clip.stem]}
+        before = failures.get(rel)
+        if before is not None and not retry_failed and _same_inputs(before, inputs[rel]):
+            skipped_again.append(before)
+            not_retried.append(rel)
+            continue
+        jobs.append(ClipJob(str(path), rel, clip, corpus.name, str(root), str(cache_dir), settings, threads,
+                            plan.sources[clip.stem],
+                            kill_on=os.environ.get(KILL_WORKER_ENV) if workers > 1 else None))
+    return jobs, inputs, skipped_again, not_retried
+
+
 def _preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: PreprocessSettings, corpus: Corpus | None,
                        workers: int, force: bool, progress: bool, verify: str, retry_failed: bool) -> dict[str, Any]:
+    """plan (what each found clip needs) -> jobs -> run them in workers -> the report and the corpus record."""
     if verify not in VERIFY_MODES:
         raise ValueError(f"preprocess verify={verify!r}: expected one of {VERIFY_MODES}")
     started = time.perf_counter()
@@ -484,85 +591,14 @@ def _preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Prepro
     _prepare_cache(cache_dir, settings, force)
     cache.clean_stale_temps(cache_dir)
     previous = _read_report(cache_dir)
-    failures = _previous_failures(previous, settings)
 
-    threads = 0 if workers <= 1 else 1
-    reused: list[str] = []
-    rebuilt: list[dict[str, str]] = []
-    not_retried: list[str] = []
-    facts: dict[str, dict[str, Any]] = {}
-    jobs: list[ClipJob] = []
-    inputs: dict[str, dict[str, Any]] = {}
-    sources: dict[str, dict[str, Any]] = {}  # stem -> identity of its files now (cfnsr.data.source_identity)
-    reidentify: dict[str, dict[str, Any]] = {}  # stem -> identity to write into an entry kept as it is
-    foreign: list[str] = []  # entries made from other files, under another corpus root
-    recorded_root = _recorded_root(cache_dir, previous)
-    same_root = identity.same_root(recorded_root, root)
-    to_build: list[Clip] = []
-    memo = {s["stem"]: s["sources"] for s in (previous or {}).get("skipped") or []
-            if isinstance(s, dict) and isinstance(s.get("sources"), dict) and s.get("stem")}
-    for clip in candidates:
-        path, rel = Path(clip.path), clip.rel
-        if cache.entry_dir(cache_dir, clip.stem).exists():
-            meta, reason = cache.check_entry(cache_dir, clip.stem, full=verify == "full")
-            if reason is None:
-                assert meta is not None
-                status, current, why = identity.compare_sources(meta.get("sources"), root, clip, full=verify == "full")
-                relabel = _label_change(meta, clip)  # same files, but the corpus labels the clip otherwise now
-                if status == "same" and relabel is None:
-                    sources[clip.stem] = meta["sources"]
-                    reused.append(clip.stem)
-                    facts[clip.stem] = _entry_facts(meta)
-                    continue
-                current = current or (meta["sources"] if status == "same" else identity.source_identity(root, clip))
-                sources[clip.stem] = current
-                kept = status in ("same", "reidentified") or (status == "unknown" and _same_report_root(previous, root))
-                if kept and relabel is not None:
-                    reason = relabel
-                elif kept:
-                    # same content (or an entry older than source identities, made from this very root)
-                    reidentify[clip.stem] = current
-                    reused.append(clip.stem)
-                    facts[clip.stem] = _entry_facts(meta)
-                    continue
-                elif not same_root:  # changed, or unknown and made under another root: cannot be this corpus's
-                    foreign.append(f"{clip.stem}: {why}")
-                    continue
-                else:
-                    reason = why
-            else:
-                sources[clip.stem] = identity.source_identity(root, clip)
-            to_build.append(clip)
-            rebuilt.append({"stem": clip.stem, "file": rel, "reason": str(reason)})
-            continue
-        recorded = memo.get(clip.stem)
-        status, current, _ = (identity.compare_sources(recorded, root, clip, full=False)
-                              if recorded is not None else ("unknown", None, None))
-        sources[clip.stem] = recorded if status == "same" else current or identity.source_identity(root, clip)
-        to_build.append(clip)
-    if foreign:
-        raise CorpusError(
-            f"the cache at {cache_dir} was built from the corpus at {recorded_root} "
-            f"(fingerprint {_recorded_fingerprint(cache_dir)}), and {len(foreign)} of its entries cannot be matched "
-            f"with the files of data.root={root}:\n  " + "\n  ".join(foreign[:10])
-            + (f"\n  ... {len(foreign) - 10} more" if len(foreign) > 10 else "")
-            + "\nA cache serves one corpus: give this corpus its own data.cache_dir, or rebuild this cache for it "
-              "with preprocess.force=true")
-    for stem in reidentify:
-        cache.update_sources(cache_dir, stem, reidentify[stem])
-    for clip in to_build:
-        path, rel = Path(clip.path), clip.rel
-        if cache.entry_dir(cache_dir, clip.stem).exists():
-            cache.remove_entry(cache_dir, clip.stem)
-        inputs[rel] = {**_input_facts(root, path, clip), "stem": clip.stem, "sources": sources[clip.stem]}
-        before = failures.get(rel)
-        if before is not None and not retry_failed and _same_inputs(before, inputs[rel]):
-            skipped.append(before)  # failed before, nothing changed since: same outcome, same report entry
-            not_retried.append(rel)
-            continue
-        jobs.append(ClipJob(str(path), rel, clip, corpus.name, str(root), str(cache_dir), settings, threads,
-                            sources[clip.stem],
-                            kill_on=os.environ.get(KILL_WORKER_ENV) if workers > 1 else None))
+    plan = _plan(candidates, root, cache_dir, previous, full=verify == "full")
+    _refuse_foreign(plan, cache_dir, root, previous)
+    for stem, current in plan.reidentify.items():
+        cache.update_sources(cache_dir, stem, current)
+    jobs, inputs, skipped_again, not_retried = _jobs(plan, corpus, root, cache_dir, settings,
+                                                     _previous_failures(previous, settings), retry_failed, workers)
+    skipped += skipped_again
 
     processed: list[str] = []
     seconds: list[tuple[float, float]] = []  # (wall, cpu) per processed clip
@@ -574,24 +610,24 @@ def _preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Prepro
                 f"{len(processed)} clip(s) finished in this run are cached")
         if result["status"] == "ok":
             processed.append(result["stem"])
-            facts[result["stem"]] = result["facts"]
+            plan.facts[result["stem"]] = result["facts"]
             seconds.append((result["seconds"], result["cpu_seconds"]))
         else:
             skipped.append({**{k: result[k] for k in ("file", "kind", "reason")}, **inputs[result["file"]]})
 
-    elapsed = time.perf_counter() - started
-    fingerprint = identity.fingerprint(sources)
-    report = build_report(root, cache_dir, settings, n_found, sorted(processed), sorted(reused), skipped,
-                           not_a_clip, rebuilt, sorted(not_retried), facts, seconds, elapsed, workers, verify)
+    report = build_report(root, cache_dir, settings, n_found, sorted(processed), sorted(plan.reused), skipped,
+                          not_a_clip, plan.rebuilt, sorted(not_retried), plan.facts, seconds,
+                          time.perf_counter() - started, workers, verify)
+    fingerprint = identity.fingerprint(plan.sources)
     report["corpus_fingerprint"] = fingerprint
-    report["reidentified"] = sorted(reidentify)
-    report["counts"]["reidentified"] = len(reidentify)
-    report["duplicates"] = _duplicates(cache_dir, sources, [*processed, *reused])
+    report["reidentified"] = sorted(plan.reidentify)
+    report["counts"]["reidentified"] = len(plan.reidentify)
+    report["duplicates"] = _duplicates(cache_dir, plan.sources, [*processed, *plan.reused])
     report["counts"]["duplicates"] = len(report["duplicates"])
-    if processed or rebuilt or reidentify or previous is None or stable_part(previous) != stable_part(report):
+    if processed or plan.rebuilt or plan.reidentify or previous is None or stable_part(previous) != stable_part(report):
         cache.write_json_atomic(cache_dir / REPORT_FILE, report)
-    cache.write_corpus(cache_dir, {"root": str(root.resolve()), "fingerprint": fingerprint, "clips": len(sources)})
-    if not processed and not reused:
+    cache.write_corpus(cache_dir, {"root": str(root.resolve()), "fingerprint": fingerprint, "clips": len(plan.sources)})
+    if not processed and not plan.reused:
         raise NoUsableClipsError(f"no usable clip under {root}: all {len(skipped)} clip(s) were skipped and "
                                  f"{len(not_a_clip)} file(s) are not clips (see {cache_dir / REPORT_FILE})\n"
                                  + format_report(report))
