@@ -148,91 +148,114 @@ def _video_frames(clip: DecodedClip) -> int:
     return int(round(clip.duration * clip.fps)) if clip.fps > 0 else int(clip.n_decoded)
 
 
+class _Skip(Exception):
+    """A clip this run cannot use, with the report entry that says why (raised inside process_clip only)."""
+
+    def __init__(self, entry: dict[str, Any]) -> None:
+        super().__init__(entry["reason"])
+        self.entry = entry
+
+
 def process_clip(job: ClipJob) -> dict[str, Any]:
     """Process one clip into its cache entry. Never raises: failures come back as a skip with a reason."""
     start, cpu_start = time.perf_counter(), time.process_time()
-    s = job.settings
-    fname = Path(job.path).name
-    if job.kill_on and fnmatch.fnmatch(fname, job.kill_on):
+    if job.kill_on and fnmatch.fnmatch(Path(job.path).name, job.kill_on):
         os.kill(os.getpid(), signal.SIGKILL)  # test-only (KILL_WORKER_ENV): a worker that dies on this clip
     try:
-        # the CSV first: it is cheap and a bad one makes the decode pointless
-        csv = Path(job.clip.landmarks) if job.clip.landmarks else None
-        landmarks = None
-        if csv is not None:
-            landmarks = read_openface_csv(csv)
-        elif s.face_fallback == "none":
-            return _skipped(job, "no-landmarks", (
-                f"{fname}: no landmark CSV (the corpus found none for {job.clip.stem}) and face_fallback=none"))
-        separate_audio = job.clip.audio is not None
-        clip = decode_clip(job.path, s.frames, s.sample_rate, with_audio=not separate_audio, threads=job.threads)
-        sound = decode_audio_file(job.clip.audio, s.sample_rate) if separate_audio else clip.audio
-        assert sound is not None
-        # the window is kept (audio.npy, int16) so that evaluation can corrupt the waveform and recompute the MFCC
-        sound, padded = _pad_short(sound, s)
-        window = audio_window(sound, s.sample_rate, s.audio_offset, s.audio_duration)
-        mfcc = compute_mfcc(window, s.sample_rate, s.n_mfcc, s.n_fft, s.hop_length)
-        audio, audio_clipped = quantize_audio(window)
-        mismatch: dict[str, Any] = {}
-        if landmarks is not None:
-            assert csv is not None
-            problem = coverage_problem(landmarks, clip.frame_times, clip.fps, clip.duration, _video_frames(clip))
-            if problem is not None:
-                csv_rel = Path(os.path.relpath(csv, job.root)).as_posix()
-                if s.landmark_mismatch == "skip":
-                    return _skipped(job, "landmarks-mismatch", (
-                        f"{fname}: landmark CSV {csv_rel} does not cover the clip: {problem} "
-                        f"(landmark_mismatch=skip)"))
-                mismatch = {"landmarks_mismatch": f"{csv_rel}: {problem}", "landmark_csv_rejected": csv_rel}
-                landmarks = None
-        if landmarks is not None:
-            assert csv is not None
-            extents, info = _landmark_extents(job, landmarks, csv, clip)
-            source = "landmarks"
-        else:
-            # face_fallback=none reaches here only for a CSV that does not cover the clip (landmark_mismatch)
-            detector = "blazeface" if s.face_fallback == "none" else s.face_fallback
-            extents = detect_extents(clip.frames, detector)
-            info = {"landmark_csv": None, "face_detector": detector, **mismatch}
-            source = "detector" if extents is not None else "center"
-        crops = crop_faces(clip.frames, extents, s.size, s.crop_margin, s.squash_before_crop)
-        if s.channel_order == "bgr":
-            crops = np.ascontiguousarray(crops[..., ::-1])
-        meta = {
-            # label and speaker: what the data module, robustness and the crop gap read (never the file name);
-            # "actor" is kept for readers of entries from before the corpus seam
-            "stem": job.clip.stem, "actor": job.clip.speaker, "speaker": job.clip.speaker, "label": job.clip.label,
-            "corpus": job.corpus, "face_source": source,
-            "audio_source": Path(os.path.relpath(job.clip.audio, job.root)).as_posix() if separate_audio else None,
-            "audio_padded_seconds": round(padded, 4),
-            "source": job.rel, "sources": job.sources, "settings_hash": s.hash, "duration": clip.duration, "fps": clip.fps,
-            "width": clip.width, "height": clip.height, "frame_times": [round(t, 4) for t in clip.frame_times],
-            "frames_shape": list(crops.shape), "mfcc_shape": list(mfcc.shape),
-            # audio.npy = round(window * audio_scale) clipped to +-audio_scale; audio_clipped: samples clipped
-            "audio_shape": list(audio.shape), "audio_scale": AUDIO_INT16_SCALE, "audio_clipped": audio_clipped,
-            # packets the decoder found corrupt and concealed (0 until cfnsr.data.media counts them)
-            **{name: int(getattr(clip, name, 0) or 0) for name in CORRUPT_FIELDS},
-            **info,
-        }
-        cache.write_entry(job.cache_dir, job.clip.stem, crops, mfcc, meta, audio=audio)
+        meta = _make_entry(job)
+    except _Skip as skip:
+        return skip.entry
     except Exception as exc:  # noqa: BLE001 - one bad clip must not stop a 1440-clip run
-        env = environment_error(exc)
-        if env is not None:  # the disk or the machine, not the clip: the run stops, the clip is not marked
-            return {"status": "environment", "file": job.rel,
-                    "reason": describe_os_error(env, job.cache_dir)}
-        if isinstance(exc, MediaError):
-            text = str(exc)
-            kind = "no-audio" if "no audio stream" in text else "no-video" if "no video stream" in text else "decode"
-            return _skipped(job, kind, text)
-        if isinstance(exc, AudioTooShortError):
-            return _skipped(job, "audio-too-short", f"{fname}: {exc}")
-        if isinstance(exc, LandmarkError):
-            return _skipped(job, "landmarks", f"{fname}: unusable landmark CSV: {exc}")
-        last = traceback.extract_tb(exc.__traceback__)[-1]
-        return _skipped(job, "error", (
-            f"{fname}: unexpected {type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"))
+        return _failure(job, exc)
     return {"status": "ok", "stem": job.clip.stem, "file": job.rel, "facts": _entry_facts(meta),
             "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu_start}
+
+
+def _make_entry(job: ClipJob) -> dict[str, Any]:
+    """mp4 (+ landmark CSV, + WAV) -> face crops uint8 (T, S, S, 3), MFCC (n_mfcc, L), int16 audio window -> the
+    cache entry; returns its meta. Raises ``_Skip`` for a clip this run cannot use."""
+    s, fname = job.settings, Path(job.path).name
+    # the CSV first: it is cheap and a bad one makes the decode pointless
+    csv = Path(job.clip.landmarks) if job.clip.landmarks else None
+    if csv is None and s.face_fallback == "none":
+        raise _Skip(_skipped(job, "no-landmarks", (
+            f"{fname}: no landmark CSV (the corpus found none for {job.clip.stem}) and face_fallback=none")))
+    landmarks = read_openface_csv(csv) if csv is not None else None
+    separate_audio = job.clip.audio is not None
+    clip = decode_clip(job.path, s.frames, s.sample_rate, with_audio=not separate_audio, threads=job.threads)
+    sound = decode_audio_file(job.clip.audio, s.sample_rate) if separate_audio else clip.audio
+    assert sound is not None
+    # the window is kept (audio.npy, int16) so that evaluation can corrupt the waveform and recompute the MFCC
+    sound, padded = _pad_short(sound, s)
+    window = audio_window(sound, s.sample_rate, s.audio_offset, s.audio_duration)
+    mfcc = compute_mfcc(window, s.sample_rate, s.n_mfcc, s.n_fft, s.hop_length)
+    audio, audio_clipped = quantize_audio(window)
+    extents, info, source = _face_extents(job, landmarks, csv, clip)
+    crops = crop_faces(clip.frames, extents, s.size, s.crop_margin, s.squash_before_crop)
+    if s.channel_order == "bgr":
+        crops = np.ascontiguousarray(crops[..., ::-1])
+    meta = {
+        # label and speaker: what the data module, robustness and the crop gap read (never the file name);
+        # "actor" is kept for readers of entries from before the corpus seam
+        "stem": job.clip.stem, "actor": job.clip.speaker, "speaker": job.clip.speaker, "label": job.clip.label,
+        "corpus": job.corpus, "face_source": source,
+        "audio_source": Path(os.path.relpath(job.clip.audio, job.root)).as_posix() if separate_audio else None,
+        "audio_padded_seconds": round(padded, 4),
+        "source": job.rel, "sources": job.sources, "settings_hash": s.hash, "duration": clip.duration, "fps": clip.fps,
+        "width": clip.width, "height": clip.height, "frame_times": [round(t, 4) for t in clip.frame_times],
+        "frames_shape": list(crops.shape), "mfcc_shape": list(mfcc.shape),
+        # audio.npy = round(window * audio_scale) clipped to +-audio_scale; audio_clipped: samples clipped
+        "audio_shape": list(audio.shape), "audio_scale": AUDIO_INT16_SCALE, "audio_clipped": audio_clipped,
+        # packets the decoder found corrupt and concealed (0 until cfnsr.data.media counts them)
+        **{name: int(getattr(clip, name, 0) or 0) for name in CORRUPT_FIELDS},
+        **info,
+    }
+    cache.write_entry(job.cache_dir, job.clip.stem, crops, mfcc, meta, audio=audio)
+    return meta
+
+
+def _face_extents(job: ClipJob, landmarks: Landmarks | None, csv: Path | None, clip: DecodedClip
+                  ) -> tuple[Any, dict[str, Any], str]:
+    """(extents, meta fields, face source) from the landmark CSV when it covers the clip, else from the detector
+    (``face_fallback``), else the centre crop. Raises ``_Skip`` under ``landmark_mismatch=skip``."""
+    s, mismatch = job.settings, {}
+    if landmarks is not None:
+        assert csv is not None
+        problem = coverage_problem(landmarks, clip.frame_times, clip.fps, clip.duration, _video_frames(clip))
+        if problem is None:
+            extents, info = _landmark_extents(job, landmarks, csv, clip)
+            return extents, info, "landmarks"
+        csv_rel = Path(os.path.relpath(csv, job.root)).as_posix()
+        if s.landmark_mismatch == "skip":
+            raise _Skip(_skipped(job, "landmarks-mismatch", (
+                f"{Path(job.path).name}: landmark CSV {csv_rel} does not cover the clip: {problem} "
+                f"(landmark_mismatch=skip)")))
+        mismatch = {"landmarks_mismatch": f"{csv_rel}: {problem}", "landmark_csv_rejected": csv_rel}
+    # face_fallback=none reaches here only for a CSV that does not cover the clip (landmark_mismatch)
+    detector = "blazeface" if s.face_fallback == "none" else s.face_fallback
+    extents = detect_extents(clip.frames, detector)
+    info = {"landmark_csv": None, "face_detector": detector, **mismatch}
+    return extents, info, "detector" if extents is not None else "center"
+
+
+def _failure(job: ClipJob, exc: Exception) -> dict[str, Any]:
+    """The result of a clip whose processing raised: a skip naming the reason, or an environment problem (a full
+    disk, a missing permission) that stops the run without marking the clip."""
+    fname = Path(job.path).name
+    env = environment_error(exc)
+    if env is not None:
+        return {"status": "environment", "file": job.rel, "reason": describe_os_error(env, job.cache_dir)}
+    if isinstance(exc, MediaError):
+        text = str(exc)
+        kind = "no-audio" if "no audio stream" in text else "no-video" if "no video stream" in text else "decode"
+        return _skipped(job, kind, text)
+    if isinstance(exc, AudioTooShortError):
+        return _skipped(job, "audio-too-short", f"{fname}: {exc}")
+    if isinstance(exc, LandmarkError):
+        return _skipped(job, "landmarks", f"{fname}: unusable landmark CSV: {exc}")
+    last = traceback.extract_tb(exc.__traceback__)[-1]
+    return _skipped(job, "error", (
+        f"{fname}: unexpected {type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"))
 
 
 def _entry_facts(meta: dict[str, Any]) -> dict[str, Any]:
