@@ -325,7 +325,9 @@ class WindowStream:
             with (av.open(str(self.path)) if has_audio else nullcontext()) as ac:
                 yield from self._run(vc, ac)
 
-    def _run(self, vc: av.container.InputContainer, ac: av.container.InputContainer | None) -> Iterator[RawWindow]:
+    def _open_video(self, vc: av.container.InputContainer) -> tuple[av.video.stream.VideoStream, _Clock, float]:
+        """The video stream (decoder threads set), its frame clock and the container's start time (s); seeks
+        to ``self.seek`` when given."""
         vstream = video_stream(vc)
         if vstream is None:
             raise InputError("not a video: no video stream")
@@ -342,16 +344,22 @@ class WindowStream:
             # times stay measured from the stream's first frame, which a seeking reader never decodes
             clock.start_at(float(vstream.start_time * vstream.time_base) if vstream.start_time is not None else start)
             vc.seek(int((self.seek + start) * av.time_base), backward=True)
-        track = audio_frames = None
-        if ac is not None:
-            astream = ac.streams.audio[0]
-            tick = float(astream.time_base) if astream.time_base else 0.0
-            track = AudioTrack(self.sample_rate, origin=start, jitter=max(AUDIO_JITTER, 1.5 * tick),
-                                anchor_first=self.seek is not None)
-            if self.seek is not None:
-                first_audio = min((w.audio_start for w in self.windows), default=self.seek)
-                ac.seek(int(max(first_audio + start - 0.5, 0.0) * av.time_base), backward=True)
-            audio_frames = _decoded(ac, astream, self.stats, "audio")
+        return vstream, clock, start
+
+    def _open_audio(self, ac: av.container.InputContainer, start: float) -> tuple[AudioTrack, Iterator[av.AudioFrame]]:
+        """The audio track that buffers decoded samples for the windows, and the decoded frames that feed it."""
+        astream = ac.streams.audio[0]
+        tick = float(astream.time_base) if astream.time_base else 0.0
+        track = AudioTrack(self.sample_rate, origin=start, jitter=max(AUDIO_JITTER, 1.5 * tick),
+                           anchor_first=self.seek is not None)
+        if self.seek is not None:
+            first_audio = min((w.audio_start for w in self.windows), default=self.seek)
+            ac.seek(int(max(first_audio + start - 0.5, 0.0) * av.time_base), backward=True)
+        return track, _decoded(ac, astream, self.stats, "audio")
+
+    def _run(self, vc: av.container.InputContainer, ac: av.container.InputContainer | None) -> Iterator[RawWindow]:
+        vstream, clock, start = self._open_video(vc)
+        track, audio_frames = self._open_audio(ac, start) if ac is not None else (None, None)
         sched = _FrameScheduler(self.windows)
         pending = 0
 
