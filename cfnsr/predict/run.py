@@ -303,9 +303,7 @@ def predict_file(path: Path, predictor: Predictor, opts: PredictOptions, batcher
                  bar_windows: Any = None, times: StageTimes | None = None) -> FileResult:
     """All windows of one file (their probabilities are filled in when the batcher runs); never raises for a bad
     file."""
-    file = str(path)
-    s = predictor.settings
-    start = time.perf_counter()
+    file, s, start = str(path), predictor.settings, time.perf_counter()
     try:
         info = probe(path)
     except InputError as exc:
@@ -313,48 +311,21 @@ def predict_file(path: Path, predictor: Predictor, opts: PredictOptions, batcher
         result.summary = summary_row(file, [], predictor.class_names, None, s.frames, None, ERROR, str(exc))
         return result
     result = FileResult(file, info)
-    if predictor.uses_audio and not info.has_audio and predictor.video_only is None:
-        result.summary = summary_row(file, [], predictor.class_names, info.duration, s.frames, False, ERROR,
-                                     f"{NO_VIDEO_ONLY_PATH} (fusion {predictor.fusion})")
-        return result
-    crash = check_decode(path, with_audio=predictor.uses_audio and info.has_audio)
-    if crash is not None:  # decoding it kills a process: a child died instead of this run
-        result.summary = summary_row(file, [], predictor.class_names, info.duration, s.frames, info.has_audio,
-                                     ERROR, crash)
+    refusal = _refusal(path, predictor, info)
+    if refusal is not None:
+        reason, has_audio = refusal
+        result.summary = summary_row(file, [], predictor.class_names, info.duration, s.frames, has_audio, ERROR,
+                                     reason)
         return result
     window_s = float(opts.window_s) if opts.window_s else predictor.window_s
-    hop_s = float(opts.hop_s) if opts.hop_s else window_s
-    windows = plan_windows(info.duration, window_s, hop_s, s.frames, s.audio_offset, s.audio_duration)
-    crop = predictor.crop_settings(opts.smooth, opts.min_face_frames, opts.box_shift, opts.box_scale)
+    windows = plan_windows(info.duration, window_s, float(opts.hop_s) if opts.hop_s else window_s, s.frames,
+                           s.audio_offset, s.audio_duration)
     stream = WindowStream(path, windows, s.sample_rate, predictor.audio_samples,
                           with_audio=predictor.uses_audio, threads=opts.decode_threads)
     if bar_windows is not None:
         bar_windows.reset(total=len(windows))
         bar_windows.set_description(path.name[:40])
-    failure = None
-    it = iter(stream)
-    while True:
-        t0 = time.perf_counter()
-        try:
-            raw = next(it, None)
-        except Exception as exc:  # noqa: BLE001 - a broken file must not stop a folder run
-            failure = f"decoding stopped: {type(exc).__name__}: {exc}"
-            break
-        finally:
-            if times is not None:
-                times.decode += time.perf_counter() - t0
-        if raw is None:
-            break
-        try:
-            row, model_input = process_window(raw, file, predictor, crop, info.has_audio, times)
-        except Exception as exc:  # noqa: BLE001 - one odd window (a frame the detector chokes on...) is reported
-            row, model_input = _window_row(file, raw, s.frames), None
-            row.update(status=NOT_PREDICTED, reason=f"{type(exc).__name__}: {exc}")
-        result.windows.append(row)
-        if model_input is not None:
-            batcher.add(row, *model_input)
-        if bar_windows is not None:
-            bar_windows.update(1)
+    failure = _predict_windows(result, stream, predictor, opts, batcher, bar_windows, times)
     for w in windows[len(result.windows):]:  # windows the decoder never reached
         result.windows.append({"file": file, "window": w.index, "start_s": round(w.start, 3),
                                "end_s": round(w.end, 3), "frames": s.frames, "status": NOT_PREDICTED,
@@ -377,6 +348,46 @@ def predict_file(path: Path, predictor: Predictor, opts: PredictOptions, batcher
                                  info.has_audio, status, "; ".join(notes) or None)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _refusal(path: Path, predictor: Predictor, info: VideoInfo) -> tuple[str, bool] | None:
+    """(why this file gets no windows at all, the has-audio column of its row), or None when it gets them: no
+    audio for an audio-visual model without a video-only path, or a file whose decoding kills a process (checked
+    in a child process)."""
+    if predictor.uses_audio and not info.has_audio and predictor.video_only is None:
+        return f"{NO_VIDEO_ONLY_PATH} (fusion {predictor.fusion})", False
+    crash = check_decode(path, with_audio=predictor.uses_audio and info.has_audio)
+    return (crash, info.has_audio) if crash is not None else None
+
+
+def _predict_windows(result: FileResult, stream: WindowStream, predictor: Predictor, opts: PredictOptions,
+                     batcher: _Batcher, bar_windows: Any, times: StageTimes | None) -> str | None:
+    """Decode ``stream`` window by window into ``result.windows`` (and the batcher); returns why decoding stopped
+    early, or None when it ran to the end."""
+    crop = predictor.crop_settings(opts.smooth, opts.min_face_frames, opts.box_shift, opts.box_scale)
+    assert result.info is not None
+    it = iter(stream)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            raw = next(it, None)
+        except Exception as exc:  # noqa: BLE001 - a broken file must not stop a folder run
+            return f"decoding stopped: {type(exc).__name__}: {exc}"
+        finally:
+            if times is not None:
+                times.decode += time.perf_counter() - t0
+        if raw is None:
+            return None
+        try:
+            row, model_input = process_window(raw, result.file, predictor, crop, result.info.has_audio, times)
+        except Exception as exc:  # noqa: BLE001 - one odd window (a frame the detector chokes on...) is reported
+            row, model_input = _window_row(result.file, raw, predictor.settings.frames), None
+            row.update(status=NOT_PREDICTED, reason=f"{type(exc).__name__}: {exc}")
+        result.windows.append(row)
+        if model_input is not None:
+            batcher.add(row, *model_input)
+        if bar_windows is not None:
+            bar_windows.update(1)
 
 
 def predict_paths(paths: list[Path], predictor: Predictor, opts: PredictOptions, out_dir: str | Path,
