@@ -231,36 +231,8 @@ def _decode(container: av.container.InputContainer, path: Path, num_frames: int,
                                 fill_until=max(start, 0.0) + end + 1.0)
     streams = [vstream] + ([astream] if audio is not None else [])
 
-    # Slots of the wanted frames; a packet whose frame is not wanted is decoded with skip_frame=NONREF, so the
-    # decoder drops it if no other frame references it (reference frames are always decoded).
-    ctx = vstream.codec_context
-    tb, start_pts = vstream.time_base, vstream.start_time
-    check = None
-    if skip_unneeded and container.format.name not in _NO_PTS_FORMATS and _is_constant_rate(vstream, duration, fps):
-        tolerance = max(_GRID_TOLERANCE, 0.6 * float(tb) * fps)
-        if tolerance <= _MAX_GRID_TOLERANCE:
-            check = _SkipCheck(targets, fps, tolerance)
-    vcount, acount = _PacketCount(), _PacketCount()
-    for packet in container.demux(*streams):
-        is_video = packet.stream.index == vstream.index
-        count = vcount if is_video else acount
-        if packet.size:
-            count.packets += 1
-        if check is not None and is_video and packet.pts is not None:
-            slot = check.packet(float((packet.pts - start_pts) * tb) * fps)
-            ctx.skip_frame = "DEFAULT" if slot in check.needed else "NONREF"
-        try:
-            frames = packet.decode()
-        except av.FFmpegError:
-            # one bad packet (FFmpeg's command line warns and goes on): skip it, the decoder recovers
-            count.corrupt += 1
-            continue
-        for frame in frames:
-            if is_video:
-                video.push(frame)
-            elif audio is not None:
-                audio.push(frame)
-
+    check = _skip_check(container, vstream, duration, fps, targets) if skip_unneeded else None
+    vcount, acount = _demux(container, streams, video, audio, check, fps)
     if check is not None and not check.holds(video.decoded_times(), fps):
         raise _SkippingWasUnsafe
     _check_corruption(path, vcount, acount if audio is not None else None, max_corrupt_fraction)
@@ -283,6 +255,47 @@ def _decode(container: av.container.InputContainer, path: Path, num_frames: int,
         corrupt_packets=vcount.corrupt + acount.corrupt, corrupt_video_packets=vcount.corrupt,
         corrupt_audio_packets=acount.corrupt,
     )
+
+
+def _skip_check(container: av.container.InputContainer, vstream: av.video.stream.VideoStream, duration: float,
+                fps: float, targets: np.ndarray) -> _SkipCheck | None:
+    """The slots of the wanted frames when unwanted ones may be skipped safely (a constant-rate stream whose
+    timestamps fall on the frame grid), else None (every frame is decoded)."""
+    if container.format.name in _NO_PTS_FORMATS or not _is_constant_rate(vstream, duration, fps):
+        return None
+    tolerance = max(_GRID_TOLERANCE, 0.6 * float(vstream.time_base) * fps)
+    return _SkipCheck(targets, fps, tolerance) if tolerance <= _MAX_GRID_TOLERANCE else None
+
+
+def _demux(container: av.container.InputContainer, streams: list[av.stream.Stream], video: VideoFrames,
+           audio: AudioCollector | None, check: _SkipCheck | None, fps: float) -> tuple[_PacketCount, _PacketCount]:
+    """Decode the streams' packets into ``video`` and ``audio``; returns the (video, audio) packet counts.
+
+    With ``check``, a packet whose frame is not wanted is decoded with skip_frame=NONREF, so the decoder drops it
+    if no other frame references it (reference frames are always decoded)."""
+    vstream = streams[0]
+    ctx, tb, start_pts = vstream.codec_context, vstream.time_base, vstream.start_time
+    vcount, acount = _PacketCount(), _PacketCount()
+    for packet in container.demux(*streams):
+        is_video = packet.stream.index == vstream.index
+        count = vcount if is_video else acount
+        if packet.size:
+            count.packets += 1
+        if check is not None and is_video and packet.pts is not None:
+            slot = check.packet(float((packet.pts - start_pts) * tb) * fps)
+            ctx.skip_frame = "DEFAULT" if slot in check.needed else "NONREF"
+        try:
+            frames = packet.decode()
+        except av.FFmpegError:
+            # one bad packet (FFmpeg's command line warns and goes on): skip it, the decoder recovers
+            count.corrupt += 1
+            continue
+        for frame in frames:
+            if is_video:
+                video.push(frame)
+            elif audio is not None:
+                audio.push(frame)
+    return vcount, acount
 
 
 def _check_corruption(path: Path, video: _PacketCount, audio: _PacketCount | None, limit: float) -> None:
