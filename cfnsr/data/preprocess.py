@@ -292,6 +292,53 @@ def _died_result(job: ClipJob, code: int) -> dict[str, Any]:
         f"preprocess.retry_failed=true"))
 
 
+def _pool_round(remaining: dict[str, ClipJob], workers: int, started: Any, preload: list[str], bar: Any):
+    """Run ``remaining`` over a new process pool, yielding results (and removing their jobs) as they complete;
+    returns True when a dead worker broke the pool (the jobs left in ``remaining`` did not finish)."""
+    # forkserver workers that die with this process (cfnsr.data.worker_pool); the fork server imports this module
+    # and librosa's heavy parts once
+    with process_pool(min(workers, len(remaining)), initializer=_note_start, initargs=(started,),
+                      preload=preload) as pool:
+        futures = {pool.submit(_announced_clip, job): job for job in remaining.values()}
+        try:
+            for future in as_completed(futures):
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    break
+                del remaining[futures[future].rel]
+                bar.update(1)
+                yield result
+            else:
+                return False
+            for future, job in futures.items():  # results that were finished when the pool broke
+                if job.rel in remaining and future.done() and not future.cancelled() and future.exception() is None:
+                    del remaining[job.rel]
+                    bar.update(1)
+                    yield future.result()
+            return True
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def _rerun_in_flight(remaining: dict[str, ClipJob], started: Any, preload: list[str], bar: Any):
+    """After a pool broke: the clips its workers had announced are run again one at a time, each in a process of
+    its own; one whose process dies again is a ``worker-died`` skip."""
+    announced = []
+    while not started.empty():
+        announced.append(started.get())
+    in_flight = [remaining[rel] for rel in dict.fromkeys(announced) if rel in remaining]
+    if not in_flight:
+        raise PreprocessError("a preprocessing worker process died before starting a clip (out of "
+                              "memory?); the finished clips are cached, re-run to resume")
+    for job in in_flight:
+        result, code = run_isolated(process_clip, job, preload=preload)
+        del remaining[job.rel]
+        bar.update(1)
+        yield result if result is not None else _died_result(job, code)
+
+
 def _run_jobs(jobs: list[ClipJob], workers: int, progress: bool):
     """Yields each job's result as it completes, in-process (workers <= 1) or over a process pool.
 
@@ -318,46 +365,10 @@ def _run_jobs(jobs: list[ClipJob], workers: int, progress: bool):
         remaining = {job.rel: job for job in jobs}
         while remaining:
             started = pool_context().SimpleQueue()
-            # forkserver workers that die with this process (cfnsr.data.worker_pool); the fork server imports
-            # this module and librosa's heavy parts once
-            with process_pool(min(workers, len(remaining)), initializer=_note_start, initargs=(started,),
-                              preload=preload) as pool:
-                futures = {pool.submit(_announced_clip, job): job for job in remaining.values()}
-                broken = False
-                try:
-                    for future in as_completed(futures):
-                        try:
-                            result = future.result()
-                        except BrokenProcessPool:
-                            broken = True
-                            break
-                        del remaining[futures[future].rel]
-                        bar.update(1)
-                        yield result
-                    if broken:  # results that were finished when the pool broke
-                        for future, job in futures.items():
-                            if job.rel in remaining and future.done() and not future.cancelled() \
-                                    and future.exception() is None:
-                                del remaining[job.rel]
-                                bar.update(1)
-                                yield future.result()
-                finally:
-                    for future in futures:
-                        future.cancel()
+            broken = yield from _pool_round(remaining, workers, started, preload, bar)
             if not broken:
                 break
-            announced = []
-            while not started.empty():
-                announced.append(started.get())
-            in_flight = [remaining[rel] for rel in dict.fromkeys(announced) if rel in remaining]
-            if not in_flight:
-                raise PreprocessError("a preprocessing worker process died before starting a clip (out of "
-                                      "memory?); the finished clips are cached, re-run to resume")
-            for job in in_flight:
-                result, code = run_isolated(process_clip, job, preload=preload)
-                del remaining[job.rel]
-                bar.update(1)
-                yield result if result is not None else _died_result(job, code)
+            yield from _rerun_in_flight(remaining, started, preload, bar)
     finally:
         bar.close()
 
