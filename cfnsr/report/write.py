@@ -10,6 +10,7 @@ from typing import Any
 from cfnsr.report.build import GroupTable, Report
 from cfnsr.report.figures import plot_confusion, plot_diagnostics, plot_war_by_method
 from cfnsr.report.markdown import format_markdown
+from cfnsr.report.rows import FusionRow
 
 
 def _num(x: float | None, digits: int = 4) -> str:
@@ -39,53 +40,58 @@ def csv_rows(report: Report) -> tuple[list[str], list[dict[str, Any]]]:
     rows = []
     for g in report.groups:
         for r in g.rows:
-            c = r.comparison or {}
-            row = {
-                "table": g.title,
-                "recipe_hash": g.recipe_hash or "",
-                "protocol": g.protocol,
-                "dataset": g.dataset,
-                "backbone": g.backbone,
-                "selection": g.selection,
-                "fusion": r.fusion,
-                "model": r.model,
-                "row": r.label,
-                "row_variant": " ".join(r.variant),
-                "fusion_stage": r.stage,
-                "effective_batch": "" if r.effective_batch is None else r.effective_batch,
-                "init_provenance": r.init_provenance or "",
-                "init_runs": " ".join(r.init_runs),
-                "code_versions": " ".join(r.code_versions),
-                "mixed_code_versions": r.mixed_code_versions,
-                "n_runs": r.n_runs,
-                "n_folds": len(r.folds),
-                "n_seeds": len(r.seeds),
-                "folds": " ".join(map(str, r.folds)),
-                "seeds": " ".join(map(str, r.seeds)),
-                "war_mean": _num(r.war_mean),
-                "war_std": _num(r.war_std),
-                "uar_mean": _num(r.uar_mean),
-                "uar_std": _num(r.uar_std),
-                "f1_mean": _num(r.f1_mean),
-                "f1_std": _num(r.f1_std),
-                "last_war_mean": _num(r.last_war_mean),
-                "last_war_std": _num(r.last_war_std),
-                "n_last": r.n_last,
-                "params": " ".join(map(str, r.params)),
-                "gflops": " ".join(f"{x:g}" for x in r.gflops),
-                "paper_accuracy": "" if r.paper_accuracy is None else r.paper_accuracy,
-                "paper_params": r.paper_params or "",
-                "vs_cfnsr_reference": c.get("reference", ""),
-                "vs_cfnsr_n": c.get("n", ""),
-                "vs_cfnsr_mean_diff": _num(c.get("mean_diff")),
-                "vs_cfnsr_t_p": _num(c.get("t_p"), 6),
-                "vs_cfnsr_wilcoxon_p": _num(c.get("wilcoxon_p"), 6),
-                "vs_cfnsr_min_wilcoxon_p": _num(c.get("min_wilcoxon_p"), 6),
-            }
+            row = _csv_row(g, r)
             for f in folds:
                 row[f"war_fold_{f}"] = _num(r.per_fold_war.get(f))
             rows.append(row)
     return header, rows
+
+
+def _csv_row(g: GroupTable, r: FusionRow) -> dict[str, Any]:
+    """The columns of one table row, without the per-fold WAR (see csv_rows)."""
+    c = r.comparison or {}
+    return {
+        "table": g.title,
+        "recipe_hash": g.recipe_hash or "",
+        "protocol": g.protocol,
+        "dataset": g.dataset,
+        "backbone": g.backbone,
+        "selection": g.selection,
+        "fusion": r.fusion,
+        "model": r.model,
+        "row": r.label,
+        "row_variant": " ".join(r.variant),
+        "fusion_stage": r.stage,
+        "effective_batch": "" if r.effective_batch is None else r.effective_batch,
+        "init_provenance": r.init_provenance or "",
+        "init_runs": " ".join(r.init_runs),
+        "code_versions": " ".join(r.code_versions),
+        "mixed_code_versions": r.mixed_code_versions,
+        "n_runs": r.n_runs,
+        "n_folds": len(r.folds),
+        "n_seeds": len(r.seeds),
+        "folds": " ".join(map(str, r.folds)),
+        "seeds": " ".join(map(str, r.seeds)),
+        "war_mean": _num(r.war_mean),
+        "war_std": _num(r.war_std),
+        "uar_mean": _num(r.uar_mean),
+        "uar_std": _num(r.uar_std),
+        "f1_mean": _num(r.f1_mean),
+        "f1_std": _num(r.f1_std),
+        "last_war_mean": _num(r.last_war_mean),
+        "last_war_std": _num(r.last_war_std),
+        "n_last": r.n_last,
+        "params": " ".join(map(str, r.params)),
+        "gflops": " ".join(f"{x:g}" for x in r.gflops),
+        "paper_accuracy": "" if r.paper_accuracy is None else r.paper_accuracy,
+        "paper_params": r.paper_params or "",
+        "vs_cfnsr_reference": c.get("reference", ""),
+        "vs_cfnsr_n": c.get("n", ""),
+        "vs_cfnsr_mean_diff": _num(c.get("mean_diff")),
+        "vs_cfnsr_t_p": _num(c.get("t_p"), 6),
+        "vs_cfnsr_wilcoxon_p": _num(c.get("wilcoxon_p"), 6),
+        "vs_cfnsr_min_wilcoxon_p": _num(c.get("min_wilcoxon_p"), 6),
+    }
 
 
 def _write_csv(path: Path, header: list[str], rows: list[dict[str, Any]]) -> Path:
