@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from cfnsr.search.study import SearchError, best_trial, load_study, trial_records
 
@@ -40,28 +40,27 @@ def _job_overrides(folder: Path) -> tuple[list[str], dict[str, Any]]:
     return [str(o) for o in overrides], choices
 
 
-def experiment_config(sweep_dir: str | Path, study_name: str | None = None, trial: int | None = None,
-                      storage: str | None = None) -> tuple[dict[str, Any], str]:
-    """(the experiment config as a plain dict, a one-line description) for the chosen trial (default: the best)."""
+def _chosen_trial(study: Any, trial: int | None) -> tuple[Any, list[Any]]:
+    """(the trial to export: ``trial`` or the best, the study's completed trials); SearchError naming the trial's
+    state when it did not complete."""
     import optuna
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    study = load_study(sweep_dir, study_name, storage)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if trial is None:
-        chosen = best_trial(study)
-    else:
-        chosen = next((t for t in done if t.number == trial), None)
-        if chosen is None:
-            state = next((t.state.name for t in study.trials if t.number == trial), "no such trial")
-            raise SearchError(f"study {study.study_name!r} has no completed trial {trial} ({state}; "
-                              f"completed: {[t.number for t in done]})")
-    records = trial_records(sweep_dir, study.study_name)
-    if chosen.number not in records:
-        raise SearchError(f"{sweep_dir}: no run folder holds trial {chosen.number} of study {study.study_name!r} "
-                          f"(its metrics.json is missing)")
-    folder, record = records[chosen.number]
-    overrides, choices = _job_overrides(folder)
+        return best_trial(study), done
+    chosen = next((t for t in done if t.number == trial), None)
+    if chosen is None:
+        state = next((t.state.name for t in study.trials if t.number == trial), "no such trial")
+        raise SearchError(f"study {study.study_name!r} has no completed trial {trial} ({state}; "
+                          f"completed: {[t.number for t in done]})")
+    return chosen, done
+
+
+def _trial_overrides(overrides: list[str], choices: dict[str, Any]
+                     ) -> tuple[list[Any], list[dict[str, str]], DictConfig]:
+    """A trial's command-line overrides as (experiment defaults, group overrides, plain values); the fold and the
+    search's own keys are dropped."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     defaults: list[Any] = []
     group_defaults: list[dict[str, str]] = []
@@ -79,6 +78,22 @@ def experiment_config(sweep_dir: str | Path, study_name: str | None = None, tria
                 group_defaults.append({f"override /{bare}": value})
             continue
         OmegaConf.update(body, bare, o.value(), force_add=True)
+    return defaults, group_defaults, body
+
+
+def experiment_config(sweep_dir: str | Path, study_name: str | None = None, trial: int | None = None,
+                      storage: str | None = None) -> tuple[dict[str, Any], str]:
+    """(the experiment config as a plain dict, a one-line description) for the chosen trial (default: the best)."""
+    study = load_study(sweep_dir, study_name, storage)
+    chosen, done = _chosen_trial(study, trial)
+    records = trial_records(sweep_dir, study.study_name)
+    if chosen.number not in records:
+        raise SearchError(f"{sweep_dir}: no run folder holds trial {chosen.number} of study {study.study_name!r} "
+                          f"(its metrics.json is missing)")
+    folder, record = records[chosen.number]
+    overrides, choices = _job_overrides(folder)
+
+    defaults, group_defaults, body = _trial_overrides(overrides, choices)
     for name, value in chosen.params.items():  # exactly what the study stored (no float round trip)
         OmegaConf.update(body, name, value, force_add=True)
 
