@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import conf_keys
 import torch
 import yaml
 from hydra import compose, initialize_config_dir
@@ -66,20 +67,7 @@ def group_options(group: str) -> set[str]:
 @functools.cache
 def composed(config: str, overrides: tuple[str, ...] = ()) -> dict[str, Any]:
     """``python <entry>.py <overrides>``'s config, unresolved (no interpolation is evaluated)."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config, overrides=list(overrides))
-    return OmegaConf.to_container(cfg, resolve=False)
-
-
-def option_keys(path: Path) -> dict[str, Any]:
-    """One option YAML's keys as they land in the composed config (its ``# @package``, else its group's path)."""
-    text = path.read_text()
-    package = re.search(r"^# @package (\S+)", text, re.M)
-    group = path.parent.relative_to(CONF).as_posix().replace("/", ".")
-    prefix = (package.group(1) if package else group).replace("_global_", "").strip(".")
-    node = OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
-    node.pop("defaults", None)
-    return flatten({prefix: node} if prefix else node)
+    return conf_keys.composed(config, list(overrides))
 
 
 @functools.lru_cache(maxsize=1)
@@ -91,7 +79,7 @@ def all_config_keys() -> set[str]:
         flat.update(flatten(composed(config)))
     for path in CONF.rglob("*.yaml"):
         if path.parent != CONF and not path.relative_to(CONF).as_posix().startswith("hydra/"):
-            flat.update(option_keys(path))
+            flat.update(conf_keys.option_keys(path))
     keys: set[str] = set()
     for key in flat:
         parts = key.split(".")
