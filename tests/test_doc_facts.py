@@ -158,7 +158,9 @@ def dotted_name_exists(name: str) -> bool:
         path = base.with_suffix(".py") if base.with_suffix(".py").is_file() else base / "__init__.py"
         if path.is_file():
             rest = ".".join(parts[i:])
-            return not rest or rest in module_names(path) or importlib.util.find_spec(f"{mod}.{parts[i]}") is not None
+            if not rest or rest in module_names(path):
+                return True
+            return path.name == "__init__.py" and importlib.util.find_spec(f"{mod}.{parts[i]}") is not None
     return False
 
 
@@ -222,6 +224,11 @@ def test_contract_shapes_match_a_forward_pass():
     assert "model(video: (B, 3, T, H, W) float, audio: (B, n_mfcc, L) float) -> FusionOutput(logits (B, K)" in contracts
     assert "`FusionOutput.logits` (B, K), K = `data.num_classes` (8 for RAVDESS, 6 for CREMA-D)" in architecture
     assert "(B, 8)" not in contracts + architecture
+    # who augments: the data module's hook, which the LightningModule does not have
+    assert "the data module (`RavdessDataModule.on_after_batch_transfer`" in contracts
+    assert not re.search(r"LightningModule[^.]*augments", " ".join(contracts.split()))
+    assert "RavdessDataModule.on_after_batch_transfer" in module_names(REPO / "cfnsr" / "data" / "datamodule.py")
+    assert "EmotionModule.on_after_batch_transfer" not in module_names(REPO / "cfnsr" / "module.py")
     torch.manual_seed(0)
     for data, k in (("synthetic", 8), ("ravdess", 8), ("cremad", 6)):
         cfg = OmegaConf.create(composed("train", (f"data={data}", "fusion=cfnsr", "backbone=tiny")))
@@ -369,11 +376,12 @@ def test_readme_module_commands_name_real_modules_and_options():
     for cmd in readme_commands():
         if cmd[:2] == ["python", "-m"]:
             assert importlib.util.find_spec(cmd[2]) is not None, cmd
-            flags = [a.split("=")[0] for a in cmd[3:] if a.startswith("--")]
+            flags = [a.strip("[]").split("=")[0] for a in cmd[3:] if a.strip("[]").startswith("--")]
             if flags:
                 helptext = subprocess.run([sys.executable, "-m", cmd[2], "--help"], cwd=REPO, capture_output=True,
                                           text=True, timeout=120).stdout
-                assert all(f in helptext for f in flags), (cmd, helptext)
+                unknown = [f for f in flags if not re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", helptext)]
+                assert not unknown, (cmd, unknown, helptext)  # the full option name, not an abbreviation
             checked += 1
     assert checked >= 3
 
