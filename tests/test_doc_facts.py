@@ -422,3 +422,34 @@ def test_readme_fusion_example_is_the_one_the_add_fusion_test_runs():
     suite = re.search(r'"pytest", "-v", "-p", "no:cacheprovider", (.*?)\], env\)', test_src, re.S).group(1)
     args = [a for a in ast.literal_eval(f"[{suite}]")]
     assert run[1:] == args
+
+
+def test_constants_and_environment_variables_named_in_the_docs_exist():
+    """A backticked ``UPPER_CASE`` name is a module-level constant of the code or tests, or an environment variable
+    the code, configs or scripts read; "``NAME``, now N" states its value."""
+    values: dict[str, Any] = {}
+    strings: set[str] = set()
+    for top in ("cfnsr", "tests", "scripts", "bench", "hydra_plugins"):
+        for path in (REPO / top).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            for node in tree.body:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target] \
+                    if isinstance(node, ast.AnnAssign) and node.value is not None else []
+                for t in targets:
+                    if isinstance(t, ast.Name):
+                        try:
+                            values[t.id] = ast.literal_eval(node.value)
+                        except ValueError:
+                            values[t.id] = None
+            strings |= {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    shell = " ".join(p.read_text() for p in [*CONF.rglob("*.yaml"), *(REPO / "scripts").glob("*.sh"),
+                                            REPO / ".ci" / "run"])
+    unknown, wrong = [], []
+    for name, text in doc_texts():
+        for const in set(re.findall(r"`([A-Z][A-Z0-9]*_[A-Z0-9_]+)`", text)):
+            if const not in values and not any(const in s for s in strings) and const not in shell:
+                unknown.append(f"{name}: {const}")
+        for const, number in re.findall(r"`([A-Z][A-Z0-9_]+)`, now (\d+)", text):
+            if values.get(const) != int(number):
+                wrong.append(f"{name}: {const} is {values.get(const)!r}, the page says {number}")
+    assert not unknown and not wrong, "\n".join(unknown + wrong)
