@@ -88,8 +88,8 @@ def all_config_keys() -> set[str]:
 
 
 def written_statuses() -> set[str]:
-    """Every value the record writers assign to ``"status"`` (dict displays and ``x["status"] = ...``), names
-    resolved through module-level string constants."""
+    """Every value the record writers give ``"status"`` (dict displays, ``x["status"] = ...``, ``x.status = ...``,
+    ``status=...`` arguments), names resolved through module-level string constants."""
     constants: dict[str, str] = {}
     trees = [ast.parse(p.read_text()) for top in RECORD_WRITERS for p in (REPO / top).rglob("*.py")]
     for tree in trees:
@@ -114,10 +114,13 @@ def written_statuses() -> set[str]:
                 for k, v in zip(node.keys, node.values, strict=True):
                     if isinstance(k, ast.Constant) and k.value == "status":
                         found |= values(v)
-            elif isinstance(node, ast.Assign):
+            elif isinstance(node, ast.Assign):  # record["status"] = ..., self.status = ...
                 for t in node.targets:
-                    if isinstance(t, ast.Subscript) and isinstance(t.slice, ast.Constant) and t.slice.value == "status":
+                    if (isinstance(t, ast.Subscript) and isinstance(t.slice, ast.Constant) and t.slice.value == "status"
+                            or isinstance(t, ast.Attribute) and t.attr == "status"):
                         found |= values(node.value)
+            elif isinstance(node, ast.keyword) and node.arg == "status":  # write(..., status="finished")
+                found |= values(node.value)
     return found
 
 
