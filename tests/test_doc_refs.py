@@ -50,3 +50,28 @@ def test_no_citation_of_documents_outside_the_repository():
     offenders = [str(p.relative_to(REPO)) for p in _files()
                  if "paper-spec" in p.read_text(errors="replace") and p.name != Path(__file__).name]
     assert not offenders
+
+
+LINK = re.compile(r"\[[^\]\n]*\]\(([^)\s]+)\)")
+
+
+def test_every_relative_markdown_link_resolves():
+    """``[text](path#anchor)`` in the README and docs/: the file exists (relative to the page) and, for a Markdown
+    target, has the heading; ``(#anchor)`` points into the page itself."""
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    links, broken = 0, []
+    for page in pages:
+        prose = re.sub(r"`[^`\n]*`", "", re.sub(r"^```.*?^```", "", page.read_text(), flags=re.S | re.M))
+        for m in LINK.finditer(prose):  # code blocks and spans hold no links
+            target = m.group(1)
+            if re.match(r"[a-z]+:", target):
+                continue  # http(s), mailto: not checked here
+            links += 1
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            if not file.exists():
+                broken.append(f"{page.relative_to(REPO)}: {target} (no such file)")
+            elif anchor and file.suffix == ".md" and anchor not in anchors(file):
+                broken.append(f"{page.relative_to(REPO)}: {target} (no such heading)")
+    assert links >= 40
+    assert not broken, "\n".join(broken)
