@@ -70,6 +70,54 @@ def _pool(workers: int) -> Executor:
     return process_pool(workers, preload=[__name__])
 
 
+def _render(root: Path, todo: list[Any], cfg: SyntheticConfig, workers: int, progress: bool) -> None:
+    """Write the clips ``todo`` under ``root``, in this process (workers <= 1) or over a process pool."""
+    if not todo:
+        return  # complete: nothing to render, no pool
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(todo), desc=f"synthetic corpus -> {root}", unit="clip", file=sys.stderr,
+                   disable=not sys.stderr.isatty())  # a bar in a log file is one endless line
+    try:
+        if workers <= 1 or len(todo) <= 1:
+            for n in todo:
+                _write_batch(str(root), [n.fields], cfg)
+                if bar:
+                    bar.update(1)
+            return
+        # Small batches: cheap task dispatch, yet both workers stay busy until the end.
+        size = max(1, min(8, len(todo) // (workers * 4)))
+        batches = [[n.fields for n in todo[i:i + size]] for i in range(0, len(todo), size)]
+        with _pool(workers) as pool:
+            futures = {pool.submit(_write_batch, str(root), b, cfg): len(b) for b in batches}
+            for fut in as_completed(futures):
+                fut.result()
+                if bar:
+                    bar.update(futures[fut])
+    finally:
+        if bar:
+            bar.close()
+
+
+def _mark_complete(root: Path, cfg: SyntheticConfig, clips: int) -> None:
+    """Write the interactions manifest (preset ``interactions``), then ``synthetic.json``: a corpus marked
+    complete always has its manifest. A complete corpus is left untouched: callers run this before every run."""
+    if cfg.preset == "interactions":
+        from cfnsr.data.synthetic.interactions import MANIFEST_FILE, manifest
+
+        path = root / MANIFEST_FILE
+        if not path.exists() or json.loads(path.read_text(encoding="utf-8")) != manifest():
+            _write_json(path, manifest())
+    record = {"config": cfg.to_json(), "clips": clips}
+    try:
+        unchanged = json.loads((root / CONFIG_FILE).read_text(encoding="utf-8")) == record
+    except (OSError, ValueError):
+        unchanged = False
+    if not unchanged:
+        _write_json(root / CONFIG_FILE, record)
+
+
 def generate_corpus(root: str | Path, workers: int = 2, progress: bool = True, cfg: SyntheticConfig | None = None,
                     **config: Any) -> Path:
     """Generate (or complete) the synthetic corpus under ``root``; returns ``root`` as a Path.
@@ -89,45 +137,7 @@ def generate_corpus(root: str | Path, workers: int = 2, progress: bool = True, c
 
     names = selected_names(cfg)
     todo = [n for n in names if not all(p.exists() for p in clip_paths(root, n))]
-    bar = None
-    if progress and todo:
-        from tqdm import tqdm
-        bar = tqdm(total=len(todo), desc=f"synthetic corpus -> {root}", unit="clip", file=sys.stderr,
-                   disable=not sys.stderr.isatty())  # a bar in a log file is one endless line
-    try:
-        if not todo:
-            pass  # complete: nothing to render, no pool
-        elif workers <= 1 or len(todo) <= 1:
-            for n in todo:
-                _write_batch(str(root), [n.fields], cfg)
-                if bar:
-                    bar.update(1)
-        else:
-            # Small batches: cheap task dispatch, yet both workers stay busy until the end.
-            size = max(1, min(8, len(todo) // (workers * 4)))
-            batches = [[n.fields for n in todo[i:i + size]] for i in range(0, len(todo), size)]
-            with _pool(workers) as pool:
-                futures = {pool.submit(_write_batch, str(root), b, cfg): len(b) for b in batches}
-                for fut in as_completed(futures):
-                    fut.result()
-                    if bar:
-                        bar.update(futures[fut])
-    finally:
-        if bar:
-            bar.close()
-
-    if cfg.preset == "interactions":  # before synthetic.json: a corpus marked complete always has its manifest
-        from cfnsr.data.synthetic.interactions import MANIFEST_FILE, manifest
-
-        path = root / MANIFEST_FILE
-        if not path.exists() or json.loads(path.read_text(encoding="utf-8")) != manifest():
-            _write_json(path, manifest())
-    record = {"config": cfg.to_json(), "clips": len(names)}
-    try:
-        unchanged = json.loads((root / CONFIG_FILE).read_text(encoding="utf-8")) == record
-    except (OSError, ValueError):
-        unchanged = False
-    if not unchanged:  # a complete corpus is left untouched: callers run this before every training run
-        _write_json(root / CONFIG_FILE, record)
+    _render(root, todo, cfg, workers, progress)
+    _mark_complete(root, cfg, len(names))
     (root / _PENDING_FILE).unlink(missing_ok=True)
     return root
