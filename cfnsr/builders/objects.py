@@ -17,14 +17,10 @@ from cfnsr.builders.corpus import build_corpus
 from cfnsr.builders.corpus import fold_split as fold_split  # re-exported: the builders' fold split lived here
 from cfnsr.builders.init_checks import check_init_source, init_source
 from cfnsr.builders.init_runs import find_unimodal_checkpoints
-from cfnsr.builders.resolvers import register as register_resolvers
 from cfnsr.data.datamodule import RavdessDataModule
 from cfnsr.data.settings import PreprocessSettings, settings_from_config
 from cfnsr.models.build import build_model, load_backbone_weights, load_kinetics_resnext, load_model_weights
 from cfnsr.module import EmotionModule
-
-# The trainer configs use ${sync_batchnorm_for:...} and ${job_gpu:}; every builder of a run resolves them.
-register_resolvers()
 
 
 def preprocess_settings(cfg: DictConfig) -> PreprocessSettings:

@@ -6,10 +6,10 @@ import hydra
 from omegaconf import DictConfig
 
 from cfnsr.cli import CONFIG_PATH
-from cfnsr.runs.job_dirs import register
+from cfnsr.conf_resolvers import register_resolvers
 from cfnsr.runs.slurm_polling import quiet_sacct_warnings
 
-register()  # ${job_dirname:...} names multirun job folders, ${slurm_gpus:...} sizes SLURM jobs
+register_resolvers()  # before hydra.main composes; see cfnsr.conf_resolvers for the child processes
 # At import, not in main: under hydra/launcher=slurm the launching process polls SLURM but never runs main.
 quiet_sacct_warnings()  # a SLURM cluster without accounting: one warning, not one per poll
 

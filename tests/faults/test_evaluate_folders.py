@@ -14,13 +14,13 @@ from hydra import compose, initialize_config_dir
 from tests_helpers import CONF_DIR, compose_eval, compose_train
 
 from cfnsr.runs.folder import JobLock, RunFolderError
-from cfnsr.runs.job_dirs import register
+from cfnsr.conf_resolvers import register_resolvers
 from cfnsr.tasks.evaluate import evaluate
 from cfnsr.tasks.train import train
 
 
 def _hydra_dirs() -> tuple[str, str]:
-    register()
+    register_resolvers()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("evaluate", overrides=["ckpt_path=x.ckpt"], return_hydra_config=True)
         return str(cfg.hydra.run.dir), str(cfg.hydra.sweep.dir)
