@@ -29,7 +29,7 @@ def test_importing_the_package_registers_no_resolver():
     """Before: ``import cfnsr`` registered cfnsr_len/cfnsr_csv_labels and ``import cfnsr.builders.objects`` two more."""
     res = _python("import cfnsr, cfnsr.builders.objects, cfnsr.runs.job_dirs, cfnsr.tasks.train\n"
                   "from omegaconf import OmegaConf\n"
-                  "print(sorted(n for n in %r if OmegaConf.has_resolver(n)))" % sorted(RESOLVERS))
+                  f"print(sorted(n for n in {sorted(RESOLVERS)!r} if OmegaConf.has_resolver(n)))")
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
 

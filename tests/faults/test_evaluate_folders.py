@@ -13,8 +13,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from tests_helpers import CONF_DIR, compose_eval, compose_train
 
-from cfnsr.runs.folder import JobLock, RunFolderError
 from cfnsr.conf_resolvers import register_resolvers
+from cfnsr.runs.folder import JobLock, RunFolderError
 from cfnsr.tasks.evaluate import evaluate
 from cfnsr.tasks.train import train
 
