@@ -97,7 +97,7 @@ def test_failed_run_leaves_a_failed_record(tiny_data_dir: Path, tmp_path: Path):
 
 def test_storage_modes_deliver_identical_batches(tiny_data_dir: Path, tmp_path: Path):
     # mmap (with loader workers), host memory and device-resident storage must train the same model.
-    common = ["fusion=averaging", "fold=3", "trainer.max_epochs=1", "complexity=false"]
+    common = ["fusion=averaging", "fold=3", "trainer.max_epochs=1", "measure_gflops=false"]
     results = {
         storage: train(compose_train([*common, f"data.storage={storage}", f"data.num_workers={workers}"],
                                      tiny_data_dir, tmp_path / storage))["test_last"]

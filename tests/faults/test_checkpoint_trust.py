@@ -25,7 +25,7 @@ from cfnsr.tasks.evaluate import evaluate
 from cfnsr.tasks.train import train
 
 pytestmark = pytest.mark.slow
-FAST = ["fusion=averaging", "complexity=false", "fold=2", "trainer.max_epochs=1"]
+FAST = ["fusion=averaging", "measure_gflops=false", "fold=2", "trainer.max_epochs=1"]
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,7 @@ def test_evaluations_started_in_the_same_second_get_their_own_folders() -> None:
 @pytest.fixture(scope="module")
 def ckpt(tiny_data_dir: Path, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("run")
-    return train(compose_train(["fusion=averaging", "complexity=false", "trainer.max_epochs=1"], tiny_data_dir, out))
+    return train(compose_train(["fusion=averaging", "measure_gflops=false", "trainer.max_epochs=1"], tiny_data_dir, out))
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from tests_helpers import compose_train
 from cfnsr.tasks.train import train
 
 pytestmark = pytest.mark.slow
-FAST = ["fusion=averaging", "complexity=false", "trainer.max_epochs=1"]
+FAST = ["fusion=averaging", "measure_gflops=false", "trainer.max_epochs=1"]
 
 
 @pytest.fixture(scope="module")

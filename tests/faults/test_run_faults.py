@@ -19,7 +19,7 @@ from cfnsr.tasks.evaluate import evaluate
 from cfnsr.tasks.train import train
 
 pytestmark = pytest.mark.slow
-FAST = ["fusion=averaging", "complexity=false", "fold=2"]
+FAST = ["fusion=averaging", "measure_gflops=false", "fold=2"]
 
 
 class _Payload:

@@ -309,7 +309,7 @@ def test_a_checkpoint_without_class_names_settings_normalisation_or_clip_length_
         assert what in text
 
 
-@pytest.mark.parametrize("fusion,has_path", [("averaging", True), ("multiplication", True), ("video_only", True),
+@pytest.mark.parametrize("fusion,has_path", [("averaging", True), ("prob_product", True), ("video_only", True),
                                               ("cfnsr", False), ("concat_fc", False), ("audio_only", False)])
 def test_video_only_path_exists_for_late_fusion_and_video_models_only(fusion, has_path):
     conf = Path(CONF_DIR)
@@ -339,7 +339,7 @@ def late_ckpt(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     from cfnsr.tasks.train import train
 
     out = tmp_path_factory.mktemp("late")
-    record = train(compose_train(["fusion=averaging", "trainer.max_epochs=1", "complexity=false", "logger=csv"],
+    record = train(compose_train(["fusion=averaging", "trainer.max_epochs=1", "measure_gflops=false", "logger=csv"],
                                  tiny_data_dir, out))
     return Path(record["best_ckpt"])
 
