@@ -156,7 +156,7 @@ class Run:
     def row_key(self) -> tuple[str, str | None, int | None, str | None, str | None]:
         """Within a table, runs with equal row keys form one row: the fusion, the hash of its row recipe, the effective
         batch, the initialisation's provenance (the recipes of the init checkpoints, not just "was it set") and the
-        corpus fingerprint (runs on different corpora never share a row). ``report.gap`` drops index 3."""
+        corpus fingerprint (runs on different corpora never share a row). ``report.protocol_gap`` drops index 3."""
         return (self.fusion, recipe_hash(self.row_recipe) if self.recipe is not None else None,
                 self.effective_batch, self.init_provenance, self.corpus_fingerprint)
 
