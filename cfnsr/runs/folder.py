@@ -151,7 +151,7 @@ def plan_resume(cfg: Any, ckpt_path: str | Path,
         raise RunFolderError(_last_hint(c))
     if ckpt_path.name != LAST_NAME:
         raise RunFolderError(f"ckpt_path={ckpt_path}: resume from the run's {LAST_NAME} (a run continues from its "
-                             f"latest epoch); to start a new run from these weights use model.init.weights=")
+                             f"latest epoch); to start a new run from these weights use init.weights=")
     try:
         ckpt = load_checkpoint(ckpt_path)
     except CheckpointError as exc:
@@ -164,12 +164,12 @@ def plan_resume(cfg: Any, ckpt_path: str | Path,
         raise RunFolderError(
             f"cannot resume {ckpt_path}: it belongs to run {run_id!r} but its run folder {run_dir} holds {found}; "
             f"resume from the checkpoint inside its own run folder, or start a new run from its weights with "
-            f"model.init.weights={ckpt_path}")
+            f"init.weights={ckpt_path}")
     if record.get("status") == "finished":
         raise RunFolderError(
             f"cannot resume {ckpt_path}: run {run_id} finished ({record.get('epochs')} epochs) and its "
             f"metrics.json points at these checkpoints, which a resume would overwrite. To train further, start "
-            f"a new run from its weights: model.init.weights={ckpt_path} (with the optimiser state reset)")
+            f"a new run from its weights: init.weights={ckpt_path} (with the optimiser state reset)")
     saved = run_identity(ckpt["cfnsr_config"])
     wanted = run_identity(c)
     allow = list((c.get("resume") or {}).get("allow") or [])

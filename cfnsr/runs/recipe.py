@@ -26,8 +26,8 @@ The rule, key by key (a prefix matches the key itself and everything under it, b
   logits depend on the other clips of its batch).
 * :data:`NEUTRAL_VALUES`: options added after runs were recorded are left out while they keep their neutral value
   (the behaviour from before they existed), so old and new runs with the option off share a recipe.
-* Renamed keys and values (:mod:`cfnsr.runs.renames`: ``measure_gflops`` was ``complexity``, fusion
-  ``prob_product`` was ``multiplication``, ...) are recorded under their first names, so a rename changes no
+* Renamed keys and values (:mod:`cfnsr.runs.renames`: ``init.*`` was ``model.init.*``, ``measure_gflops`` was
+  ``complexity``, fusion ``prob_product`` was ``multiplication``, ...) are recorded under their first names, so a rename changes no
   recipe hash and an old record and a new run of the same recipe compare equal.
 * Everything else is kept: epochs, optimiser and learning rate, batch size, augmentation, preprocessing settings,
   backbone and fusion settings, protocol, fold scheme, dataset, precision and determinism, ...
@@ -83,7 +83,7 @@ EXECUTION_PREFIXES: tuple[str, ...] = (
     "test_after_fit",
     "complexity",  # measure_gflops, recorded under its first name (cfnsr.runs.renames)
     "cpu_threads",
-    "model.compile",
+    "model.compile",  # speed.compile and speed.channels_last, recorded under their first names (cfnsr.runs.renames)
     "model.channels_last",
     "resume",
     "callbacks.wandb_summary",
@@ -103,7 +103,8 @@ MIRRORED_PREFIXES: tuple[str, ...] = ("data.class_names", "data.corpus._target_"
                                       "data.corpus.generate", "data.audio_offset", "data.audio_duration",
                                       "data.short_audio")
 
-# Initialisation checkpoints: kept as "was it set", not as the path.
+# Initialisation checkpoints: kept as "was it set", not as the path. The keys are ``init.*`` in the config and
+# ``model.init.*`` (their first names, cfnsr.runs.renames) in a recipe.
 INIT_PATH_KEYS: tuple[str, ...] = (
     "model.init.video",
     "model.init.audio",

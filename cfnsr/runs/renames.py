@@ -38,6 +38,9 @@ FUSION_TARGETS: dict[str, str] = {
 # Config keys (dotted, the key and everything under it): old -> new.
 CONFIG_KEYS: dict[str, str] = {
     "complexity": "measure_gflops",  # train.yaml's flag; the complexity *task* keeps its name
+    "model.init": "init",  # the `model` group held initialisation options, not the model: now the `init` group
+    "model.compile": "speed.compile",  # execution options of the network: train.yaml's `speed` node
+    "model.channels_last": "speed.channels_last",
 }
 
 _warned: set[str] = set()
@@ -125,6 +128,8 @@ def current_config(saved: Any) -> Any:
     cfg = copy.deepcopy(dict(saved))
     for old, new in CONFIG_KEYS.items():
         _move(cfg, old, new)
+    if cfg.get("model") == {}:  # the old `model` node, emptied by the moves above
+        del cfg["model"]
     fusion = cfg.get("fusion")
     if isinstance(fusion, dict):
         if isinstance(fusion.get("name"), str):

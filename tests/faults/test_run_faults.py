@@ -96,7 +96,7 @@ def test_evaluate_and_init_refuse_code_carrying_files(tiny_data_dir, tmp_path, f
     with pytest.raises(Exception, match="weights-only"):
         evaluate(compose_eval([f"ckpt_path={evil}"], tmp_path / "eval"))
     with pytest.raises(Exception, match="weights-only"):
-        train(compose_train([*FAST, "fusion=video_only", f"model.init.video={evil}"], tiny_data_dir,
+        train(compose_train([*FAST, "fusion=video_only", f"init.video={evil}"], tiny_data_dir,
                             tmp_path / "init"))
     assert not marker.exists()
 
