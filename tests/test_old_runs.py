@@ -33,7 +33,7 @@ def old_run(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     old_data = [o for o in TINY_DATA if not o.startswith(("data.generate.preset=", "data.generate.clips_per_actor="))]
     cmd = [sys.executable, str(old / "train.py"), TINY_FOLDS, *old_data, f"paths.data_dir={tiny_data_dir}",
            f"hydra.run.dir={run_dir}", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
-           "preprocess.workers=0", "measure_gflops=false", "logger=csv"]
+           "preprocess.workers=0", "complexity=false", "logger=csv"]  # the old code's name
     res = subprocess.run(cmd, cwd=old, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert (run_dir / "checkpoints" / "best-e000.ckpt").is_file()
