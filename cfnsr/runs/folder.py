@@ -31,6 +31,7 @@ from cfnsr.runs.provenance import effective_batch_difference
 from cfnsr.runs.ranks import global_rank_from_env
 from cfnsr.runs.recipe import recipe_differences, training_recipe
 from cfnsr.runs.record import FILENAME as RECORD_FILE
+from cfnsr.runs.renames import stored_key
 
 __all__ = ["global_rank_from_env"]  # moved to cfnsr.runs.ranks; the jobs import it from here
 
@@ -172,7 +173,8 @@ def plan_resume(cfg: Any, ckpt_path: str | Path,
             f"a new run from its weights: init.weights={ckpt_path} (with the optimiser state reset)")
     saved = run_identity(ckpt["cfnsr_config"])
     wanted = run_identity(c)
-    allow = list((c.get("resume") or {}).get("allow") or [])
+    # Recipe keys carry their first names (cfnsr.runs.renames): resume.allow=[init.weights] names model.init.weights.
+    allow = [stored_key(str(a)) for a in (c.get("resume") or {}).get("allow") or []]
     lines = recipe_differences(saved, wanted)
     # The recipe keeps the batch size but not the device count; the clips per optimiser step must match too.
     batch = effective_batch_difference(ckpt["cfnsr_config"], c)

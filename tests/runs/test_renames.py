@@ -146,3 +146,12 @@ def test_a_checkpoint_saved_with_old_names_evaluates(tiny_data_dir: Path, tmp_pa
     assert recipe_hash(training_recipe(read)) == record["recipe_hash"]
     result = evaluate(compose_eval([f"ckpt_path={old_path}"], tmp_path / "eval", tiny_data_dir))
     assert result["test"]["war"] == pytest.approx(record["test"]["war"])
+
+
+def test_new_keys_name_the_recipe_keys_of_their_first_names():
+    """``resume.allow=[init.weights]`` accepts a difference the recipe lists as ``model.init.weights``."""
+    from cfnsr.runs.renames import stored_key
+
+    assert [stored_key(k) for k in ("init.weights", "init", "speed.compile", "measure_gflops", "initial.x",
+                                    "trainer.max_epochs")] == \
+        ["model.init.weights", "model.init", "model.compile", "complexity", "initial.x", "trainer.max_epochs"]
