@@ -51,8 +51,9 @@ def warn_renamed(old: str, new: str, what: str) -> None:
     if old in _warned:
         return
     _warned.add(old)
-    warnings.warn(f"{what} {old!r} is deprecated, use {new!r} (the old name still works)", FutureWarning,
-                  stacklevel=3)
+    # Attributed to the command line, not to a line of this module (which the default format would quote).
+    warnings.warn_explicit(f"{what} {old!r} is deprecated, use {new!r} (the old name still works)", FutureWarning,
+                           filename="command line", lineno=0)
 
 
 def current_fusion(name: str) -> str:

@@ -155,3 +155,12 @@ def test_new_keys_name_the_recipe_keys_of_their_first_names():
     assert [stored_key(k) for k in ("init.weights", "init", "speed.compile", "measure_gflops", "initial.x",
                                     "trainer.max_epochs")] == \
         ["model.init.weights", "model.init", "model.compile", "complexity", "initial.x", "trainer.max_epochs"]
+
+
+def test_the_old_crop_gap_module_still_runs_and_names_its_new_name():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-m", "cfnsr.predict.crop_gap", "--help"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "cfnsr.predict.crop_gap is deprecated, use cfnsr.predict.detector_gap" in res.stderr
+    assert res.stdout.startswith("usage: python -m cfnsr.predict.detector_gap ckpt_path=<ckpt>")
