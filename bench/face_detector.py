@@ -1,6 +1,6 @@
 """Face detector benchmark: Haar cascades against BlazeFace on a corpus with landmark CSVs, and on real footage.
 
-Corpus part (default: the synthetic corpus's fold-1 test actors 1-4, as ``python -m cfnsr.predict.crop_gap``): every
+Corpus part (default: the synthetic corpus's fold-1 test actors 1-4, as ``python -m cfnsr.predict.detector_gap``): every
 clip decoded as preprocessing decodes it (``--frames`` frames at k*D/T), each frame given to each detector, the box
 compared with the landmark box of the same frame (the bounding box of the CSV's 68 points, what training crops
 around). Per detector: faces found (% of frames), found on the fearful (06) and surprised (08) clips, median IoU with

@@ -145,8 +145,10 @@ def build_predictor(backbone: str, fusion: str = "cfnsr"):
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf, open_dict
 
+    from cfnsr.conf_resolvers import register_resolvers
     from cfnsr.predict.model import predictor_from_config
 
+    register_resolvers()  # this script composes the train config itself (data.num_classes: ${cfnsr_len:...})
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[*BACKBONES[backbone], f"fusion={fusion}"])
     with open_dict(cfg):

@@ -41,7 +41,7 @@ _RANK_ZERO_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning_fabric
                       "lightning_utilities.core.rank_zero")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # The config tree lists these groups first, in the order a reader follows a run; the rest follow as composed.
-PRINT_ORDER = ("data", "preprocess", "folds", "protocol", "backbone", "fusion", "model", "augment", "optimizer",
+PRINT_ORDER = ("data", "preprocess", "folds", "protocol", "backbone", "fusion", "init", "augment", "optimizer",
                "trainer", "logger", "paths")
 
 

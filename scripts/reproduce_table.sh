@@ -22,6 +22,6 @@ for PROTOCOL in paper clean; do
   # shellcheck disable=SC2086
   python train.py -m experiment=paper_fusion $SETTINGS protocol=$PROTOCOL fold=$FOLDS \
     fusion=$FUSIONS trainer.max_epochs=$EPOCHS trainer.enable_progress_bar=false \
-    model.init.from_runs=$OUT/$PROTOCOL/unimodal hydra.sweep.dir=$OUT/$PROTOCOL/fusion
+    init.from_runs=$OUT/$PROTOCOL/unimodal hydra.sweep.dir=$OUT/$PROTOCOL/fusion
 done
 python -m cfnsr.report --split --out "$OUT" "$OUT/paper" "$OUT/clean"

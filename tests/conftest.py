@@ -7,6 +7,11 @@ from pathlib import Path
 import pytest
 from tests_helpers import compose_train
 
+from cfnsr.conf_resolvers import register_resolvers
+
+# The test session is an entry point too: the tests compose configs (tests_helpers.compose_*) and resolve them.
+register_resolvers()
+
 
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -91,7 +91,7 @@ def test_it_trains_and_appears_in_the_report(toy: tuple[dict[str, str], str], ti
     env, searchpath = toy
     run_dir = tmp_path / "run"
     _run([sys.executable, "train.py", "fusion=gated_sum", searchpath, TINY_FOLDS, *TINY_DATA, "fold=1",
-          "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "preprocess.workers=0", "complexity=false",
+          "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "preprocess.workers=0", "measure_gflops=false",
           "logger=csv", f"hydra.run.dir={run_dir}"], {**env, "CFNSR_DATA_DIR": str(tiny_data_dir)})
     record = read_record(run_dir)
     assert record["status"] == "finished" and record["fusion"] == "gated_sum" and record["paper"] is None
@@ -106,8 +106,8 @@ def test_the_complexity_cli_and_the_fusion_list_include_it(toy: tuple[dict[str, 
                   searchpath, f"hydra.run.dir={tmp_path}"], env)
     rows = [line for line in table.splitlines() if line.startswith("| ")]
     names = [row.split("|")[1].strip() for row in rows[1:]]
-    assert names.index("averaging") + 1 == names.index("gated_sum") == names.index("multiplicative") - 1
+    assert names.index("averaging") + 1 == names.index("gated_sum") == names.index("multiplicative_loss") - 1
     (gated,) = [row for row in rows if row.startswith("| gated_sum |")]
     assert gated.startswith("| gated_sum | Late | ") and gated.endswith("| – | – |")  # no paper numbers: dashes
     fused = _run([sys.executable, "-m", "cfnsr.models.fusion.registry", "--kind", "fused", searchpath], env)
-    assert "averaging,gated_sum,multiplicative" in fused.strip()
+    assert "averaging,gated_sum,multiplicative_loss" in fused.strip()

@@ -135,7 +135,7 @@ def test_progress_bars_are_off_without_a_terminal_and_count_epochs_from_one():
 def test_train_console_is_quiet_shows_the_config_tree_and_train_log_holds_it(tiny_data_dir: Path, tmp_path: Path):
     run = tmp_path / "run"
     cmd = [sys.executable, "train.py", TINY_FOLDS, *TINY_DATA, "preprocess.workers=0", "trainer.max_epochs=1",
-           "complexity=false", "fusion=averaging", f"hydra.run.dir={run}"]
+           "measure_gflops=false", "fusion=averaging", f"hydra.run.dir={run}"]
     env = {**os.environ, "CFNSR_DATA_DIR": str(tiny_data_dir)}
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]

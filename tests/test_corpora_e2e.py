@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 TINY = ["data.frames=8", "data.size=32", "data.num_workers=0", "data.pin_memory=false", "data.storage=memory",
         "data.batch_size=8", "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "preprocess.workers=0",
-        "fusion=concat_fc", "complexity=false"]
+        "fusion=concat_fc", "measure_gflops=false"]
 
 
 def _compose(overrides: list[str], tmp_path: Path) -> DictConfig:

@@ -28,7 +28,7 @@ def test_no_debug_preset_by_default(tmp_path: Path):
 
 @pytest.mark.slow
 def test_fast_dev_run_ends_without_checkpoints_with_a_debug_record(tiny_data_dir: Path, tmp_path: Path, capsys):
-    record = train(compose_train(["debug=fast_dev_run", "complexity=false"], tiny_data_dir, tmp_path / "run"))
+    record = train(compose_train(["debug=fast_dev_run", "measure_gflops=false"], tiny_data_dir, tmp_path / "run"))
     run = tmp_path / "run"
     assert record["status"] == "debug" == read_record(run)["status"]
     assert record["debug"] == ["trainer.fast_dev_run=True"]
@@ -42,7 +42,7 @@ def test_fast_dev_run_ends_without_checkpoints_with_a_debug_record(tiny_data_dir
 
 @pytest.mark.slow
 def test_overfit_trains_on_a_few_batches_to_the_end(tiny_data_dir: Path, tmp_path: Path):
-    record = train(compose_train(["debug=overfit", "trainer.max_epochs=2", "complexity=false"], tiny_data_dir,
+    record = train(compose_train(["debug=overfit", "trainer.max_epochs=2", "measure_gflops=false"], tiny_data_dir,
                                  tmp_path / "run"))
     assert record["status"] == "debug" and record["debug"] == ["trainer.overfit_batches=3"]
     assert record["epochs"] == 2 and Path(record["last_ckpt"]).is_file() and record["test"]["n"] == 120

@@ -27,10 +27,10 @@ from tests_helpers import CONF_DIR, INTERACTIONS_DATA, SYNERGY_DATA, compose_tra
 from cfnsr.tasks.train import train
 
 EPOCHS = 20
-COMMON = ["protocol=clean", "fold=1", f"trainer.max_epochs={EPOCHS}", "complexity=false", "logger=csv"]
+COMMON = ["protocol=clean", "fold=1", f"trainer.max_epochs={EPOCHS}", "measure_gflops=false", "logger=csv"]
 
 # What each fusion can represent on a synergy pair: additive class scores (late) or mixed features (fuses).
-LATE = ("averaging", "multiplicative", "multiplication")
+LATE = ("averaging", "multiplicative_loss", "prob_product")
 FUSES = ("concat_fc", "mmtm")
 UNIMODAL_BLIND_TO = {"video_only": "audio_unique", "audio_only": "video_unique"}
 # Measured, not asserted (docs/diagnostics.md): MCBP (bilinear pooling can represent XOR; no expectation was set),

@@ -21,7 +21,7 @@ def test_local_parallel_sweep_runs_both_jobs(tiny_data_dir: Path, tmp_path: Path
     sweep = tmp_path / "sweep"
     cmd = [sys.executable, "train.py", "-m", "hydra/launcher=local_parallel", "fold=1,2", TINY_FOLDS, *TINY_DATA,
            "protocol=paper", "fusion=concat_fc", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
-           "preprocess.workers=0", "complexity=false", f"hydra.sweep.dir={sweep}"]
+           "preprocess.workers=0", "measure_gflops=false", f"hydra.sweep.dir={sweep}"]
     env = {**os.environ, "CFNSR_DATA_DIR": str(tiny_data_dir), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]

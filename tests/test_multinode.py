@@ -36,7 +36,7 @@ def test_two_torchrun_nodes_train_and_test_one_fold(tiny_data_dir: Path, tmp_pat
     overrides = [TINY_FOLDS, *TINY_DATA, f"paths.data_dir={tiny_data_dir}", "preprocess.workers=0",
                  "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=1", "trainer.num_nodes=2",
                  "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "fusion=concat_fc", "fold=3",
-                 "protocol=paper", "complexity=false"]
+                 "protocol=paper", "measure_gflops=false"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     procs = []
     for node in (0, 1):

@@ -3,7 +3,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from tests_helpers import CONF_DIR, require_module
 
-from cfnsr.runs.job_dirs import MAX_LEN, job_dirname, register, slurm_gpus
+from cfnsr.conf_resolvers import register_resolvers, slurm_gpus
+from cfnsr.runs.job_dirs import MAX_LEN, job_dirname
 
 
 def test_job_folder_is_number_plus_overrides():
@@ -42,7 +43,7 @@ def test_slurm_gpu_request_follows_the_accelerator():
 ])
 def test_slurm_launcher_sizes_jobs_from_the_trainer(overrides, gpus, tasks):
     require_module("hydra_plugins.hydra_submitit_launcher", "slurm")
-    register()
+    register_resolvers()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=["hydra/launcher=slurm", *overrides], return_hydra_config=True)
     launcher = cfg.hydra.launcher

@@ -87,7 +87,7 @@ def test_resume_ends_with_the_same_metrics(tiny_data_dir: Path, tmp_path: Path, 
 
 
 def test_failed_run_leaves_a_failed_record(tiny_data_dir: Path, tmp_path: Path):
-    cfg = compose_train(["fold=2", "model.init.video=/nonexistent.ckpt"], tiny_data_dir, tmp_path)
+    cfg = compose_train(["fold=2", "init.video=/nonexistent.ckpt"], tiny_data_dir, tmp_path)
     with pytest.raises(Exception, match="nonexistent"):
         train(cfg)
     # The error happened before training started; the record still says what failed, for the report.
@@ -97,7 +97,7 @@ def test_failed_run_leaves_a_failed_record(tiny_data_dir: Path, tmp_path: Path):
 
 def test_storage_modes_deliver_identical_batches(tiny_data_dir: Path, tmp_path: Path):
     # mmap (with loader workers), host memory and device-resident storage must train the same model.
-    common = ["fusion=averaging", "fold=3", "trainer.max_epochs=1", "complexity=false"]
+    common = ["fusion=averaging", "fold=3", "trainer.max_epochs=1", "measure_gflops=false"]
     results = {
         storage: train(compose_train([*common, f"data.storage={storage}", f"data.num_workers={workers}"],
                                      tiny_data_dir, tmp_path / storage))["test_last"]

@@ -1,7 +1,7 @@
 """Initialisation cannot leak test actors: a checkpoint that initialises a run is checked against the run's split.
 
-Every initialisation from a cfnsr checkpoint (``model.init.weights``, ``model.init.video`` / ``audio``, and the
-stage-1 checkpoints ``model.init.from_runs`` finds) reads the source run's split from the checkpoint
+Every initialisation from a cfnsr checkpoint (``init.weights``, ``init.video`` / ``audio``, and the
+stage-1 checkpoints ``init.from_runs`` finds) reads the source run's split from the checkpoint
 (``cfnsr_split``: its train, validation and test actors). The rules, with S the source and R this run:
 
 * S's **training** actors must not include any actor R tests on or validates on (under every protocol: a validation
@@ -11,7 +11,7 @@ stage-1 checkpoints ``model.init.from_runs`` finds) reads the source run's split
   validation block is allowed: that is the block both runs were meant to select on.
 
 A checkpoint without a recorded split (written before cfnsr stored it, or a plain state dict) is refused unless
-``model.init.allow_unknown_split=true``; the record then says the split was unknown. ``model.init.kinetics`` (an
+``init.allow_unknown_split=true``; the record then says the split was unknown. ``init.kinetics`` (an
 external Kinetics-400 model, no RAVDESS actor) is not checked.
 """
 
@@ -70,7 +70,7 @@ def init_source(path: str | Path) -> dict[str, Any]:
 def check_init_source(source: Mapping[str, Any], key: str, split: Split, protocol: str,
                       allow_unknown_split: bool) -> None:
     """Raise ``InitLeakageError`` when ``source`` (from :func:`init_source`) may not initialise a run with ``split``
-    under ``protocol``; ``key`` names the setting (``model.init.weights``) in the message."""
+    under ``protocol``; ``key`` names the setting (``init.weights``) in the message."""
     path = source.get("path")
     src = source.get("split")
     test, val = set(split.test_actors), set(split.val_actors)
@@ -81,7 +81,7 @@ def check_init_source(source: Mapping[str, Any], key: str, split: Split, protoco
             f"{key}={path}: the checkpoint does not record which actors it was trained and selected on (written "
             f"before cfnsr stored its split, or not a cfnsr training checkpoint), so it may have seen this run's "
             f"test actors {sorted(test)}. Use a checkpoint written by this cfnsr, or accept the risk with "
-            f"model.init.allow_unknown_split=true (the record notes it).")
+            f"init.allow_unknown_split=true (the record notes it).")
     problems = []
     trained = set(src["train_actors"])
     if trained & test:

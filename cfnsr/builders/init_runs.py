@@ -30,7 +30,7 @@ def run_checkpoint(record: dict, record_path: Path) -> str:
     ckpt = load_checkpoint(path, require_run=False)
     if record.get("run_id") is None or run_id_of(ckpt) != record.get("run_id"):
         raise CheckpointError(
-            f"model.init.from_runs: {record_path} names checkpoint {name}, but {path} carries run "
+            f"init.from_runs: {record_path} names checkpoint {name}, but {path} carries run "
             f"{run_id_of(ckpt)!r}, not this record's run {record.get('run_id')!r}; refusing a checkpoint that is not "
             f"the run's own")
     return str(path)
@@ -51,7 +51,7 @@ def find_unimodal_checkpoints(
     """
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
-        raise FileNotFoundError(f"model.init.from_runs={runs_dir}: no such directory")
+        raise FileNotFoundError(f"init.from_runs={runs_dir}: no such directory")
     test, val = frozenset(map(speaker_id, test_actors)), frozenset(map(speaker_id, val_actors))
     found: dict[str, list[dict]] = {"video": [], "audio": []}
     for path in sorted(runs_dir.rglob(FILENAME)):
@@ -73,7 +73,7 @@ def find_unimodal_checkpoints(
             )
         newest = max(recs, key=lambda r: r["_mtime"])
         if len(recs) > 1:
-            print(f"model.init.from_runs: {len(recs)} {stream}_only runs match test actors {sorted(test)}; using the "
+            print(f"init.from_runs: {len(recs)} {stream}_only runs match test actors {sorted(test)}; using the "
                   f"newest, {newest['run_dir']}")
         out[stream] = run_checkpoint(newest, newest["_path"])
     return out

@@ -17,14 +17,10 @@ from cfnsr.builders.corpus import build_corpus
 from cfnsr.builders.corpus import fold_split as fold_split  # re-exported: the builders' fold split lived here
 from cfnsr.builders.init_checks import check_init_source, init_source
 from cfnsr.builders.init_runs import find_unimodal_checkpoints
-from cfnsr.builders.resolvers import register as register_resolvers
 from cfnsr.data.datamodule import RavdessDataModule
 from cfnsr.data.settings import PreprocessSettings, settings_from_config
 from cfnsr.models.build import build_model, load_backbone_weights, load_kinetics_resnext, load_model_weights
 from cfnsr.module import EmotionModule
-
-# The trainer configs use ${sync_batchnorm_for:...} and ${job_gpu:}; every builder of a run resolves them.
-register_resolvers()
 
 
 def preprocess_settings(cfg: DictConfig) -> PreprocessSettings:
@@ -62,16 +58,16 @@ def build_datamodule(cfg: DictConfig) -> RavdessDataModule:
 def build_module(cfg: DictConfig, results_dir: str | Path | None, load_init: bool = True) -> EmotionModule:
     """The network (backbone + fusion, optionally initialised from stage-1 checkpoints) in its training module."""
     model = build_model(cfg.backbone, cfg.fusion, cfg.data.num_classes)
-    init = cfg.model.init
+    init = cfg.init
     init_sources: dict[str, dict[str, Any]] = {}
     if load_init:
         split = fold_split(cfg)
         video, audio = init.video, init.audio
-        keys = {"video": "model.init.video", "audio": "model.init.audio"}
+        keys = {"video": "init.video", "audio": "init.audio"}
         if init.get("from_runs"):
             found = find_unimodal_checkpoints(init.from_runs, split.test_actors, split.val_actors, fold=cfg.fold,
                                               seed=cfg.seed, dataset=cfg.data.name, backbone=cfg.backbone.name)
-            keys = {m: keys[m] if init.get(m) else f"model.init.from_runs ({m}_only run)" for m in keys}
+            keys = {m: keys[m] if init.get(m) else f"init.from_runs ({m}_only run)" for m in keys}
             video, audio = video or found.get("video"), audio or found.get("audio")
         if init.get("kinetics"):
             load_kinetics_resnext(model.video, init.kinetics)
@@ -79,7 +75,7 @@ def build_module(cfg: DictConfig, results_dir: str | Path | None, load_init: boo
         audio = audio if "audio" in model.modalities else None
         # Every cfnsr checkpoint that initialises the run is checked against its split before its weights load.
         for part, path, key in (("video", video, keys["video"]), ("audio", audio, keys["audio"]),
-                                ("weights", init.get("weights"), "model.init.weights")):
+                                ("weights", init.get("weights"), "init.weights")):
             if path:
                 init_sources[part] = init_source(path)
                 check_init_source(init_sources[part], key, split, cfg.protocol.name,
@@ -88,14 +84,15 @@ def build_module(cfg: DictConfig, results_dir: str | Path | None, load_init: boo
             load_backbone_weights(model, video=video, audio=audio)
         if init.get("weights"):  # a whole model of the same architecture, e.g. a finished run to train further
             load_model_weights(model, init.weights)
+    speed = cfg.get("speed") or {}  # absent from configs saved before model.compile existed: both off
     module = EmotionModule(
         model=model,
         optimizer=instantiate(cfg.optimizer),
         num_classes=cfg.data.num_classes,
         seed=cfg.seed,
         results_dir=results_dir,
-        compile=cfg.model.compile,
-        channels_last=cfg.model.channels_last,
+        compile=bool(speed.get("compile")),
+        channels_last=bool(speed.get("channels_last")),
     )
     module.init_sources = init_sources  # for the record: the run id and recipe of each initialisation
     return module

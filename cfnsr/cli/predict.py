@@ -7,9 +7,9 @@ import hydra
 from omegaconf import DictConfig
 
 from cfnsr.cli import CONFIG_PATH
-from cfnsr.runs.job_dirs import register
+from cfnsr.conf_resolvers import register_resolvers
 
-register()  # ${job_dirname:...} names multirun job folders, ${slurm_gpus:...} sizes SLURM jobs
+register_resolvers()  # before hydra.main composes; see cfnsr.conf_resolvers for the child processes
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="predict")

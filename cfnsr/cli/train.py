@@ -6,16 +6,17 @@ import hydra
 from omegaconf import DictConfig
 
 from cfnsr.cli import CONFIG_PATH
-from cfnsr.runs.job_dirs import register
+from cfnsr.conf_resolvers import register_resolvers
+from cfnsr.runs.renames import rename_argv
 from cfnsr.runs.slurm_polling import quiet_sacct_warnings
 
-register()  # ${job_dirname:...} names multirun job folders, ${slurm_gpus:...} sizes SLURM jobs
+register_resolvers()  # before hydra.main composes; see cfnsr.conf_resolvers for the child processes
 # At import, not in main: under hydra/launcher=slurm the launching process polls SLURM but never runs main.
 quiet_sacct_warnings()  # a SLURM cluster without accounting: one warning, not one per poll
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def _main(cfg: DictConfig) -> float | None:
     import logging
     import sys
     from pathlib import Path
@@ -57,3 +58,10 @@ def main(cfg: DictConfig) -> float | None:
             return None
     # A sweeper's objective: validation, never test (None under the paper protocol, which has no validation set).
     return (record.get("objective") or {}).get("value")
+
+
+def main() -> float | None:
+    """The command: old names on its command line (``fusion=multiplication``, ``complexity=false``) are rewritten to
+    the current ones, with a warning each (``cfnsr.runs.renames``), before Hydra parses it."""
+    rename_argv()
+    return _main()

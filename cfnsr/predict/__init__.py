@@ -7,5 +7,6 @@
 * ``model``:   rebuild the network and its preprocessing from the checkpoint's saved config;
 * ``outputs``: ``predictions.csv`` and one ``timeline_<video stem>.png`` per video;
 * ``run``:     the whole run (the Hydra entry point calls ``run.predict``);
-* ``crop_gap``: how much a checkpoint loses on its test fold with detector crops instead of landmark crops.
+* ``detector_gap`` (formerly ``crop_gap``, kept as an alias module that warns): how much a checkpoint loses on its
+  test fold with detector crops instead of landmark crops.
 """

@@ -12,7 +12,7 @@ cascades and rotated searches and still missed a quarter. The boxes are then mad
 2. each coordinate is replaced by its running median over ``smooth`` consecutive sampled frames (centred, shorter at
    the window's ends), which removes one-frame jumps and single false detections;
 3. optionally (``box_shift``, ``box_scale``; off by default) moved and scaled onto the box the training crops were
-   cut around: ``python -m cfnsr.predict.crop_gap`` fits both on a corpus with landmark CSVs.
+   cut around: ``python -m cfnsr.predict.detector_gap`` fits both on a corpus with landmark CSVs.
 
 The crops are then cut exactly as preprocessing cuts them (``cfnsr.data.faces.crop_faces`` with the checkpoint's
 size, margin and squash setting; BGR when its ``channel_order`` is bgr).
@@ -110,7 +110,7 @@ def calibrate_boxes(boxes: np.ndarray, shift: tuple[float, float] = (0.0, 0.0), 
     box's side, centred ``shift`` (x, y, fractions of that side; + = right, down) away from its centre.
 
     A detector box and a landmark box of the same face differ systematically (a detector box spans brows to chin,
-    a 68-point landmark box from the jaw line's top to the chin, and its size ratio depends on the landmark set); ``python -m cfnsr.predict.crop_gap`` fits
+    a 68-point landmark box from the jaw line's top to the chin, and its size ratio depends on the landmark set); ``python -m cfnsr.predict.detector_gap`` fits
     ``shift`` and ``scale`` on a corpus with landmark CSVs. (0, 0) and 1 leave the boxes as detected.
     """
     if tuple(shift) == (0.0, 0.0) and scale == 1.0:

@@ -25,8 +25,8 @@ section; runs trained with a search's chosen settings (records with ``hparams``)
 from cfnsr.report.build import TABLE_RULE, GroupTable, Report, ReportError, build_report
 from cfnsr.report.cli import main
 from cfnsr.report.collect import DUPLICATE_RULE, Run, SearchTrial, Skipped, collect_runs
-from cfnsr.report.gap import GapRow, GapTable
 from cfnsr.report.markdown import format_markdown
+from cfnsr.report.protocol_gap import GapRow, GapTable
 from cfnsr.report.rows import FusionRow, fusion_order, model_name
 from cfnsr.report.stats import paired_comparison
 from cfnsr.report.write import write_report

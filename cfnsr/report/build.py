@@ -1,6 +1,6 @@
 """Turn finished runs into the comparison table(s): grouping by recipe, row labels, paired tests, notes.
 
-Rows are aggregated in :mod:`cfnsr.report.rows`, the protocol gap in :mod:`cfnsr.report.gap`.
+Rows are aggregated in :mod:`cfnsr.report.rows`, the protocol gap in :mod:`cfnsr.report.protocol_gap`.
 
 Tables and rows are formed from each record's training recipe (:mod:`cfnsr.runs.recipe`), see :data:`TABLE_RULE`; records
 written without a recipe are grouped by (protocol, dataset, backbone) in their own tables. Nothing here looks at
@@ -17,7 +17,7 @@ from typing import Any
 
 from cfnsr.data.corpus import shipped_class_names
 from cfnsr.report.collect import Run, Skipped, deduplicate
-from cfnsr.report.gap import GapTable, gaps_of
+from cfnsr.report.protocol_gap import GapTable, gaps_of
 from cfnsr.report.rows import FusionRow, aggregate_fusion, describe, differing_keys, fusion_sort_key
 from cfnsr.report.stats import paired_comparison
 from cfnsr.runs.recipe import recipe_hash

@@ -19,6 +19,7 @@ from cfnsr.report.consistency import record_problems
 from cfnsr.runs.provenance import format_code_version, init_provenance_key
 from cfnsr.runs.recipe import ROW_PREFIXES, clean_recipe, matches_prefix, recipe_hash
 from cfnsr.runs.record import FILENAME, read_record
+from cfnsr.runs.renames import current_fusion
 
 # Fields a finished record must carry for the report to use it; a record missing one is skipped, not half-used.
 REQUIRED_FIELDS = ("dataset", "backbone", "fusion", "protocol", "fold", "seed", "test")
@@ -54,7 +55,8 @@ class Run:
 
     @property
     def fusion(self) -> str:
-        return str(self.record["fusion"])
+        """The fusion's current name: a record of a renamed fusion (``multiplication``) joins its row."""
+        return current_fusion(str(self.record["fusion"]))
 
     @property
     def fold(self) -> int:
@@ -154,7 +156,7 @@ class Run:
     def row_key(self) -> tuple[str, str | None, int | None, str | None, str | None]:
         """Within a table, runs with equal row keys form one row: the fusion, the hash of its row recipe, the effective
         batch, the initialisation's provenance (the recipes of the init checkpoints, not just "was it set") and the
-        corpus fingerprint (runs on different corpora never share a row). ``report.gap`` drops index 3."""
+        corpus fingerprint (runs on different corpora never share a row). ``report.protocol_gap`` drops index 3."""
         return (self.fusion, recipe_hash(self.row_recipe) if self.recipe is not None else None,
                 self.effective_batch, self.init_provenance, self.corpus_fingerprint)
 

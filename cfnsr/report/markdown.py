@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from cfnsr.report.build import GroupTable, Report
 from cfnsr.report.collect import DUPLICATE_RULE, Run, SearchTrial, decision_time, duplicate_basis
 from cfnsr.report.diagnostics import format_diagnostics
-from cfnsr.report.gap import GapTable
+from cfnsr.report.protocol_gap import GapTable
 from cfnsr.report.rows import FusionRow, model_name
 from cfnsr.report.stats import limits_note
 

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from cfnsr.runs.renames import current_fusion
+
 FILENAME = "robustness.json"
 SCHEMA = 1
 
@@ -101,6 +103,8 @@ def read_robustness(path: Path) -> RobustnessRun:
         raise ValueError(f"{path}: unsupported robustness schema {data.get('schema') if isinstance(data, dict) else None!r}")
     try:
         meta, clean, rows = dict(data["meta"]), float(data["clean"]["war"]), list(data["rows"])
+        if isinstance(meta.get("fusion"), str):  # a file of a renamed fusion joins the row of its current name
+            meta["fusion"] = current_fusion(meta["fusion"])
         curves: dict[str, list[tuple[Any, float]]] = defaultdict(list)
         for row in rows:
             curves[str(row["corruption"])].append((row["level"], float(row["war"])))

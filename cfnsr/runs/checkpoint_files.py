@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from cfnsr.runs.renames import current_config
 from cfnsr.weights_only import WeightsFileError, read_weights_only
 
 CHECKPOINT_FORMAT = 1
@@ -54,9 +55,11 @@ def load_checkpoint(path: str | Path, require_run: bool = True) -> dict[str, Any
     fmt = ckpt.get("cfnsr_format")
     if fmt is None and require_run:
         raise CheckpointError(f"{path}: written by cfnsr before checkpoints carried a run id and format version; "
-                              f"it can be evaluated or used as model.init.weights, not resumed")
+                              f"it can be evaluated or used as init.weights, not resumed")
     if fmt is not None and fmt != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: checkpoint format {fmt!r}, this cfnsr reads format {CHECKPOINT_FORMAT}")
+    # Read under the current names (a checkpoint saved with fusion.name=multiplication rebuilds prob_product).
+    ckpt["cfnsr_config"] = current_config(ckpt["cfnsr_config"])
     return ckpt
 
 

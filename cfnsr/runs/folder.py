@@ -31,6 +31,7 @@ from cfnsr.runs.provenance import effective_batch_difference
 from cfnsr.runs.ranks import global_rank_from_env
 from cfnsr.runs.recipe import recipe_differences, training_recipe
 from cfnsr.runs.record import FILENAME as RECORD_FILE
+from cfnsr.runs.renames import stored_key
 
 __all__ = ["global_rank_from_env"]  # moved to cfnsr.runs.ranks; the jobs import it from here
 
@@ -151,7 +152,7 @@ def plan_resume(cfg: Any, ckpt_path: str | Path,
         raise RunFolderError(_last_hint(c))
     if ckpt_path.name != LAST_NAME:
         raise RunFolderError(f"ckpt_path={ckpt_path}: resume from the run's {LAST_NAME} (a run continues from its "
-                             f"latest epoch); to start a new run from these weights use model.init.weights=")
+                             f"latest epoch); to start a new run from these weights use init.weights=")
     try:
         ckpt = load_checkpoint(ckpt_path)
     except CheckpointError as exc:
@@ -164,15 +165,16 @@ def plan_resume(cfg: Any, ckpt_path: str | Path,
         raise RunFolderError(
             f"cannot resume {ckpt_path}: it belongs to run {run_id!r} but its run folder {run_dir} holds {found}; "
             f"resume from the checkpoint inside its own run folder, or start a new run from its weights with "
-            f"model.init.weights={ckpt_path}")
+            f"init.weights={ckpt_path}")
     if record.get("status") == "finished":
         raise RunFolderError(
             f"cannot resume {ckpt_path}: run {run_id} finished ({record.get('epochs')} epochs) and its "
             f"metrics.json points at these checkpoints, which a resume would overwrite. To train further, start "
-            f"a new run from its weights: model.init.weights={ckpt_path} (with the optimiser state reset)")
+            f"a new run from its weights: init.weights={ckpt_path} (with the optimiser state reset)")
     saved = run_identity(ckpt["cfnsr_config"])
     wanted = run_identity(c)
-    allow = list((c.get("resume") or {}).get("allow") or [])
+    # Recipe keys carry their first names (cfnsr.runs.renames): resume.allow=[init.weights] names model.init.weights.
+    allow = [stored_key(str(a)) for a in (c.get("resume") or {}).get("allow") or []]
     lines = recipe_differences(saved, wanted)
     # The recipe keeps the batch size but not the device count; the clips per optimiser step must match too.
     batch = effective_batch_difference(ckpt["cfnsr_config"], c)

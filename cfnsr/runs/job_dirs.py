@@ -7,15 +7,13 @@ brackets, quotes, spaces) are replaced, so ``ckpt_path=<sweep>/<job>/checkpoints
 the name is at most ``MAX_LEN`` characters (a long tail becomes a short hash). Nothing reads settings back from
 these names: a job's overrides are in its ``.hydra/overrides.yaml`` and its ``metrics.json``.
 
-``slurm_gpus`` is the SLURM launcher's GPU request (``conf/hydra/launcher/slurm.yaml``), registered with it.
+``${job_dirname:...}`` is registered with the other resolvers by ``cfnsr.conf_resolvers.register_resolvers``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-
-from omegaconf import OmegaConf
 
 MAX_LEN = 96
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@%+-]")
@@ -29,30 +27,3 @@ def job_dirname(num: int | str, override_dirname: str | None) -> str:
         digest = hashlib.sha1(name.encode()).hexdigest()[:8]
         name = f"{name[:MAX_LEN - 10]}+h{digest}"
     return name
-
-
-_GPU_ACCELERATORS = {"gpu", "cuda"}
-
-
-def slurm_gpus(accelerator: str, devices: int | str) -> int | None:
-    """GPUs per node a SLURM job asks for: ``devices`` for a GPU trainer, none (no ``--gpus-per-node``) for CPU.
-
-    ``accelerator=auto`` is refused: SLURM must know whether to allocate GPUs before the job starts.
-    """
-    accelerator = str(accelerator).lower()
-    if accelerator == "cpu":
-        return None
-    if accelerator not in _GPU_ACCELERATORS:
-        raise ValueError(f"trainer.accelerator={accelerator}: a SLURM job needs trainer.accelerator=gpu or cpu to "
-                         f"know whether to request GPUs (hydra.launcher.gpus_per_node)")
-    if not str(devices).isdigit() or int(devices) < 1:
-        raise ValueError(f"trainer.devices={devices}: a SLURM job needs a number of GPUs per node (one SLURM task "
-                         f"per GPU), not {devices!r}")
-    return int(devices)
-
-
-def register() -> None:
-    """Register the resolvers the configs use (idempotent): ``job_dirname`` and ``slurm_gpus``."""
-    for name, fn in (("job_dirname", job_dirname), ("slurm_gpus", slurm_gpus)):
-        if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, fn)

@@ -26,11 +26,14 @@ The rule, key by key (a prefix matches the key itself and everything under it, b
   logits depend on the other clips of its batch).
 * :data:`NEUTRAL_VALUES`: options added after runs were recorded are left out while they keep their neutral value
   (the behaviour from before they existed), so old and new runs with the option off share a recipe.
+* Renamed keys and values (:mod:`cfnsr.runs.renames`: ``init.*`` was ``model.init.*``, ``measure_gflops`` was
+  ``complexity``, fusion ``prob_product`` was ``multiplication``, ...) are recorded under their first names, so a rename changes no
+  recipe hash and an old record and a new run of the same recipe compare equal.
 * Everything else is kept: epochs, optimiser and learning rate, batch size, augmentation, preprocessing settings,
   backbone and fusion settings, protocol, fold scheme, dataset, precision and determinism, ...
 
 Lists are values, not flattened (``folds.test_actors`` is one key). This module depends on the standard library
-only, so the report can read recipes without importing the training stack.
+(and ``cfnsr.runs.renames``) only, so the report can read recipes without importing the training stack.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
+
+from cfnsr.runs.renames import stored_recipe
 
 # Where / which job: never part of how the model was trained.
 WHERE_PREFIXES: tuple[str, ...] = (
@@ -76,9 +81,9 @@ EXECUTION_PREFIXES: tuple[str, ...] = (
     "preprocess.verify",
     "preprocess.retry_failed",
     "test_after_fit",
-    "complexity",
+    "complexity",  # measure_gflops, recorded under its first name (cfnsr.runs.renames)
     "cpu_threads",
-    "model.compile",
+    "model.compile",  # speed.compile and speed.channels_last, recorded under their first names (cfnsr.runs.renames)
     "model.channels_last",
     "resume",
     "callbacks.wandb_summary",
@@ -98,7 +103,8 @@ MIRRORED_PREFIXES: tuple[str, ...] = ("data.class_names", "data.corpus._target_"
                                       "data.corpus.generate", "data.audio_offset", "data.audio_duration",
                                       "data.short_audio")
 
-# Initialisation checkpoints: kept as "was it set", not as the path.
+# Initialisation checkpoints: kept as "was it set", not as the path. The keys are ``init.*`` in the config and
+# ``model.init.*`` (their first names, cfnsr.runs.renames) in a recipe.
 INIT_PATH_KEYS: tuple[str, ...] = (
     "model.init.video",
     "model.init.audio",
@@ -179,6 +185,7 @@ def clean_recipe(flat: Mapping[str, Any]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     init_set: dict[str, bool] = {}
+    flat = stored_recipe(flat)  # renamed keys and values under their first names: hashes survive a rename
     batch_dependent = batch_dependent_eval(flat)
     for key, value in flat.items():
         if matches_prefix(key, EXCLUDED_PREFIXES) and not (batch_dependent and key in BATCH_DEPENDENT_KEYS):

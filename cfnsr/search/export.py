@@ -19,7 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 from cfnsr.search.study import SearchError, best_trial, load_study, trial_records
 
 # Overrides of the trial's job that belong to the search, not to the chosen configuration.
-SEARCH_KEYS = ("hparams_search", "protocol", "test_after_fit", "complexity", "ckpt_path", "hparams")
+SEARCH_KEYS = ("hparams_search", "protocol", "test_after_fit", "measure_gflops", "complexity", "ckpt_path", "hparams")
+# ("complexity": measure_gflops under its old name, in the overrides of studies run before the rename)
 SEARCH_PREFIXES = ("search", "hydra", "hparams")
 
 

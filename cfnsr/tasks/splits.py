@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cfnsr.builders.corpus import fold_test_speakers
+from cfnsr.conf_resolvers import register_resolvers
 from cfnsr.data.folds import SplitFileError, export_split
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -27,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     out, overrides = Path(args[0]), args[1:]
+    register_resolvers()  # this module is an entry point of its own (python -m cfnsr.tasks.splits)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     try:

@@ -170,7 +170,7 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
         module.run_id = run_id
         module.run_dir = out
         module.run_split = split_dict(fold_split(cfg))  # saved in checkpoints: who may be initialised from them
-        gflops = gflops_per_clip(module.model, *clip_shapes(cfg)) if cfg.complexity else None
+        gflops = gflops_per_clip(module.model, *clip_shapes(cfg)) if cfg.measure_gflops else None
         meta = run_metadata(cfg, count_params(module.model), gflops)
         meta.update(_init_and_code(module, out, resumed=ckpt_path is not None))
     except (Exception, Interrupted) as exc:  # bad fold, missing checkpoint, a signal: leave a record to list

@@ -13,7 +13,7 @@ from wandb_files import read_run
 from cfnsr.callbacks.wandb_summary import confusion_pairs, per_class_scores, wandb_run_options
 from cfnsr.tasks.train import train
 
-WANDB = ["logger=wandb", "logger.wandb.log_model=true", "fusion=averaging", "complexity=false",
+WANDB = ["logger=wandb", "logger.wandb.log_model=true", "fusion=averaging", "measure_gflops=false",
          "data.class_names=[neutral,calm,happy,sad,angry,fearful,disgust,surprised]"]
 
 

@@ -44,7 +44,7 @@ def test_a_folder_with_a_csv_trains_reports_and_predicts_from_the_command_line(t
     work.mkdir()
     run_dir = work / "run"
     run(str(REPO / "train.py"), "data=folder", f"data.root={videos}", "folds.k=3", "fold=1", "backbone=tiny",
-        "fusion=concat_fc", "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "complexity=false",
+        "fusion=concat_fc", "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "measure_gflops=false",
         "data.frames=4", "data.size=32", "data.num_workers=0", "data.storage=memory", "preprocess.workers=0",
         f"paths.log_dir={work / 'outputs'}", f"hydra.run.dir={run_dir}", cwd=work)
     rec = read_record(run_dir)

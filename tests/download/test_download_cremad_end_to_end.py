@@ -82,7 +82,7 @@ def test_download_then_preprocess_then_train_fold_1_then_report(tmp_path: Path):
 
     run_dir = work / "run"
     run(str(REPO / "train.py"), "data=cremad", f"data.root={root}", "fold=1", "backbone=tiny", "fusion=concat_fc",
-        "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "complexity=false", *TINY, logs,
+        "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "measure_gflops=false", *TINY, logs,
         f"hydra.run.dir={run_dir}", cwd=work)
     rec = read_record(run_dir)
     fold1 = [s for s in stems if 1001 <= int(s[:4]) <= 1019]

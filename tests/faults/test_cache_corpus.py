@@ -215,7 +215,7 @@ def _interrupted_run(data: Path, out: Path, monkeypatch) -> None:
     interrupted_run(monkeypatch, compose_train([*RUN, "trainer.max_epochs=2"], data, out))
 
 
-RUN = ["fusion=averaging", "complexity=false", "fold=2"]
+RUN = ["fusion=averaging", "measure_gflops=false", "fold=2"]
 
 
 @pytest.mark.slow

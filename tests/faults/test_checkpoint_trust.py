@@ -19,13 +19,13 @@ import torch
 from tests_helpers import compose_eval, compose_train
 
 from cfnsr.builders.checkpoint_config import CheckpointConfigError, check_saved_config
-from cfnsr.predict.crop_gap import crop_gap
+from cfnsr.predict.detector_gap import detector_gap
 from cfnsr.predict.model import load_predictor
 from cfnsr.tasks.evaluate import evaluate
 from cfnsr.tasks.train import train
 
 pytestmark = pytest.mark.slow
-FAST = ["fusion=averaging", "complexity=false", "fold=2", "trainer.max_epochs=1"]
+FAST = ["fusion=averaging", "measure_gflops=false", "fold=2", "trainer.max_epochs=1"]
 
 
 @pytest.fixture(scope="module")
@@ -61,13 +61,13 @@ def test_evaluate_refuses_a_nested_target_and_runs_no_code(finished, tiny_data_d
     assert not marker.exists()
 
 
-def test_predict_and_crop_gap_refuse_a_nested_target_and_run_no_code(finished, tiny_data_dir, tmp_path):
+def test_predict_and_detector_gap_refuse_a_nested_target_and_run_no_code(finished, tiny_data_dir, tmp_path):
     marker = tmp_path / "pwned"
     evil = _crafted(finished["best_ckpt"], tmp_path / "evil.ckpt", **{"fusion.model.extra": _open_marker(marker)})
     with pytest.raises(CheckpointConfigError, match=r"fusion\.model\.extra\._target_"):
         load_predictor(evil)
     with pytest.raises(CheckpointConfigError, match=r"fusion\.model\.extra\._target_"):
-        crop_gap(evil, root=str(tiny_data_dir / "synthetic_legacy"),
+        detector_gap(evil, root=str(tiny_data_dir / "synthetic_legacy"),
                  cache_dir=str(tiny_data_dir / "synthetic_legacy_cache"), progress=False)
     assert not marker.exists()
 

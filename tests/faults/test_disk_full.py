@@ -74,7 +74,7 @@ def test_checkpoints_are_not_staged_in_tmpdir(tiny_data_dir: Path, tmp_path: Pat
         monkeypatch.setenv("TMPDIR", str(small))
         monkeypatch.setattr(tempfile, "tempdir", str(small))
         out = tmp_path / "run"
-        record = train(compose_train(["fusion=averaging", "trainer.max_epochs=1", "complexity=false",
+        record = train(compose_train(["fusion=averaging", "trainer.max_epochs=1", "measure_gflops=false",
                                       "logger=csv", "test_after_fit=false"], tiny_data_dir, out))
         assert record["status"] == "finished"
         assert (out / "checkpoints" / "last.ckpt").stat().st_size > 128 * 1024
@@ -89,7 +89,7 @@ def test_a_full_run_folder_says_so_in_one_line_and_the_record_says_failed(tiny_d
         done = subprocess.run(
             [sys.executable, "train.py", TINY_FOLDS, *TINY_DATA, f"paths.data_dir={tiny_data_dir}",
              f"hydra.run.dir={run}", "trainer.enable_progress_bar=false", "preprocess.workers=0", "fusion=averaging",
-             "trainer.max_epochs=1", "complexity=false", "logger=csv", *SEARCHPATH_OVERRIDE],
+             "trainer.max_epochs=1", "measure_gflops=false", "logger=csv", *SEARCHPATH_OVERRIDE],
             cwd=ROOT, capture_output=True, text=True, timeout=900,
             env={**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "offline"})
         assert done.returncode != 0

@@ -13,14 +13,14 @@ import pytest
 from hydra import compose, initialize_config_dir
 from tests_helpers import CONF_DIR, compose_eval, compose_train
 
+from cfnsr.conf_resolvers import register_resolvers
 from cfnsr.runs.folder import JobLock, RunFolderError
-from cfnsr.runs.job_dirs import register
 from cfnsr.tasks.evaluate import evaluate
 from cfnsr.tasks.train import train
 
 
 def _hydra_dirs() -> tuple[str, str]:
-    register()
+    register_resolvers()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("evaluate", overrides=["ckpt_path=x.ckpt"], return_hydra_config=True)
         return str(cfg.hydra.run.dir), str(cfg.hydra.sweep.dir)
@@ -35,7 +35,7 @@ def test_evaluations_started_in_the_same_second_get_their_own_folders() -> None:
 @pytest.fixture(scope="module")
 def ckpt(tiny_data_dir: Path, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("run")
-    return train(compose_train(["fusion=averaging", "complexity=false", "trainer.max_epochs=1"], tiny_data_dir, out))
+    return train(compose_train(["fusion=averaging", "measure_gflops=false", "trainer.max_epochs=1"], tiny_data_dir, out))
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """Initialisation cannot leak test actors: every checkpoint that initialises a run is checked against its split.
 
-Before: ``model.init.weights`` took any checkpoint (one trained on this run's test actors gave a calm, inflated
-number); ``model.init.from_runs`` matched stage-1 runs by the fold number written in their record and took whatever
+Before: ``init.weights`` took any checkpoint (one trained on this run's test actors gave a calm, inflated
+number); ``init.from_runs`` matched stage-1 runs by the fold number written in their record and took whatever
 file its ``best_ckpt`` named; checkpoints did not record their actors at all.
 
 The tiny corpus has folds [[1, 2], [3, 4], [5, 6]]; under the clean protocol fold k validates on fold k+1's actors,
@@ -22,7 +22,7 @@ from tests_helpers import compose_train
 from cfnsr.tasks.train import train
 
 pytestmark = pytest.mark.slow
-FAST = ["fusion=averaging", "complexity=false", "trainer.max_epochs=1"]
+FAST = ["fusion=averaging", "measure_gflops=false", "trainer.max_epochs=1"]
 
 
 @pytest.fixture(scope="module")
@@ -39,18 +39,18 @@ def test_checkpoints_and_records_carry_the_split(source):
 
 
 def test_weights_trained_on_this_runs_test_actors_are_refused(source, tiny_data_dir, tmp_path):
-    with pytest.raises(ValueError, match=r"model\.init\.weights=.*trained on actors \[1, 2\], which this run tests on"):
-        train(compose_train([*FAST, "fold=1", f"model.init.weights={source['best_ckpt']}"], tiny_data_dir,
+    with pytest.raises(ValueError, match=r"init\.weights=.*trained on actors \[1, 2\], which this run tests on"):
+        train(compose_train([*FAST, "fold=1", f"init.weights={source['best_ckpt']}"], tiny_data_dir,
                             tmp_path / "fold1"))
     # fold 3 tests 5, 6 (the source selected its epoch on them) and validates on 1, 2 (the source trained on them)
     with pytest.raises(ValueError, match=r"(?s)trained on actors \[1, 2\], which this run validates on.*"
                                          r"selected on actors \[5, 6\], which this run tests on"):
-        train(compose_train([*FAST, "fold=3", f"model.init.weights={source['best_ckpt']}"], tiny_data_dir,
+        train(compose_train([*FAST, "fold=3", f"init.weights={source['best_ckpt']}"], tiny_data_dir,
                             tmp_path / "fold3"))
 
 
 def test_same_split_is_accepted_and_its_provenance_recorded(source, tiny_data_dir, tmp_path):
-    record = train(compose_train([*FAST, "fold=2", f"model.init.weights={source['best_ckpt']}"], tiny_data_dir,
+    record = train(compose_train([*FAST, "fold=2", f"init.weights={source['best_ckpt']}"], tiny_data_dir,
                                  tmp_path / "again"))
     assert record["status"] == "finished"
     init = record["init_sources"]["weights"]
@@ -63,9 +63,9 @@ def test_a_checkpoint_without_a_recorded_split_needs_the_opt_in(source, tiny_dat
     del ckpt["cfnsr_split"]  # as written before checkpoints carried their split
     old = tmp_path / "old.ckpt"
     torch.save(ckpt, old)
-    with pytest.raises(ValueError, match=r"does not record which actors.*model\.init\.allow_unknown_split=true"):
-        train(compose_train([*FAST, "fold=2", f"model.init.weights={old}"], tiny_data_dir, tmp_path / "refused"))
-    record = train(compose_train([*FAST, "fold=2", f"model.init.weights={old}", "model.init.allow_unknown_split=true"],
+    with pytest.raises(ValueError, match=r"does not record which actors.*init\.allow_unknown_split=true"):
+        train(compose_train([*FAST, "fold=2", f"init.weights={old}"], tiny_data_dir, tmp_path / "refused"))
+    record = train(compose_train([*FAST, "fold=2", f"init.weights={old}", "init.allow_unknown_split=true"],
                                  tiny_data_dir, tmp_path / "accepted"))
     assert record["status"] == "finished" and record["init_sources"]["weights"]["split_recorded"] is False
 
@@ -85,11 +85,11 @@ def test_from_runs_matches_actor_sets_not_fold_numbers(source, tiny_data_dir, tm
     sweep = tmp_path / "stage1"
     _stage1(source, sweep, video_only={"fold": 1}, audio_only={"fold": 1})
     with pytest.raises(FileNotFoundError, match=r"no finished video_only run tested on actors \[1, 2\]"):
-        train(compose_train([*FAST, "fold=1", f"model.init.from_runs={sweep}"], tiny_data_dir, tmp_path / "s2"))
+        train(compose_train([*FAST, "fold=1", f"init.from_runs={sweep}"], tiny_data_dir, tmp_path / "s2"))
 
 
 def test_from_runs_takes_only_the_runs_own_checkpoint(source, tiny_data_dir, tmp_path):
     sweep = tmp_path / "stage1"
     _stage1(source, sweep, audio_only={"run_id": "forged"})  # a record naming a checkpoint of another run
     with pytest.raises(ValueError, match=r"carries run '[0-9a-f]+', not this record's run 'forged'"):
-        train(compose_train([*FAST, "fold=2", f"model.init.from_runs={sweep}"], tiny_data_dir, tmp_path / "s2"))
+        train(compose_train([*FAST, "fold=2", f"init.from_runs={sweep}"], tiny_data_dir, tmp_path / "s2"))

@@ -20,7 +20,7 @@ from cfnsr.robustness.suite import checkpoint_meta, parse_suite, robustness_docu
 from cfnsr.tasks.evaluate import evaluate
 from cfnsr.tasks.train import train
 
-TRAIN = ["fusion=averaging", "complexity=false", "fold=2", "trainer.max_epochs=1", "data.eval_batch_size=4"]
+TRAIN = ["fusion=averaging", "measure_gflops=false", "fold=2", "trainer.max_epochs=1", "data.eval_batch_size=4"]
 SUITE = ["robustness=default", "~robustness.corruptions", "+robustness.corruptions.audio_removed=null"]
 
 

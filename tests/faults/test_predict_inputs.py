@@ -140,7 +140,7 @@ def late_ckpt(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     from cfnsr.tasks.train import train
 
     out = tmp_path_factory.mktemp("late")
-    record = train(compose_train(["fusion=averaging", "trainer.max_epochs=1", "complexity=false", "logger=csv"],
+    record = train(compose_train(["fusion=averaging", "trainer.max_epochs=1", "measure_gflops=false", "logger=csv"],
                                  tiny_data_dir, out))
     return Path(record["best_ckpt"])
 

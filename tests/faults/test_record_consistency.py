@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def run_dir(tiny_data_dir: Path, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run")
-    train(compose_train(["fusion=averaging", "complexity=false", "trainer.max_epochs=1"], tiny_data_dir, out))
+    train(compose_train(["fusion=averaging", "measure_gflops=false", "trainer.max_epochs=1"], tiny_data_dir, out))
     return out
 
 

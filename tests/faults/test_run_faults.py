@@ -19,7 +19,7 @@ from cfnsr.tasks.evaluate import evaluate
 from cfnsr.tasks.train import train
 
 pytestmark = pytest.mark.slow
-FAST = ["fusion=averaging", "complexity=false", "fold=2"]
+FAST = ["fusion=averaging", "measure_gflops=false", "fold=2"]
 
 
 class _Payload:
@@ -96,7 +96,7 @@ def test_evaluate_and_init_refuse_code_carrying_files(tiny_data_dir, tmp_path, f
     with pytest.raises(Exception, match="weights-only"):
         evaluate(compose_eval([f"ckpt_path={evil}"], tmp_path / "eval"))
     with pytest.raises(Exception, match="weights-only"):
-        train(compose_train([*FAST, "fusion=video_only", f"model.init.video={evil}"], tiny_data_dir,
+        train(compose_train([*FAST, "fusion=video_only", f"init.video={evil}"], tiny_data_dir,
                             tmp_path / "init"))
     assert not marker.exists()
 

@@ -135,7 +135,7 @@ def test_records_and_checkpoints_carry_the_code_version_and_effective_batch(tiny
     from cfnsr.runs import provenance
     from cfnsr.tasks.train import train
 
-    record = train(compose_train(["fusion=averaging", "complexity=false", "trainer.max_epochs=1"], tiny_data_dir,
+    record = train(compose_train(["fusion=averaging", "measure_gflops=false", "trainer.max_epochs=1"], tiny_data_dir,
                                  tmp_path / "run"))
     version = record["code_version"]
     assert set(version) == {"package", "commit", "dirty"} and version["package"]

@@ -26,7 +26,7 @@ from cfnsr.tasks.train import train
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-COMMON = [TINY_FOLDS, *TINY_DATA, "fusion=averaging", "complexity=false", "trainer.enable_progress_bar=false",
+COMMON = [TINY_FOLDS, *TINY_DATA, "fusion=averaging", "measure_gflops=false", "trainer.enable_progress_bar=false",
           "preprocess.workers=0"]
 
 

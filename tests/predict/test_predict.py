@@ -309,7 +309,7 @@ def test_a_checkpoint_without_class_names_settings_normalisation_or_clip_length_
         assert what in text
 
 
-@pytest.mark.parametrize("fusion,has_path", [("averaging", True), ("multiplication", True), ("video_only", True),
+@pytest.mark.parametrize("fusion,has_path", [("averaging", True), ("prob_product", True), ("video_only", True),
                                               ("cfnsr", False), ("concat_fc", False), ("audio_only", False)])
 def test_video_only_path_exists_for_late_fusion_and_video_models_only(fusion, has_path):
     conf = Path(CONF_DIR)
@@ -339,7 +339,7 @@ def late_ckpt(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     from cfnsr.tasks.train import train
 
     out = tmp_path_factory.mktemp("late")
-    record = train(compose_train(["fusion=averaging", "trainer.max_epochs=1", "complexity=false", "logger=csv"],
+    record = train(compose_train(["fusion=averaging", "trainer.max_epochs=1", "measure_gflops=false", "logger=csv"],
                                  tiny_data_dir, out))
     return Path(record["best_ckpt"])
 
@@ -486,12 +486,12 @@ def test_cli_with_a_glob_writes_into_the_hydra_run_folder(late_ckpt: Path, tmp_p
 
 
 @pytest.mark.slow
-def test_crop_gap_evaluates_landmark_and_detector_crops(late_ckpt: Path, tiny_data_dir: Path, capsys):
-    from cfnsr.predict.crop_gap import VARIANTS, crop_gap, format_crop_gap, main
+def test_detector_gap_evaluates_landmark_and_detector_crops(late_ckpt: Path, tiny_data_dir: Path, capsys):
+    from cfnsr.predict.detector_gap import VARIANTS, detector_gap, format_detector_gap, main
 
     # the corpus and cache are named by the command (a checkpoint's paths are never used)
     root, cache = tiny_data_dir / "synthetic_legacy", tiny_data_dir / "synthetic_legacy_cache"
-    result = crop_gap(late_ckpt, root=str(root), cache_dir=str(cache), limit=12, calib_clips=6, progress=False)
+    result = detector_gap(late_ckpt, root=str(root), cache_dir=str(cache), limit=12, calib_clips=6, progress=False)
     assert result["clips"] == 12 and result["test_actors"] == [1, 2]
     assert set(result["scores"]) == set(VARIANTS)
     for v in VARIANTS:
@@ -500,7 +500,7 @@ def test_crop_gap_evaluates_landmark_and_detector_crops(late_ckpt: Path, tiny_da
     # the drawn faces' BlazeFace box (brows to chin) is smaller than their landmark box: the calibration enlarges it
     calibration = result["calibration"]
     assert calibration["clips"] >= 4 and abs(calibration["box_shift"][1]) < 0.2 and 0.8 < calibration["box_scale"] < 1.5
-    assert "predict.box_shift=" in format_crop_gap(result)
+    assert "predict.box_shift=" in format_detector_gap(result)
     assert main([f"ckpt_path={late_ckpt}", f"data.root={root}", f"data.cache_dir={cache}", "limit=2", "calib_clips=0",
                  "progress=false"]) == 0
     out = capsys.readouterr().out

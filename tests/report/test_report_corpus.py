@@ -52,7 +52,7 @@ def test_the_fingerprint_ends_the_row_key_and_the_gap_never_pairs_across_corpora
         record["corpus_fingerprint"], record["effective_batch"] = corpus, 8
         write_record(tmp_path / "runs" / f"{protocol}{fold}", record)
     runs = collect_runs([tmp_path / "runs"])[0]
-    # (fusion, row recipe hash, effective batch, init provenance, corpus fingerprint): report.gap drops index 3
+    # (fusion, row recipe hash, effective batch, init provenance, corpus fingerprint): report.protocol_gap drops index 3
     assert {r.row_key[2:] for r in runs} == {(8, None, "a" * 16), (8, None, "b" * 16)}
     (gap,) = build_report(runs, split=True).gaps
     by_pair = sorted((r.paper_war is not None, r.clean_war is not None) for r in gap.rows)

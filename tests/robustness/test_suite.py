@@ -279,7 +279,7 @@ def unimodal_runs(tiny_data_dir: Path, tmp_path_factory) -> dict:
     runs = {}
     for fusion in ("audio_only", "video_only"):
         out = tmp_path_factory.mktemp(fusion)
-        record = train(compose_train([f"fusion={fusion}", "trainer.max_epochs=1", "complexity=false"],
+        record = train(compose_train([f"fusion={fusion}", "trainer.max_epochs=1", "measure_gflops=false"],
                                      tiny_data_dir, out / "run"))
         eval_dir = out / "eval"
         result = evaluate(compose_eval([f"ckpt_path={record['best_ckpt']}", *STRONGEST], eval_dir, tiny_data_dir))

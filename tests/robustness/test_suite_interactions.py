@@ -28,7 +28,7 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from cfnsr.tasks.train import train
 
     data_dir = tmp_path_factory.mktemp("interactions")
-    overrides = ["fusion=concat_fc", "trainer.max_epochs=15", "complexity=false", "augment.modality_dropout=0.5",
+    overrides = ["fusion=concat_fc", "trainer.max_epochs=15", "measure_gflops=false", "augment.modality_dropout=0.5",
                  *INTERACTIONS_DATA]
     cfg = compose_train(overrides, data_dir, data_dir / "unused")
     prepare_corpus(cfg.data.root, cfg.data.cache_dir, preprocess_settings(cfg), generate=dict(cfg.data.generate),

@@ -70,7 +70,7 @@ def test_multirun_ends_with_the_summary_and_evaluate_names_its_outputs(tiny_data
     exp_dir = tmp_path / "conf" / "experiment"
     exp_dir.mkdir(parents=True)
     settings = OmegaConf.from_dotlist([TINY_FOLDS, *TINY_DATA, "trainer.max_epochs=2", "preprocess.workers=0",
-                                       "complexity=false"])
+                                       "measure_gflops=false"])
     (exp_dir / "tiny_e2e.yaml").write_text("# @package _global_\n" + OmegaConf.to_yaml(settings))
     sweep = tmp_path / "sweep"
     cmd = [sys.executable, "train.py", "--config-dir", str(tmp_path / "conf"), "-m", "experiment=tiny_e2e",

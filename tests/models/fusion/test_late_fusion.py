@@ -21,7 +21,7 @@ def test_averaging_is_log_of_mean_probability(build):
 
 
 def test_multiplication_is_log_of_probability_product(build):
-    model = build("multiplication", meta=True)
+    model = build("prob_product", meta=True)
     expected = STREAMS["video"].softmax(-1) * STREAMS["audio"].softmax(-1)
     torch.testing.assert_close(model.combine(STREAMS).exp(), expected)
 
@@ -29,7 +29,7 @@ def test_multiplication_is_log_of_probability_product(build):
 def test_late_fusion_loss_is_sum_of_stream_losses(build):
     output = FusionOutput(torch.zeros(2, 3), STREAMS)
     expected = F.cross_entropy(STREAMS["video"], TARGET) + F.cross_entropy(STREAMS["audio"], TARGET)
-    for name in ("averaging", "multiplication"):
+    for name in ("averaging", "prob_product"):
         torch.testing.assert_close(build(name, meta=True).loss(output, TARGET), expected)
 
 
@@ -41,7 +41,7 @@ def test_forward_combines_the_heads(build, tiny_inputs):
 
 
 def test_multiplicative_loss_matches_hand_formula(build):
-    model = build("multiplicative", meta=True)
+    model = build("multiplicative_loss", meta=True)
     assert model.beta == 0.3
     loss = model.loss(FusionOutput(torch.zeros(2, 3), STREAMS), TARGET)
 
@@ -58,7 +58,7 @@ def test_multiplicative_loss_matches_hand_formula(build):
 
 
 def test_multiplicative_weights_are_detached(build):
-    model = build("multiplicative", meta=True)
+    model = build("multiplicative_loss", meta=True)
     video = STREAMS["video"].clone().requires_grad_()
     model.loss(FusionOutput(torch.zeros(2, 3), {"video": video, "audio": STREAMS["audio"]}), TARGET).backward()
     # With the weight held constant, d/dvideo = weight * d CE_video, the cross-entropy gradient rescaled.
@@ -68,12 +68,12 @@ def test_multiplicative_weights_are_detached(build):
 
 
 def test_multiplicative_with_beta_zero_is_sum_of_cross_entropies(build):
-    model = build("multiplicative", meta=True, beta=0.0)
+    model = build("multiplicative_loss", meta=True, beta=0.0)
     output = FusionOutput(torch.zeros(2, 3), STREAMS)
     torch.testing.assert_close(model.loss(output, TARGET), build("averaging", meta=True).loss(output, TARGET))
 
 
 def test_multiplicative_predicts_like_averaging(build, tiny_inputs):
     a = build("averaging", seed=3).eval()
-    m = build("multiplicative", seed=3).eval()
+    m = build("multiplicative_loss", seed=3).eval()
     torch.testing.assert_close(a(*tiny_inputs).logits, m(*tiny_inputs).logits)

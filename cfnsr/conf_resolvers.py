@@ -1,5 +1,21 @@
-"""Config resolvers that depend on the machine a job runs on.
+"""Every OmegaConf resolver the configs use, registered by ``register_resolvers()``.
 
+Each entry point calls ``register_resolvers()`` once (the ``cfnsr/cli/*.py`` modules at their import, before
+``hydra.main`` composes; ``python -m cfnsr.tasks.splits``; the test suite's ``conftest.py``). Importing ``cfnsr`` or
+any other module registers nothing, so a resolver a config uses is always one listed in ``RESOLVERS`` below.
+The cli modules register at import rather than inside ``main`` because Hydra composes (and resolves
+``hydra.sweep.subdir``, ``hydra.launcher.gpus_per_node``) before ``main`` runs, and because the processes that run
+``main`` again import that module first: a SLURM job (submitit unpickles ``main``), a joblib worker of
+``hydra/launcher=local_parallel``, a ``ddp`` child (which re-runs the script) and a ``ddp_spawn`` child (which
+imports the script as ``__mp_main__``).
+
+* ``${cfnsr_len:${data.class_names}}`` (``conf/data/*.yaml``): ``num_classes`` derived from ``class_names``, so the
+  count is never written twice.
+* ``${cfnsr_csv_labels:<csv>}`` (``conf/data/folder.yaml``): the sorted labels of a folder corpus's CSV.
+* ``${job_dirname:<num>,<override_dirname>}`` (``conf/hydra/default.yaml``, ``conf/hparams_search/optuna.yaml``):
+  a multirun job's folder name (``cfnsr/runs/job_dirs.py``).
+* ``${slurm_gpus:${trainer.accelerator},${trainer.devices}}`` (``conf/hydra/launcher/slurm.yaml``): the GPUs per
+  node a SLURM job asks for.
 * ``${sync_batchnorm_for:${.accelerator}}`` (``conf/trainer/ddp.yaml``): SyncBatchNorm on GPUs only. PyTorch's
   SyncBatchNorm refuses CPU modules ("SyncBatchNorm layers only work with GPU modules"), so CPU (gloo) data
   parallel keeps per-process BatchNorm statistics.
@@ -9,18 +25,22 @@
   hands the next job to whichever worker finishes first), and a second sweep on the same machine takes the GPUs
   that are still free.
 
-``register()`` is idempotent; ``cfnsr.builders.objects`` calls it on import, so every entry point that builds a trainer
-(and every test composing a config) can resolve these keys.
+torch and the folder corpus are imported inside the resolvers that need them, when a config calls them: the
+preprocessing and download jobs register the same resolvers and never load torch (``tests/test_resolvers.py``).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock, Timeout
 from omegaconf import OmegaConf
+
+from cfnsr.runs.job_dirs import job_dirname
 
 GPU_ACCELERATORS = {"gpu", "cuda"}
 # One lock file per GPU index, shared by every cfnsr job of this user on this machine.
@@ -79,7 +99,43 @@ def job_gpu(count: int | None = None) -> list[int]:
         f"{lock_dir}); run at most one job per GPU: hydra.launcher.n_jobs<={count}")
 
 
-def register() -> None:
-    for name, fn in (("sync_batchnorm_for", sync_batchnorm_for), ("job_gpu", job_gpu)):
+def slurm_gpus(accelerator: str, devices: int | str) -> int | None:
+    """GPUs per node a SLURM job asks for: ``devices`` for a GPU trainer, none (no ``--gpus-per-node``) for CPU.
+
+    ``accelerator=auto`` is refused: SLURM must know whether to allocate GPUs before the job starts.
+    """
+    accelerator = str(accelerator).lower()
+    if accelerator == "cpu":
+        return None
+    if accelerator not in GPU_ACCELERATORS:
+        raise ValueError(f"trainer.accelerator={accelerator}: a SLURM job needs trainer.accelerator=gpu or cpu to "
+                         f"know whether to request GPUs (hydra.launcher.gpus_per_node)")
+    if not str(devices).isdigit() or int(devices) < 1:
+        raise ValueError(f"trainer.devices={devices}: a SLURM job needs a number of GPUs per node (one SLURM task "
+                         f"per GPU), not {devices!r}")
+    return int(devices)
+
+
+def csv_labels(csv_path: str) -> list[str]:
+    """The sorted distinct labels of a folder corpus's CSV (``cfnsr.data.folder_corpus.csv_class_names``)."""
+    from cfnsr.data.folder_corpus import csv_class_names
+
+    return csv_class_names(csv_path)
+
+
+# name -> function: every resolver of the configs, in one place.
+RESOLVERS: dict[str, Callable[..., Any]] = {
+    "cfnsr_len": len,
+    "cfnsr_csv_labels": csv_labels,
+    "job_dirname": job_dirname,
+    "slurm_gpus": slurm_gpus,
+    "sync_batchnorm_for": sync_batchnorm_for,
+    "job_gpu": job_gpu,
+}
+
+
+def register_resolvers() -> None:
+    """Register every resolver of ``RESOLVERS`` with OmegaConf (idempotent: a name already registered is kept)."""
+    for name, fn in RESOLVERS.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

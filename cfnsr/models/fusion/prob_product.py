@@ -1,4 +1,5 @@
-"""Multiplication late fusion: the product of the streams' softmax probabilities."""
+"""Probability-product late fusion (fusion=prob_product, the table's "Multiplication"; formerly fusion=multiplication):
+the product of the streams' softmax probabilities."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from torch.nn import functional as F
 from cfnsr.models.fusion.late import LateFusion
 
 
-class Multiplication(LateFusion):
+class ProbProduct(LateFusion):
     """Prediction log(softmax(l_v) * softmax(l_a)); training loss CE(l_v) + CE(l_a) (see LateFusion).
 
     The product is left unnormalised: the argmax, which is all the prediction needs, is the same.
