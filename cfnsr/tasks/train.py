@@ -107,8 +107,8 @@ def _run(cfg: DictConfig, place: Place) -> dict[str, Any]:
     record = RunRecord(place.run_dir, {"run_id": place.run_id, "run_dir": str(place.run_dir.resolve()),
                                        "slurm_job_id": os.environ.get("SLURM_JOB_ID")}, write=place.rank0)
     record.update(**_identity_fields(cfg))  # enough for a failure before training to be listed
-    identity = RunIdentity(place.run_id, OmegaConf.to_container(cfg, resolve=True), split_dict(fold_split(cfg)))
     with record.watching(traceback_file=False):  # bad fold, missing checkpoint, a signal: leave a record to list
+        identity = RunIdentity(place.run_id, OmegaConf.to_container(cfg, resolve=True), split_dict(fold_split(cfg)))
         datamodule = build_datamodule(cfg)
         module, init_sources = build_module(cfg, identity, load_init=place.resume_from is None)
         meta = {**_metadata(cfg, module), **_init_and_code(init_sources, place)}
