@@ -85,7 +85,7 @@ class EmotionModule(pl.LightningModule):
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         # clips validated this epoch, over all ranks; no NaN check (an int count): it would sync the GPU every batch
         self.val_clips = SumMetric(nan_strategy="disable")
-        # The latest test's result in this process, set by on_test_epoch_end; read by cfnsr.checkpoint_test (which
+        # The latest test's result in this process, set by on_test_epoch_end; read by cfnsr.tester (which
         # also brings it back to the main process of ddp_spawn).
         self.test_result: dict[str, Any] | None = None
         self._test_clips = 0  # clips this rank tested
