@@ -6,11 +6,8 @@ per-stream losses or the multiplicative combination loss need no branch here.
 
 from __future__ import annotations
 
-import json
-import os
 import socket
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -25,9 +22,7 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from cfnsr.files import write_text_atomic
-from cfnsr.runs.checkpoint_files import CHECKPOINT_FORMAT
-from cfnsr.runs.provenance import code_version
+from cfnsr.runs.identity import RunIdentity
 
 
 def _metrics(num_classes: int) -> MetricCollection:
@@ -56,8 +51,8 @@ class EmotionModule(pl.LightningModule):
         optimizer: factory ``params -> torch.optim.Optimizer`` (a Hydra ``_partial_`` target).
         seed: the global RNG is reseeded from (seed, epoch, rank) at each epoch start, so dropout and augmentation
             draws of an epoch do not depend on whether the run was resumed.
-        results_dir: where rank 0 writes ``<tag>.json`` (metrics, confusion, clips per rank) after each test run;
-            under ddp_spawn the file is how the result reaches the main process (``last_test_result``).
+        identity: what every checkpoint says about the run (``cfnsr.runs.identity``): written by
+            ``on_save_checkpoint``; None (evaluation, tests) writes no cfnsr keys.
         compile: run the forward through ``torch.compile``; the uncompiled module stays the registered child, so
             checkpoints keep their plain keys.
         channels_last: use the channels_last_3d memory format for the video input and the network.
@@ -69,23 +64,17 @@ class EmotionModule(pl.LightningModule):
         optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer],
         num_classes: int,
         seed: int = 0,
-        results_dir: str | os.PathLike | None = None,
         compile: bool = False,
         channels_last: bool = False,
+        identity: RunIdentity | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.optimizer_factory = optimizer
         self.num_classes = num_classes
         self.seed = seed
-        self.results_dir = Path(results_dir) if results_dir is not None else None
         self.channels_last = channels_last
-        self.test_tag = "test"
-        self.run_config: dict[str, Any] | None = None  # saved into every checkpoint, see on_save_checkpoint
-        self.run_id: str | None = None
-        self.run_split: dict[str, list[int]] | None = None  # {"train_actors", "val_actors", "test_actors"}
-        self.init_sources: dict[str, dict[str, Any]] = {}  # set by the builder: which checkpoints initialised it
-        self.run_dir: Path | None = None  # the run folder; callbacks write there (cfnsr.callbacks)
+        self.identity = identity
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last_3d)
         # Bypass nn.Module registration: the compiled wrapper must not add "_orig_mod." keys to the state dict.
@@ -96,7 +85,9 @@ class EmotionModule(pl.LightningModule):
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         # clips validated this epoch, over all ranks; no NaN check (an int count): it would sync the GPU every batch
         self.val_clips = SumMetric(nan_strategy="disable")
-        self.test_result: dict[str, Any] | None = None  # set by on_test_epoch_end, see last_test_result
+        # The latest test's result in this process, set by on_test_epoch_end; read by cfnsr.tester (which
+        # also brings it back to the main process of ddp_spawn).
+        self.test_result: dict[str, Any] | None = None
         self._test_clips = 0  # clips this rank tested
 
     def forward(self, video: Tensor, audio: Tensor):
@@ -119,11 +110,21 @@ class EmotionModule(pl.LightningModule):
             f"entries (python preprocess.py ... preprocess.verify=full) or lower the learning rate")
 
     def _stems(self, batch: dict[str, Tensor], part: str) -> list[str]:
-        dm = getattr(self.trainer, "datamodule", None)
-        ds = getattr(dm, "datasets", {}).get(part) if dm is not None else None
-        if ds is None or "index" not in batch:
+        stems = getattr(self._loop_dataset(part), "stems", None)  # CachedClips names its clips
+        if stems is None or "index" not in batch:
             return ["<unknown>"]
-        return [ds.stems[int(i)] for i in batch["index"].tolist()]
+        return [stems[int(i)] for i in batch["index"].tolist()]
+
+    def _loop_dataset(self, part: str) -> Any | None:
+        """The dataset of the ``part`` ("train", "val", "test") loader the running loop iterates, as Lightning holds
+        it (``trainer.train_dataloader`` etc., whoever supplied the loader); None outside a loop or for a loader
+        without a dataset. It names the clips of a bad batch and sizes the split for the clip-count check."""
+        trainer = self._trainer
+        if trainer is None:
+            return None
+        loaders = {"train": lambda: trainer.train_dataloader, "val": lambda: trainer.val_dataloaders,
+                   "test": lambda: trainer.test_dataloaders}[part]()
+        return getattr(loaders, "dataset", None)
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         out = self(batch["video"], batch["audio"])
@@ -174,17 +175,13 @@ class EmotionModule(pl.LightningModule):
         # compute() all-gathers the metric states of every rank, so each rank holds the same result.
         values = {k: float(v) for k, v in self.test_metrics.compute().items()}
         confusion = self.test_confusion.compute().long()
-        self.log_dict({f"{self.test_tag}/{k}": v for k, v in values.items()})
+        self.log_dict({f"test/{k}": v for k, v in values.items()})
         self.test_metrics.reset()
         self.test_confusion.reset()
         result = {**values, "n": int(confusion.sum()), "confusion": confusion.tolist(), "ranks": self._rank_shares(),
                   "split_clips": self._split_size("test")}  # fewer than n under limit_test_batches: not a result
         _check_clip_count("test", result["n"], self._split_size("test"))
         self.test_result = result
-        if self.trainer.is_global_zero and self.results_dir is not None:
-            self.results_dir.mkdir(parents=True, exist_ok=True)
-            path = self.results_dir / f"{self.test_tag}.json"
-            write_text_atomic(path, json.dumps(result))
 
     def _rank_shares(self) -> list[dict[str, Any]]:
         """Which process tested how many clips: [{rank, node, host, clips}] over all ranks, in rank order."""
@@ -197,23 +194,8 @@ class EmotionModule(pl.LightningModule):
         return shares
 
     def _split_size(self, part: str) -> int | None:
-        dm = getattr(self.trainer, "datamodule", None)
-        ds = getattr(dm, "datasets", {}).get(part) if dm is not None else None
-        return len(ds) if ds is not None else None
-
-    def last_test_result(self) -> dict[str, Any]:
-        """The result of the latest ``trainer.test`` of this module, on every rank.
-
-        In-process strategies (one device, ddp under torchrun or SLURM) set it on every rank from the all-gathered
-        metrics. Under ddp_spawn the test ran in child processes that have ended: rank 0's file is read (written
-        before the children exited, so complete).
-        """
-        if self.test_result is not None:
-            return self.test_result
-        path = self.results_dir / f"{self.test_tag}.json" if self.results_dir is not None else None
-        if path is None or not path.is_file():
-            raise RuntimeError(f"test {self.test_tag!r}: no result in this process and no {path} from rank 0")
-        return json.loads(path.read_text())
+        ds = self._loop_dataset(part)
+        return len(ds) if ds is not None and hasattr(ds, "__len__") else None
 
     # ---------------------------------------------------------------- optimisation and checkpoints
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -221,16 +203,5 @@ class EmotionModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Plain Python types only, so the checkpoint loads with torch.load(weights_only=True).
-        if self.run_config is not None:
-            checkpoint["cfnsr_config"] = self.run_config
-            checkpoint["cfnsr_format"] = CHECKPOINT_FORMAT
-            checkpoint["cfnsr_run_id"] = self.run_id
-            # Who may be initialised from these weights (cfnsr.builders.init_checks) and which code made them.
-            checkpoint["cfnsr_split"] = self.run_split
-            checkpoint["cfnsr_code_version"] = code_version()
-        # The corpus and cache the run trains on (RavdessDataModule.corpus_identity): resume compares them.
-        identity = getattr(getattr(self._trainer, "datamodule", None), "corpus_identity", None)
-        if isinstance(identity, dict):
-            from cfnsr.runs.corpus_check import CORPUS_KEY
-
-            checkpoint[CORPUS_KEY] = dict(identity)
+        if self.identity is not None:
+            checkpoint.update(self.identity.checkpoint_fields())

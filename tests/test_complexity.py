@@ -100,7 +100,7 @@ def test_complexity_cli_reports_the_training_summary_gflops_without_latency(tmp_
     from cfnsr.builders.objects import build_module, clip_shapes
 
     cfg = _compose("train", ["fusion=cfnsr"])
-    expected = gflops_per_clip(build_module(cfg, results_dir=None, load_init=False).model, *clip_shapes(cfg))
+    expected = gflops_per_clip(build_module(cfg, load_init=False)[0].model, *clip_shapes(cfg))
     done = subprocess.run([sys.executable, "complexity.py", "fusion=cfnsr", f"hydra.run.dir={tmp_path}"],
                           cwd=CONF.parent, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -20,6 +20,8 @@ def test_ddp_spawn_metrics_cover_each_test_clip_once(tiny_data_dir: Path, tmp_pa
                         tiny_data_dir, tmp_path / "ddp")
     record = train(cfg)
     assert record["status"] == "finished"
+    # The corpus identity comes from the task (not from the main process's data module, never set up under spawn).
+    assert record["corpus_fingerprint"] and record["cache_dir"] == str(Path(cfg.data.cache_dir).resolve())
     for tag in ("test", "test_last"):
         assert record[tag]["n"] == 120
         assert [sum(row) for row in record[tag]["confusion"]] == [8] + [16] * 7  # per actor: 4 neutral, 8 others

@@ -21,6 +21,7 @@ from cfnsr.data.datamodule import RavdessDataModule
 from cfnsr.data.settings import PreprocessSettings, settings_from_config
 from cfnsr.models.build import build_model, load_backbone_weights, load_kinetics_resnext, load_model_weights
 from cfnsr.module import EmotionModule
+from cfnsr.runs.identity import RunIdentity
 
 
 def preprocess_settings(cfg: DictConfig) -> PreprocessSettings:
@@ -55,8 +56,14 @@ def build_datamodule(cfg: DictConfig) -> RavdessDataModule:
     )
 
 
-def build_module(cfg: DictConfig, results_dir: str | Path | None, load_init: bool = True) -> EmotionModule:
-    """The network (backbone + fusion, optionally initialised from stage-1 checkpoints) in its training module."""
+def build_module(cfg: DictConfig, identity: RunIdentity | None = None,
+                 load_init: bool = True) -> tuple[EmotionModule, dict[str, dict[str, Any]]]:
+    """The network (backbone + fusion, optionally initialised from stage-1 checkpoints) in its training module.
+
+    ``identity``: what the module writes into every checkpoint (None: nothing; evaluation). Returns the module and
+    its initialisation sources (per part "video"/"audio"/"weights": the checkpoint's path, run id, recipe hash and
+    recorded split, ``cfnsr.builders.init_checks``; empty when ``load_init`` is false or nothing was loaded).
+    """
     model = build_model(cfg.backbone, cfg.fusion, cfg.data.num_classes)
     init = cfg.init
     init_sources: dict[str, dict[str, Any]] = {}
@@ -90,12 +97,11 @@ def build_module(cfg: DictConfig, results_dir: str | Path | None, load_init: boo
         optimizer=instantiate(cfg.optimizer),
         num_classes=cfg.data.num_classes,
         seed=cfg.seed,
-        results_dir=results_dir,
         compile=bool(speed.get("compile")),
         channels_last=bool(speed.get("channels_last")),
+        identity=identity,
     )
-    module.init_sources = init_sources  # for the record: the run id and recipe of each initialisation
-    return module
+    return module, init_sources
 
 
 def build_trainer(cfg: DictConfig, output_dir: Path, callbacks: list[Any], loggers: list[Any] | bool) -> pl.Trainer:

@@ -1,6 +1,7 @@
 """The callback that writes a run's checkpoints: ``last.ckpt`` every epoch and ``best-eNNN.ckpt`` on improvement.
 
-Configured in ``conf/callbacks/default.yaml``; the files it writes are read back by ``cfnsr.runs.checkpoint_files``.
+Configured in ``conf/callbacks/default.yaml`` (the training job adds the run's checkpoint folder and id as
+instantiation arguments); the files it writes are read back by ``cfnsr.runs.checkpoint_files``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from cfnsr.files import TMP_MARK, tmp_path
-from cfnsr.runs.checkpoint_files import CHECKPOINT_DIR, LAST_NAME, CheckpointError, best_name
+from cfnsr.runs.checkpoint_files import LAST_NAME, CheckpointError, best_name
 
 
 class BesideCheckpointIO(TorchCheckpointIO):
@@ -80,9 +81,11 @@ class RunCheckpoints(pl.Callback):
     written under a temporary name and renamed, and only the previous best of this run is deleted.
     """
 
-    def __init__(self, *, monitor: str, mode: str, tie_break: str | None, dirpath: str | Path | None = None,
-                 run_id: str | None = None) -> None:
+    def __init__(self, *, monitor: str, mode: str, tie_break: str | None, dirpath: str | Path, run_id: str) -> None:
         """monitor, mode, tie_break: set in conf/callbacks/ (see docs/configs.md).
+
+        dirpath, run_id: the run's checkpoint folder and id, given by the training job when it instantiates the
+        configured callbacks (they differ per run: a resumed run keeps its own folder and id).
 
         tie_break: a metric minimised among epochs whose ``monitor`` equals the best so far (e.g. ``val/loss``: of
         two epochs with the same validation accuracy, the one with the lower validation loss); an equal or missing
@@ -90,8 +93,9 @@ class RunCheckpoints(pl.Callback):
         """
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-        # dirpath/run_id None: taken from the module in setup() (the training task sets run_dir and run_id there).
-        self.dirpath = Path(dirpath) if dirpath is not None else None
+        if not run_id:
+            raise ValueError("RunCheckpoints needs the run id (run_id) its checkpoints carry")
+        self.dirpath = Path(dirpath)
         self.run_id = run_id
         self.monitor = monitor
         self.mode = mode
@@ -102,19 +106,6 @@ class RunCheckpoints(pl.Callback):
         self.ties = 0  # epochs whose monitor equalled the best at that point (reported in the run's record)
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        # Lightning calls setup() before it restores callback state from a checkpoint, so the run id compared in
-        # load_state_dict() is this run's.
-        if self.dirpath is None:
-            run_dir = getattr(pl_module, "run_dir", None)
-            if run_dir is None:
-                raise RuntimeError("RunCheckpoints: no dirpath given and the module has no run_dir")
-            self.dirpath = Path(run_dir) / CHECKPOINT_DIR
-        if self.run_id is None:
-            self.run_id = getattr(pl_module, "run_id", None)
-            if self.run_id is None:
-                raise RuntimeError("RunCheckpoints: no run_id given and the module has no run_id")
-        if trainer is None:  # set up outside a Trainer (a test of the folder and id alone)
-            return
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # a user's own plugin is left alone
             trainer.strategy.checkpoint_io = BesideCheckpointIO()
         if trainer.is_global_zero:

@@ -34,7 +34,9 @@ from cfnsr.data.settings import PreprocessSettings
 from cfnsr.files import atomic_write, write_text_atomic
 from cfnsr.robustness import corruptions as C
 from cfnsr.runs.diagnostics import by_interaction
+from cfnsr.runs.ranks import global_rank_from_env
 from cfnsr.runs.recipe import recipe_hash, row_recipe, table_recipe, training_recipe
+from cfnsr.tester import TrainerFactory, run_test
 
 SCHEMA = 1
 RESULTS_SUBDIR = "robustness"  # per-condition test results (metrics + confusion), one JSON each
@@ -246,38 +248,31 @@ class CorruptedTestData(pl.LightningDataModule):
 
 # ---------------------------------------------------------------------------------------------------- running it
 
-def run_suite(suite: Suite, trainer: pl.Trainer, module: Any, datamodule: Any, out_dir: str | Path,
+def run_suite(suite: Suite, make_trainer: TrainerFactory, module: Any, datamodule: Any, out_dir: str | Path,
               manifest: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Test ``module`` on the test split of ``datamodule`` (already set up by the clean test) under every condition.
+    """Test ``module`` on the test split of ``datamodule`` (already set up by the clean test) under every condition,
+    each on a trainer from ``make_trainer`` (``cfnsr.tester.run_test``).
 
-    Returns one row per condition: {corruption, level, war, uar, f1, n} (``relative`` is added by
-    ``robustness_document``), plus ``by_interaction`` (accuracy per interaction type, ``cfnsr.runs.diagnostics``)
-    when the corpus's interactions ``manifest`` is given. Per-condition results with the confusion matrix stay in
-    ``<out_dir>/robustness/``.
+    Returns one row per condition on global rank 0 (none on other ranks): {corruption, level, war, uar, f1, n}
+    (``relative`` is added by ``robustness_document``), plus ``by_interaction`` (accuracy per interaction type,
+    ``cfnsr.runs.diagnostics``) when the corpus's interactions ``manifest`` is given. Per-condition results with the
+    confusion matrix stay in ``<out_dir>/robustness/``.
     """
     results = Path(out_dir) / RESULTS_SUBDIR
-    saved = module.results_dir, module.test_tag
     rows = []
-    try:
-        module.results_dir = results
-        for cond in suite.conditions:
-            module.test_tag = cond.tag
-            path = results / f"{cond.tag}.json"
-            path.unlink(missing_ok=True)  # never read a result left by an earlier evaluation
-            trainer.test(module, datamodule=CorruptedTestData(datamodule, cond, suite.seed), verbose=False)
-            if not trainer.is_global_zero:
-                continue
-            result = json.loads(path.read_text())
-            row = {"corruption": cond.corruption, "level": cond.level,
-                   **{k: result[k] for k in ("war", "uar", "f1", "n")}}
-            if manifest is not None:
-                row["by_interaction"] = by_interaction(result["confusion"], manifest)
-            rows.append(row)
-            level = "" if cond.level is None else f" {cond.level:g}"
-            print(f"robustness: {cond.corruption}{level}: WAR {100 * result['war']:.2f}  UAR {100 * result['uar']:.2f}"
-                  f"  (n={result['n']})", flush=True)
-    finally:
-        module.results_dir, module.test_tag = saved
+    for cond in suite.conditions:
+        result = run_test(make_trainer, module, CorruptedTestData(datamodule, cond, suite.seed),
+                          results / f"{cond.tag}.json")
+        if global_rank_from_env() != 0:
+            continue
+        row = {"corruption": cond.corruption, "level": cond.level,
+               **{k: result[k] for k in ("war", "uar", "f1", "n")}}
+        if manifest is not None:
+            row["by_interaction"] = by_interaction(result["confusion"], manifest)
+        rows.append(row)
+        level = "" if cond.level is None else f" {cond.level:g}"
+        print(f"robustness: {cond.corruption}{level}: WAR {100 * result['war']:.2f}  UAR {100 * result['uar']:.2f}"
+              f"  (n={result['n']})", flush=True)
     return rows
 
 

@@ -1,8 +1,8 @@
 """The corpus and cache a run trained on, as evidence for resuming it: saved in every checkpoint, compared on resume.
 
-The data module computes them once the data is set up (``RavdessDataModule.corpus_identity``); the Lightning module
-writes them into every checkpoint under :data:`CORPUS_KEY`, and the training job into ``metrics.json``
-(``corpus_fingerprint``, ``cache_dir``). Standard library only: the report reads records with it.
+The training job computes them on global rank 0 once the corpus and cache are prepared (``cfnsr.tasks.train``); the
+Lightning module writes them into every checkpoint under :data:`CORPUS_KEY` (``cfnsr.runs.identity``), and the
+training job into ``metrics.json`` (``corpus_fingerprint``, ``cache_dir``). Standard library only: the report reads records with it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-CORPUS_KEY = "cfnsr_corpus"  # checkpoint key: {"corpus_fingerprint", "cache_dir", "cache_settings_hash", "clips"}
+# checkpoint key: {"corpus_fingerprint", "cache_dir", "cache_settings_hash"} ("clips" too in older checkpoints)
+CORPUS_KEY = "cfnsr_corpus"
 # What a resume compares (the settings hash is part of the recipe already; the clip count follows the corpus).
 COMPARED_KEYS = ("corpus_fingerprint", "cache_dir")
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,6 +32,7 @@ from cfnsr.runs.corpus_check import record_fields as corpus_record_fields
 from cfnsr.runs.diagnostics import MANIFEST_FILE, by_interaction, read_manifest
 from cfnsr.runs.folder import JobLock, RunFolderError, global_rank_from_env
 from cfnsr.runs.summary import format_run_summary
+from cfnsr.tester import run_test
 
 RECORD_FILE = "evaluation.json"  # evaluate's record: what was tested, on what, whether partial
 RESULT_FILE = "test.json"
@@ -66,6 +68,12 @@ def claim_evaluation_folder(out: Path) -> None:
                              f"choose another folder (hydra.run.dir=...) instead of overwriting it")
 
 
+def _tester(trainer_cfg: DictConfig, out: Path, extra: list[Any]) -> Any:
+    """A logger-free trainer of the evaluate command's ``trainer`` settings for one test (``cfnsr.tester``)."""
+    return instantiate(trainer_cfg, logger=False, default_root_dir=str(out),
+                       callbacks=[*progress_bars(trainer_cfg), *extra])
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path`` on the test actors of the fold it was trained on; returns the record it prints.
 
@@ -96,18 +104,14 @@ def _evaluate_in(cfg: DictConfig, out: Path) -> dict[str, Any]:
     state_dict = ckpt["state_dict"]
     if suite is not None:
         require_audio_window(run_cfg.data.cache_dir)
-    module = build_module(run_cfg, results_dir=out, load_init=False)
-    module.load_state_dict(state_dict)
-    module.test_tag = "test"
+    module, _ = build_module(run_cfg, load_init=False)
     datamodule = build_datamodule(run_cfg)
-    trainer = instantiate(cfg.trainer, logger=False, default_root_dir=str(out), callbacks=progress_bars(cfg.trainer))
-    if global_rank_from_env() == 0:  # under ddp_spawn the result comes back in this file: never read an older one
-        (out / RESULT_FILE).unlink(missing_ok=True)
-    trainer.test(module, datamodule=datamodule, verbose=False)
+    rank0 = global_rank_from_env() == 0
+    tester = functools.partial(_tester, cfg.trainer, out)
+    result = run_test(tester, module, datamodule, out / RESULT_FILE, weights=lambda: state_dict)
     checkpoint = {"path": str(Path(cfg.ckpt_path).resolve()), "run_id": ckpt.get("cfnsr_run_id"),
                   "epoch": ckpt.get("epoch")}
-    # the same on every rank (no rank reads a file another rank writes)
-    result = {**module.last_test_result(), "checkpoint": checkpoint}
+    result = {**result, "checkpoint": checkpoint}
     manifest = read_manifest(run_cfg.data.root)  # a corpus with declared interaction types (docs/diagnostics.md)
     if manifest is not None:
         result["by_interaction"] = by_interaction(result["confusion"], manifest,
@@ -120,18 +124,18 @@ def _evaluate_in(cfg: DictConfig, out: Path) -> dict[str, Any]:
               "checkpoint": checkpoint, "partial": partial,
               "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               **corpus_record_fields(datamodule.corpus_identity)}
-    if trainer.is_global_zero:  # the module wrote the bare result; this one names the checkpoint
+    if rank0:  # the test wrote the bare result; this one names the checkpoint
         write_text_atomic(out / RESULT_FILE, json.dumps(result))
     if suite is not None:
-        rows = run_suite(suite, trainer, module, datamodule, out, manifest)
-        if trainer.is_global_zero:
+        rows = run_suite(suite, tester, module, datamodule, out, manifest)
+        if rank0:
             meta = {**checkpoint_meta(ckpt, cfg.ckpt_path, suite), "partial": partial}
             doc = robustness_document(meta, result, rows)
             paths = write_outputs(out, doc)
             record["robustness"] = doc
             print(f"robustness: {len(rows)} condition(s) -> {paths['json']}, {paths['csv'].name}, "
                   f"{paths['png'].name}")
-    if trainer.is_global_zero:  # one summary, not one per rank
+    if rank0:  # one summary, not one per rank
         write_text_atomic(out / RECORD_FILE, json.dumps({"schema": 1, "kind": "evaluation", **record}, default=str))
         if partial:
             print(f"PARTIAL EVALUATION ({partial}): a check, not a result; reports skip it")

@@ -1,24 +1,23 @@
-"""The callbacks of a training run come from conf/callbacks/ and get the run's folder and id from the module."""
+"""The callbacks of a training run come from conf/callbacks/; the run's folder and id come as constructor arguments."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from tests_helpers import make
 
 from cfnsr.callbacks import RunEndCallback, run_end
 from cfnsr.callbacks.run_checkpoints import RunCheckpoints
 from cfnsr.callbacks.wandb_summary import WandbSummary
+from cfnsr.tasks.train import Place, configured_callbacks
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "callbacks" / "default.yaml"
 
 
 class _Module:
-    run_dir: Path | None = None
-    run_id: str | None = None
+    pass
 
 
 class _Trainer:
@@ -26,20 +25,20 @@ class _Trainer:
         self.loggers = loggers
 
 
-def test_default_callbacks_instantiate_from_config():
-    cbs = [instantiate(c) for c in OmegaConf.load(CONF).values()]
+def test_default_callbacks_instantiate_from_config_with_the_run_values_of_the_training_job(tmp_path: Path):
+    cfg = OmegaConf.create({"callbacks": OmegaConf.load(CONF)})
+    place = Place(run_dir=tmp_path / "run", run_id="run-1", resume_from=None, rank0=True)
+    cbs = configured_callbacks(cfg, place)
     assert [type(c) for c in cbs] == [RunCheckpoints, WandbSummary]
     assert cbs[0].monitor == "val/war" and cbs[0].mode == "max"
+    assert cbs[0].dirpath == tmp_path / "run" / "checkpoints" and cbs[0].run_id == "run-1"
 
 
-def test_run_checkpoints_take_folder_and_id_from_the_module(tmp_path: Path):
-    module = _Module()
-    module.run_dir, module.run_id = tmp_path, "run-1"
-    cb = make("callbacks", "default", "run_checkpoints")
-    cb.setup(None, module, "fit")
-    assert cb.dirpath == tmp_path / "checkpoints" and cb.run_id == "run-1"
-    with pytest.raises(RuntimeError, match="run_dir"):
-        make("callbacks", "default", "run_checkpoints").setup(None, _Module(), "fit")
+def test_run_checkpoints_need_their_folder_and_run_id(tmp_path: Path):
+    with pytest.raises(TypeError, match="dirpath"):
+        make("callbacks", "default", "run_checkpoints", run_id="run-1")
+    with pytest.raises(ValueError, match="run_id"):
+        make("callbacks", "default", "run_checkpoints", dirpath=tmp_path, run_id=None)
 
 
 def test_run_end_reaches_only_run_end_callbacks():
@@ -49,7 +48,8 @@ def test_run_end_reaches_only_run_end_callbacks():
         def on_run_end(self, record):
             seen.append(record["status"])
 
-    run_end([Probe(), make("callbacks", "default", "run_checkpoints"), object()], {"status": "finished"})
+    run_end([Probe(), make("callbacks", "default", "run_checkpoints", dirpath="/nowhere", run_id="run-1"), object()],
+            {"status": "finished"})
     assert seen == ["finished"]
 
 

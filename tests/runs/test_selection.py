@@ -37,20 +37,21 @@ def _select(cb: RunCheckpoints, epochs: list[tuple[float, float]], monkeypatch: 
     return cb.best_epoch
 
 
+RUN = {"dirpath": "/nowhere", "run_id": "run-1"}  # what the training job gives it
 SATURATED = [(0.9, 0.5), (1.0, 0.30), (1.0, 0.10), (1.0, 0.10), (1.0, 0.20)]
 
 
 def test_ties_go_to_the_lower_validation_loss_then_the_earlier_epoch(monkeypatch: pytest.MonkeyPatch):
-    cb = make("callbacks", "default", "run_checkpoints")  # the shipped config: tie_break val/loss
+    cb = make("callbacks", "default", "run_checkpoints", **RUN)  # the shipped config: tie_break val/loss
     assert cb.tie_break == "val/loss"
     assert _select(cb, SATURATED, monkeypatch) == 2  # epoch 3 (0-based 2): lower loss; epoch 4 ties it, comes later
     assert cb.ties == 3 and cb.state_dict()["tie_break"] == "val/loss"
-    first = RunCheckpoints(monitor="val/war", mode="max", tie_break=None)
+    first = RunCheckpoints(monitor="val/war", mode="max", tie_break=None, **RUN)
     assert _select(first, SATURATED, monkeypatch) == 1  # without a tie break: the first epoch to reach the best
 
 
 def test_selection_facts_and_saturation_warning(monkeypatch: pytest.MonkeyPatch):
-    cb = make("callbacks", "default", "run_checkpoints")
+    cb = make("callbacks", "default", "run_checkpoints", **RUN)
     _select(cb, SATURATED, monkeypatch)
     facts = selection_facts(cb.state_dict())
     assert facts == {"val_monitor": "val/war", "val_best": 1.0, "val_ties": 3,
