@@ -12,8 +12,8 @@ from conf_keys import train_keys
 
 from cfnsr.builders.checkpoint_config import PREPROCESS_RUN_OPTIONS
 from cfnsr.data.settings import PreprocessSettings
-from cfnsr.runs.renames import stored_key
 from cfnsr.runs.recipe import EXCLUDED_PREFIXES, EXECUTION_PREFIXES, INIT_PATH_KEYS, matches_prefix, training_recipe
+from cfnsr.runs.renames import stored_key
 
 CONFIGS_MD = Path(__file__).resolve().parents[1] / "docs" / "configs.md"
 WHERE = ("cfnsr/runs/recipe.py (EXECUTION_PREFIXES / WHERE_PREFIXES / DESCRIPTIVE_PREFIXES / MIRRORED_PREFIXES), "
