@@ -31,6 +31,7 @@ from cfnsr.runs.corpus_check import record_fields as corpus_record_fields
 from cfnsr.runs.diagnostics import MANIFEST_FILE, by_interaction, read_manifest
 from cfnsr.runs.folder import JobLock, RunFolderError, global_rank_from_env
 from cfnsr.runs.summary import format_run_summary
+from cfnsr.tasks.prepare import prepare_data
 
 RECORD_FILE = "evaluation.json"  # evaluate's record: what was tested, on what, whether partial
 RESULT_FILE = "test.json"
@@ -99,6 +100,7 @@ def _evaluate_in(cfg: DictConfig, out: Path) -> dict[str, Any]:
     module = build_module(run_cfg, results_dir=out, load_init=False)
     module.load_state_dict(state_dict)
     module.test_tag = "test"
+    prepare_data(run_cfg)  # the corpus and the cache, before anything reads them (global rank 0 only)
     datamodule = build_datamodule(run_cfg)
     trainer = instantiate(cfg.trainer, logger=False, default_root_dir=str(out), callbacks=progress_bars(cfg.trainer))
     if global_rank_from_env() == 0:  # under ddp_spawn the result comes back in this file: never read an older one

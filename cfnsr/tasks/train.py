@@ -55,6 +55,7 @@ from cfnsr.runs.interrupt import (
 from cfnsr.runs.provenance import code_version
 from cfnsr.runs.record import write_record
 from cfnsr.runs.summary import format_run_summary
+from cfnsr.tasks.prepare import prepare_data
 from cfnsr.tasks.run_failure import record_failure
 
 RUN_ID_ENV = "CFNSR_RUN_ID"
@@ -164,6 +165,7 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
         print_config_tree(cfg, out / f"{name.replace('config', 'config_tree')}.txt")
     base = {"run_id": run_id, "run_dir": str(out.resolve()), "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
     try:
+        prepare_data(cfg)  # the corpus and the cache, before anything reads them (global rank 0 only)
         datamodule = build_datamodule(cfg)
         module = build_module(cfg, results_dir=out / "test_results", load_init=ckpt_path is None)
         module.run_config = OmegaConf.to_container(cfg, resolve=True)
