@@ -57,8 +57,10 @@ def datamodule_node(cfg: DictConfig) -> DictConfig:
 
 def build_datamodule(cfg: DictConfig) -> EmotionDataModule:
     """The data module of ``cfg.datamodule``; the objects it needs are built here from their own config nodes."""
-    return instantiate(datamodule_node(cfg), settings=preprocess_settings(cfg), corpus=build_corpus(cfg),
-                       split=fold_split(cfg), augment=instantiate(cfg.augment))
+    # _partial_, then call: Hydra would turn the dataclass arguments (settings, split) into config nodes.
+    make = instantiate(datamodule_node(cfg), _partial_=True)
+    return make(settings=preprocess_settings(cfg), corpus=build_corpus(cfg), split=fold_split(cfg),
+                augment=instantiate(cfg.augment))
 
 
 def build_module(cfg: DictConfig, results_dir: str | Path | None, load_init: bool = True) -> EmotionModule:
