@@ -9,7 +9,7 @@ the main process prepares before any other rank exists; under torchrun or SLURM 
 others wait in process-group initialisation (Lightning's DDP strategy, in ``fit``/``test``) until rank 0 has prepared
 and joins. Limit: unlike Lightning's hook, which ran inside a barrier without timeout, that wait lasts at most the
 strategy's process-group timeout (Lightning's default: 30 minutes); preprocess a corpus that takes longer with
-``python preprocess.py`` before the job (docs/trust.md, "Many nodes, one writer").
+``python preprocess.py`` before the job (docs/trust.md#many-nodes-one-writer).
 """
 
 from __future__ import annotations
