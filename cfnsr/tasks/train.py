@@ -165,7 +165,6 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
         print_config_tree(cfg, out / f"{name.replace('config', 'config_tree')}.txt")
     base = {"run_id": run_id, "run_dir": str(out.resolve()), "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
     try:
-        prepare_data(cfg)  # the corpus and the cache, before anything reads them (global rank 0 only)
         datamodule = build_datamodule(cfg)
         module = build_module(cfg, results_dir=out / "test_results", load_init=ckpt_path is None)
         module.run_config = OmegaConf.to_container(cfg, resolve=True)
@@ -205,6 +204,7 @@ def _train_in(cfg: DictConfig, out: Path, run_id: str, ckpt_path: Path | None, r
         write_record(out, record)
     started = time.time()
     try:
+        prepare_data(cfg)  # the corpus and the cache, before any rank reads them (global rank 0 only)
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         record.update(corpus_record_fields(datamodule.corpus_identity))
         if trainer.fast_dev_run:
