@@ -1,7 +1,8 @@
 """The prepare step of a run: make (or complete) the corpus and its preprocessed cache before fit or test.
 
-``train.py`` and ``evaluate.py`` call :func:`prepare_data` before they build the trainer; the data module only reads
-the cache (``cfnsr.data.datamodule``). One process in the whole job writes: global rank 0, as the launcher's
+``train.py`` calls :func:`prepare_data` right before ``fit`` (a failure or a signal then leaves the run's full
+record), ``evaluate.py`` before it builds the data module; the data module only reads the cache
+(``cfnsr.data.datamodule``). One process in the whole job writes: global rank 0, as the launcher's
 environment says (``cfnsr.runs.folder.global_rank_from_env``); on every other rank the step returns at once. This is
 what Lightning's ``prepare_data`` hook with ``prepare_data_per_node=False`` gave, because the other ranks cannot read
 the cache before rank 0 is done: under ``ddp_spawn`` (and ``ddp``, whose children the trainer launches in ``fit``)
