@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 from tests_helpers import compose_train
 
-from cfnsr.builders.checkpoint_config import evaluation_config
+from cfnsr.builders.checkpoint_config import CheckpointConfigError, evaluation_config
 from cfnsr.builders.corpus import build_corpus
 from cfnsr.builders.objects import build_datamodule, fold_split
 from cfnsr.data.cache import CacheError, cached_clips
@@ -114,6 +114,10 @@ def test_evaluate_never_takes_the_data_paths_from_a_saved_node(tiny_data_dir: Pa
     assert (dm.root, dm.cache_dir) == (Path(cfg.data.root), Path(cfg.data.cache_dir))
     dm.setup("test")
     assert len(dm.datasets["test"]) > 0
+    # the saved node's target is checked like any other before anything is built
+    saved["datamodule"]["_target_"] = "builtins.print"
+    with pytest.raises(CheckpointConfigError, match=r"datamodule\._target_: 'builtins.print'"):
+        evaluation_config(saved, command, "test.ckpt")
 
 
 def test_the_old_class_name_is_a_deprecated_alias():
