@@ -9,7 +9,7 @@
   ImageNet normalisation; the frames stacked to ``(T, 3, S, S)``; the MFCC from its ``.npy``. The batch is moved to
   the device and permuted to ``(B, 3, T, S, S)`` as the public training loop does. cv2 crops and resizes faster
   than the original ToPILImage/PIL chain, so this baseline is, if anything, faster than the public code.
-* ``ours <storage>``: ``RavdessDataModule.train_dataloader()`` over the preprocessed cache (uint8 clips) with
+* ``ours <storage>``: ``EmotionDataModule.train_dataloader()`` over the preprocessed cache (uint8 clips) with
   ``storage`` mmap / memory (and device when CUDA is present), then the module's ``on_after_batch_transfer`` on the
   device: one crop/flip per clip (``ClipAugment`` as configured in ``conf/augment/default.yaml``), float,
   normalisation.
@@ -56,7 +56,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
 from cfnsr.data.cache import cached_clips, load_clip
-from cfnsr.data.datamodule import CachedClips, RavdessDataModule
+from cfnsr.data.datamodule import CachedClips, EmotionDataModule
 from cfnsr.data.folds import Split
 from cfnsr.data.preprocess import preprocess_corpus
 from cfnsr.data.ravdess import parse_name
@@ -173,17 +173,18 @@ def training_stand_in() -> SimpleNamespace:
 
 
 def our_datamodule(cache: Path, settings: PreprocessSettings, stems: list[str], batch: int, workers: int,
-                   storage: str, pin_memory: bool) -> RavdessDataModule:
+                   storage: str, pin_memory: bool) -> EmotionDataModule:
     """The data module with every benchmark clip in its training set.
 
     ``setup()`` would split the clips by actor and also load val/test sets (into memory for storage=memory); the
     bench checks the cache as ``setup()`` does and then gives the module its one training set directly.
     """
     actors = tuple(sorted({parse_name(s).actor for s in stems}))
-    dm = RavdessDataModule(root=cache.parent / "corpus", cache_dir=cache, settings=settings,
+    dm = EmotionDataModule(root=cache.parent / "corpus", cache_dir=cache, settings=settings, corpus=None,
                            split=Split(train_actors=actors, val_actors=(), test_actors=()),
-                           batch_size=batch, augment=instantiate(OmegaConf.load(AUGMENT_CONF)), num_workers=workers,
-                           pin_memory=pin_memory, storage=storage)
+                           batch_size=batch, eval_batch_size=None, augment=instantiate(OmegaConf.load(AUGMENT_CONF)),
+                           num_workers=workers, pin_memory=pin_memory, storage=storage, seed=0,
+                           allow_missing_clips=False)
     dm.trainer = training_stand_in()
     check_cache(cache, settings)
     dm.datasets = {"train": CachedClips(cache, stems, storage=storage)}

@@ -228,9 +228,9 @@ def test_contract_shapes_match_a_forward_pass():
     assert "`FusionOutput.logits` (B, K), K = `data.num_classes` (8 for RAVDESS, 6 for CREMA-D)" in architecture
     assert "(B, 8)" not in contracts + architecture
     # who augments: the data module's hook, which the LightningModule does not have
-    assert "the data module (`RavdessDataModule.on_after_batch_transfer`" in contracts
+    assert "the data module (`EmotionDataModule.on_after_batch_transfer`" in contracts
     assert not re.search(r"LightningModule[^.]*augments", " ".join(contracts.split()))
-    assert "RavdessDataModule.on_after_batch_transfer" in module_names(REPO / "cfnsr" / "data" / "datamodule.py")
+    assert "EmotionDataModule.on_after_batch_transfer" in module_names(REPO / "cfnsr" / "data" / "datamodule.py")
     assert "EmotionModule.on_after_batch_transfer" not in module_names(REPO / "cfnsr" / "module.py")
     torch.manual_seed(0)
     for data, k in (("synthetic", 8), ("ravdess", 8), ("cremad", 6)):

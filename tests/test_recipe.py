@@ -224,3 +224,15 @@ def test_options_added_later_at_their_neutral_value_leave_the_recipe_unchanged()
     assert recipe_hash(training_recipe(old)) == recipe_hash(training_recipe(new))
     on = {**new, "augment": {"flip": 0.5, "modality_dropout": 0.3}}
     assert training_recipe(on)["augment.modality_dropout"] == 0.3
+
+
+def test_the_data_module_node_leaves_the_recipe_unchanged():
+    """``conf/datamodule/`` repeats data.* keys (and data.root, the seed): a run with it has the recipe of a run
+    recorded before it existed, whatever paths it holds; the batch size still counts, under data.batch_size."""
+    node = {"_target_": "cfnsr.data.datamodule.EmotionDataModule", "root": "/data/synthetic_ravdess",
+            "cache_dir": "/data/synthetic_ravdess_cache", "batch_size": 16, "eval_batch_size": 32, "num_workers": 0,
+            "pin_memory": False, "storage": "memory", "seed": 1234, "allow_missing_clips": False}
+    assert recipe_hash(training_recipe(with_setting("datamodule", node))) == BASE_HASH
+    moved = with_setting("datamodule", {**node, "root": "/elsewhere", "seed": 1})
+    assert recipe_hash(training_recipe(moved)) == BASE_HASH
+    assert recipe_hash(training_recipe(with_setting("data.batch_size", 4))) != BASE_HASH

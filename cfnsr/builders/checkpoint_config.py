@@ -36,8 +36,9 @@ from cfnsr.runs.recipe import NEUTRAL_VALUES
 
 # Preprocessing keys that say how a job runs, not what the cache holds (conf/preprocess/default.yaml's run options).
 PREPROCESS_RUN_OPTIONS = ("workers", "force", "verify", "retry_failed")
-# Top-level nodes of a saved config that are never used by a rebuild (where the training job wrote and logged).
-DROPPED_NODES = ("paths", "logger", "ckpt_path")
+# Top-level nodes of a saved config that are never used by a rebuild (where the training job wrote and logged; the
+# data module's wiring, which holds the training job's data.root: it is rebuilt from conf/datamodule/).
+DROPPED_NODES = ("paths", "logger", "ckpt_path", "datamodule")
 # Groups whose option is chosen by the saved config's ``<group>.name``: their targets must be that option's.
 NAMED_GROUPS = ("fusion", "backbone")
 

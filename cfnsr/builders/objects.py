@@ -6,22 +6,27 @@ that wrote it.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from cfnsr.builders.corpus import build_corpus
 from cfnsr.builders.corpus import fold_split as fold_split  # re-exported: the builders' fold split lived here
 from cfnsr.builders.init_checks import check_init_source, init_source
 from cfnsr.builders.init_runs import find_unimodal_checkpoints
-from cfnsr.data.datamodule import RavdessDataModule
+from cfnsr.data.datamodule import EmotionDataModule
 from cfnsr.data.settings import PreprocessSettings, settings_from_config
 from cfnsr.models.build import build_model, load_backbone_weights, load_kinetics_resnext, load_model_weights
+from cfnsr.models.fusion.registry import CONF_DIR
 from cfnsr.module import EmotionModule
 from cfnsr.runs.identity import RunIdentity
+
+# The data module's wiring, for run configs that do not carry it (datamodule_node).
+DATAMODULE_CONF = CONF_DIR / "datamodule" / "default.yaml"
 
 
 def preprocess_settings(cfg: DictConfig) -> PreprocessSettings:
@@ -34,26 +39,25 @@ def clip_shapes(cfg: DictConfig) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return preprocess_settings(cfg).input_shapes()
 
 
-def build_datamodule(cfg: DictConfig) -> RavdessDataModule:
-    d = cfg.data
-    return RavdessDataModule(
-        root=d.root,
-        cache_dir=d.cache_dir,
-        settings=preprocess_settings(cfg),
-        corpus=build_corpus(cfg),
-        split=fold_split(cfg),
-        batch_size=d.batch_size,
-        eval_batch_size=d.eval_batch_size,
-        augment=instantiate(cfg.augment),
-        num_workers=d.num_workers,
-        pin_memory=d.pin_memory,
-        storage=d.storage,
-        seed=cfg.seed,
-        preprocess_workers=cfg.preprocess.workers,
-        preprocess_force=cfg.preprocess.force,
-        preprocess_options={"verify": cfg.preprocess.verify, "retry_failed": cfg.preprocess.retry_failed},
-        allow_missing_clips=d.allow_missing_clips,
-    )
+def datamodule_node(cfg: DictConfig) -> DictConfig:
+    """The run's ``datamodule`` node (``conf/datamodule/default.yaml``), or, for a config without one (a checkpoint
+    saved before the node existed, or ``evaluate.py``, which drops the saved copy), that file's node wired to
+    ``cfg``'s own keys: its interpolations (``${data.batch_size}``, ...) resolve against ``cfg``."""
+    node = cfg.get("datamodule")
+    if node is not None:
+        return node
+    run = copy.deepcopy(cfg)
+    OmegaConf.set_struct(run, False)
+    run.datamodule = OmegaConf.load(DATAMODULE_CONF)
+    return run.datamodule
+
+
+def build_datamodule(cfg: DictConfig) -> EmotionDataModule:
+    """The data module of ``cfg.datamodule``; the objects it needs are built here from their own config nodes."""
+    # _partial_, then call: Hydra would turn the dataclass arguments (settings, split) into config nodes.
+    make = instantiate(datamodule_node(cfg), _partial_=True)
+    return make(settings=preprocess_settings(cfg), corpus=build_corpus(cfg), split=fold_split(cfg),
+                augment=instantiate(cfg.augment))
 
 
 def build_module(cfg: DictConfig, identity: RunIdentity | None = None,

@@ -7,6 +7,7 @@ memory-mapped ``.npy`` files, or nothing at all when the split is resident in ac
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,6 @@ from cfnsr.data.cache import CacheError, cached_clips, check_entry, entry_dir, l
 from cfnsr.data.corpus import Corpus, Speaker, meta_label_speaker
 from cfnsr.data.folds import Split
 from cfnsr.data.missing import remove_per_clip
-from cfnsr.data.prepare import prepare_corpus
 from cfnsr.data.settings import PreprocessSettings, check_cache
 
 STORAGES = ("mmap", "memory", "device")
@@ -35,7 +35,7 @@ class CachedClips(Dataset):
     * ``mmap``: each item is copied out of memory-mapped ``.npy`` files (loader workers parallelise this);
     * ``memory``: all clips are read once into two host tensors (RAVDESS at 30x224x224 is ~6.5 GB uint8);
     * ``device``: as ``memory``, but items carry only ``"index"``; the data module gathers the batch from a copy of
-      the tensors kept in accelerator memory (see ``RavdessDataModule.on_after_batch_transfer``).
+      the tensors kept in accelerator memory (see ``EmotionDataModule.on_after_batch_transfer``).
     """
 
     def __init__(self, cache_dir: str | Path, stems: list[str], storage: str = "mmap",
@@ -119,47 +119,47 @@ class UnpaddedDistributedSampler(DistributedSampler):
         return self.num_samples
 
 
-class RavdessDataModule(pl.LightningDataModule):
+class EmotionDataModule(pl.LightningDataModule):
     """Train/val/test loaders for one fold of a preprocessed cache of any corpus (``cfnsr.data.corpus``).
 
-    ``prepare_data`` lets the corpus prepare its root (the synthetic corpus generates itself), then preprocesses
-    ``root`` into ``cache_dir``; both resume, so re-running is cheap. It runs on global rank 0 only
-    (``prepare_data_per_node = False``): Lightning calls it there after the process group exists, inside a barrier
-    that the other ranks wait at, so one process in the whole job writes the corpus and the cache (which must
-    therefore be on a filesystem every node sees; a node that does not see it stops in ``setup`` naming the cache).
+    Built from config (``conf/datamodule/default.yaml``, instantiated by ``cfnsr.builders.objects.build_datamodule``,
+    which passes the objects: ``settings``, ``corpus``, ``split``, ``augment``). It only reads: making the corpus and
+    the cache is a step the task runs before fit (``cfnsr.tasks.prepare.prepare_data``, on global rank 0 only; who
+    writes is defined in docs/trust.md), so Lightning's ``prepare_data`` hook is not used. The cache must be
+    on a filesystem every rank sees; a rank that does not see it stops in ``setup`` naming the cache.
     ``setup`` serves only the clips the corpus discovers under ``root`` now whose cache entry was made from exactly
     those files (``cfnsr.data.source_identity``), and records the corpus fingerprint in ``corpus_identity``.
     The training order is a function of (seed, epoch) only (a seeded DistributedSampler, also on one device), so
     a run resumed from an epoch-end checkpoint sees the same batches as an uninterrupted one.
+
+    Batches: ``"video"`` uint8 (B, T, S, S, 3) and ``"audio"`` float32 (B, n_mfcc, L) from the loaders, float
+    (B, 3, T, S, S) and (B, n_mfcc, L) after ``on_after_batch_transfer``; ``"label"``, ``"actor"``, ``"index"``
+    int64 (B,).
     """
 
     def __init__(
         self,
+        *,
         root: str | Path,
         cache_dir: str | Path,
         settings: PreprocessSettings,
+        corpus: Corpus | None,
         split: Split,
-        batch_size: int,
         augment: ClipAugment,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        storage: str = "mmap",
-        seed: int = 0,
-        preprocess_workers: int = 2,
-        preprocess_force: bool = False,
-        preprocess_options: dict[str, Any] | None = None,
-        allow_missing_clips: bool = False,
-        corpus: Corpus | None = None,
+        batch_size: int,
+        eval_batch_size: int | None,
+        num_workers: int,
+        pin_memory: bool,
+        storage: str,
+        seed: int,
+        allow_missing_clips: bool,
     ) -> None:
+        """Values from ``conf/datamodule/default.yaml`` (no defaults here: the YAML is their one place);
+        ``eval_batch_size`` None: ``batch_size``."""
         super().__init__()
         self.root = Path(root)
         self.corpus = corpus
-        self.preprocess_workers = preprocess_workers
-        self.preprocess_force = preprocess_force
-        self.preprocess_options = dict(preprocess_options or {})
         self.allow_missing_clips = allow_missing_clips
-        self._prepared = False
         self.cache_dir = Path(cache_dir)
         self.settings = settings
         self.split = split
@@ -172,20 +172,8 @@ class RavdessDataModule(pl.LightningDataModule):
         self._on_device: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.seed = seed
         self.datasets: dict[str, CachedClips] = {}
-        self.prepare_data_per_node = False  # one writer per job: global rank 0 (see the class docstring)
         # {"corpus_fingerprint", "cache_dir", "cache_settings_hash", "clips"} once set up; into records/checkpoints
         self.corpus_identity: dict[str, Any] | None = None
-
-    def prepare_data(self) -> None:
-        if self._prepared:
-            return
-        if self.trainer is not None and self.trainer.global_rank != 0:
-            return  # Lightning calls this on rank 0 only; a direct call on another rank must not write either
-        if self.corpus is None:
-            raise ValueError("the data module needs a corpus (data.corpus) to preprocess its root")
-        prepare_corpus(self.root, self.cache_dir, self.settings, self.corpus,
-                       workers=self.preprocess_workers, force=self.preprocess_force, **self.preprocess_options)
-        self._prepared = True
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
@@ -377,3 +365,12 @@ class RavdessDataModule(pl.LightningDataModule):
         if t.sanity_checking or t.validating:
             return "val"
         return "test"
+
+
+def __getattr__(name: str) -> Any:
+    """``RavdessDataModule``: the old name of ``EmotionDataModule`` (it serves any corpus), kept importable."""
+    if name == "RavdessDataModule":
+        warnings.warn("cfnsr.data.datamodule.RavdessDataModule is deprecated: use EmotionDataModule",
+                      DeprecationWarning, stacklevel=2)
+        return EmotionDataModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -213,7 +213,7 @@ class CorruptedClips(Dataset):
 
 
 class CorruptedTestData(pl.LightningDataModule):
-    """The test split of an already set-up ``RavdessDataModule`` (``base``) under one condition.
+    """The test split of an already set-up ``EmotionDataModule`` (``base``) under one condition.
 
     Normalisation is the base's own ``ClipAugment`` in eval mode, as in the clean test.
     """

@@ -96,12 +96,15 @@ EXECUTION_PREFIXES: tuple[str, ...] = (
 DESCRIPTIVE_PREFIXES: tuple[str, ...] = ("fusion.paper", "fusion.display", "fusion.order", "protocol.objective",
                                          "search", "hparams", "data.paper_table")
 
-# Copies of values the recipe keeps under another key, and names: the corpus's class names (the labels are fixed
+# Copies of values the recipe keeps under another key (or drops: the data module node repeats data.root, the seed),
+# and names: the corpus's class names (the labels are fixed
 # by ``dataset`` and the corpus's own settings, which stay: ``data.corpus.label_source`` ...), the corpus class
 # (named by ``dataset``), and the per-corpus preprocessing defaults that ``preprocess.*`` repeats.
 MIRRORED_PREFIXES: tuple[str, ...] = ("data.class_names", "data.corpus._target_", "data.corpus.class_names",
                                       "data.corpus.generate", "data.audio_offset", "data.audio_duration",
-                                      "data.short_audio")
+                                      "data.short_audio",
+                                      # the data module's wiring (conf/datamodule/): data.* keys and the seed again
+                                      "datamodule")
 
 # Initialisation checkpoints: kept as "was it set", not as the path. The keys are ``init.*`` in the config and
 # ``model.init.*`` (their first names, cfnsr.runs.renames) in a recipe.

@@ -32,6 +32,7 @@ from cfnsr.runs.corpus_check import record_fields as corpus_record_fields
 from cfnsr.runs.diagnostics import MANIFEST_FILE, by_interaction, read_manifest
 from cfnsr.runs.folder import JobLock, RunFolderError, global_rank_from_env
 from cfnsr.runs.summary import format_run_summary
+from cfnsr.tasks.prepare import prepare_data
 from cfnsr.tester import run_test
 
 RECORD_FILE = "evaluation.json"  # evaluate's record: what was tested, on what, whether partial
@@ -105,6 +106,7 @@ def _evaluate_in(cfg: DictConfig, out: Path) -> dict[str, Any]:
     if suite is not None:
         require_audio_window(run_cfg.data.cache_dir)
     module, _ = build_module(run_cfg, load_init=False)
+    prepare_data(run_cfg)  # the corpus and the cache, before anything reads them (global rank 0 only)
     datamodule = build_datamodule(run_cfg)
     rank0 = global_rank_from_env() == 0
     tester = functools.partial(_tester, cfg.trainer, out)

@@ -1,7 +1,8 @@
 """The preprocessing job: ``python preprocess.py data=ravdess data.root=<dir>`` builds (or completes) the cache.
 
 A CPU job: it imports the data layer only (no Lightning, no models; checked by import-linter, see
-docs/architecture.md). The training data module runs the same ``prepare_corpus`` before a run.
+docs/architecture.md). The training and evaluation tasks run the same ``prepare_corpus`` before a run
+(``cfnsr.tasks.prepare``).
 """
 
 from __future__ import annotations

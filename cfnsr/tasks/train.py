@@ -63,6 +63,7 @@ from cfnsr.runs.interrupt import (
 from cfnsr.runs.provenance import code_version
 from cfnsr.runs.run_record import RunRecord
 from cfnsr.runs.summary import format_run_summary
+from cfnsr.tasks.prepare import prepare_data
 from cfnsr.tester import run_test
 
 RUN_ID_ENV = "CFNSR_RUN_ID"
@@ -125,7 +126,7 @@ def _run(cfg: DictConfig, place: Place) -> dict[str, Any]:
                  **({"resumed_from": str(place.resume_from)} if place.resume_from else {}))
     try:
         with record.watching(pruned=(TrialPruned,)):  # failed, pruned or interrupted: the record says which
-            identity.corpus = _prepare_data(cfg, datamodule, place)  # into every checkpoint: resume compares it
+            identity.corpus = _prepare_data(cfg, place)  # into every checkpoint: resume compares it
             record.update(**corpus_record_fields(identity.corpus))
             trainer.fit(module, datamodule=datamodule, ckpt_path=place.resume_from, weights_only=True)
             if trainer.fast_dev_run:
@@ -183,13 +184,13 @@ def _metadata(cfg: DictConfig, module: EmotionModule) -> dict[str, Any]:
     return run_metadata(cfg, count_params(module.model), gflops)
 
 
-def _prepare_data(cfg: DictConfig, datamodule: pl.LightningDataModule, place: Place) -> dict[str, Any] | None:
-    """Rank 0 makes the corpus and its cache (before any other rank reads them: they wait in the process group's
-    set-up inside ``fit``, or were not spawned yet) and returns their identity (``cfnsr.runs.corpus_check``); None
-    on other ranks, which write no checkpoint."""
+def _prepare_data(cfg: DictConfig, place: Place) -> dict[str, Any] | None:
+    """Rank 0 makes the corpus and its cache (``cfnsr.tasks.prepare``: before any other rank reads them, they wait
+    in the process group's set-up inside ``fit``, or were not spawned yet) and returns their identity
+    (``cfnsr.runs.corpus_check``); None on other ranks, which write no checkpoint."""
     if not place.rank0:
         return None
-    datamodule.prepare_data()  # idempotent: Lightning's own call inside fit then does nothing
+    prepare_data(cfg)
     return {**_corpus_now(cfg), "cache_settings_hash": preprocess_settings(cfg).hash}
 
 

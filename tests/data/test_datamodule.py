@@ -1,4 +1,4 @@
-"""RavdessDataModule on the tiny synthetic cache: splits, batches, and the errors a user sees."""
+"""EmotionDataModule on the tiny synthetic cache: built from config, splits, batches, and the errors a user sees."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from tests_helpers import compose_train
 
+from cfnsr.builders.checkpoint_config import CheckpointConfigError, evaluation_config
 from cfnsr.builders.corpus import build_corpus
 from cfnsr.builders.objects import build_datamodule, fold_split
 from cfnsr.data.cache import CacheError, cached_clips
-from cfnsr.data.datamodule import expected_clips
+from cfnsr.data.datamodule import EmotionDataModule, expected_clips
 
 
 def _datamodule(data_dir: Path, tmp_path: Path, *overrides: str):
@@ -73,3 +75,55 @@ def test_cache_of_other_settings_is_refused(tiny_data_dir: Path, tmp_path: Path)
     _, dm = _datamodule(tiny_data_dir, tmp_path, "preprocess.n_mfcc=20")
     with pytest.raises(CacheError, match="built with other preprocessing settings"):
         dm.setup("fit")
+
+
+WIRED = {"batch_size": 3, "eval_batch_size": 5, "num_workers": 1, "pin_memory": True, "storage": "memory",
+         "seed": 7, "allow_missing_clips": True}
+
+
+def _values(dm: EmotionDataModule) -> dict:
+    return {k: getattr(dm, k) for k in ("root", "cache_dir", *WIRED)}
+
+
+def test_the_data_module_takes_its_values_from_the_users_data_keys(tiny_data_dir: Path, tmp_path: Path):
+    overrides = [f"data.{k}={v}" for k, v in WIRED.items() if k != "seed"] + ["seed=7"]
+    cfg, dm = _datamodule(tiny_data_dir, tmp_path, *overrides)
+    assert type(dm) is EmotionDataModule and cfg.datamodule._target_.endswith(".EmotionDataModule")
+    assert _values(dm) == {"root": Path(cfg.data.root), "cache_dir": Path(cfg.data.cache_dir), **WIRED}
+    assert dm.split == fold_split(cfg) and dm.settings.hash and dm.corpus is not None
+
+
+def test_a_saved_config_without_the_node_builds_the_same_data_module(tiny_data_dir: Path, tmp_path: Path):
+    """A checkpoint saved before conf/datamodule/ existed: the shipped node is wired to the saved data keys."""
+    cfg, dm = _datamodule(tiny_data_dir, tmp_path, "data.batch_size=3", "data.storage=memory")
+    saved = OmegaConf.to_container(cfg, resolve=True)
+    del saved["datamodule"]
+    old = build_datamodule(OmegaConf.create(saved))
+    assert _values(old) == _values(dm) and old.batch_size == 3 and old.storage == "memory"
+
+
+def test_evaluate_never_takes_the_data_paths_from_a_saved_node(tiny_data_dir: Path, tmp_path: Path):
+    """The saved ``datamodule`` node holds the training job's data.root: the rebuild wires the command's paths."""
+    cfg, _ = _datamodule(tiny_data_dir, tmp_path)
+    saved = OmegaConf.to_container(cfg, resolve=True)
+    saved["datamodule"].update(root="/elsewhere/corpus", cache_dir="/elsewhere/cache")
+    command = {"data": {"root": cfg.data.root, "cache_dir": cfg.data.cache_dir}, "paths": {"data_dir": None}}
+    run = OmegaConf.create(evaluation_config(saved, command, "test.ckpt"))
+    assert "datamodule" not in run
+    dm = build_datamodule(run)
+    assert (dm.root, dm.cache_dir) == (Path(cfg.data.root), Path(cfg.data.cache_dir))
+    dm.setup("test")
+    assert len(dm.datasets["test"]) > 0
+    # the saved node's target is checked like any other before anything is built
+    saved["datamodule"]["_target_"] = "builtins.print"
+    with pytest.raises(CheckpointConfigError, match=r"datamodule\._target_: 'builtins.print'"):
+        evaluation_config(saved, command, "test.ckpt")
+
+
+def test_the_old_class_name_is_a_deprecated_alias():
+    import cfnsr.data.datamodule as module
+
+    with pytest.warns(DeprecationWarning, match="EmotionDataModule"):
+        assert module.RavdessDataModule is EmotionDataModule
+    with pytest.raises(AttributeError, match="NoSuchModule"):
+        module.NoSuchModule  # noqa: B018 - the module's __getattr__ must not hide a wrong name

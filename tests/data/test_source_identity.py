@@ -11,7 +11,7 @@ import pytest
 
 from cfnsr.data.cache import CacheError, load_meta
 from cfnsr.data.cremad import CODE_NAMES, CremadCorpus
-from cfnsr.data.datamodule import RavdessDataModule
+from cfnsr.data.datamodule import EmotionDataModule
 from cfnsr.data.folder_corpus import FolderCorpus
 from cfnsr.data.folds import Split
 from cfnsr.data.preprocess import preprocess_corpus
@@ -56,8 +56,8 @@ def test_cremad_wav_is_a_source_and_a_changed_wav_rebuilds_its_entry(cremad_root
     wav.write_bytes((root / "AudioWAV" / f"{stems[1]}.wav").read_bytes())
     # the data module refuses the stale entry before preprocessing ran again
     split = Split(train_actors=(1001,), val_actors=(1002,), test_actors=(1002,))
-    dm = RavdessDataModule(root=root, cache_dir=cache, settings=SMALL, split=split, batch_size=2, augment=None,
-                           preprocess_workers=0, corpus=corpus)
+    dm = EmotionDataModule(root=root, cache_dir=cache, settings=SMALL, split=split, batch_size=2, augment=None,
+                           corpus=corpus, eval_batch_size=None, num_workers=0, pin_memory=False, storage="mmap", seed=0, allow_missing_clips=False)
     with pytest.raises(CacheError, match=f"not made from the files now under data.root.*{stems[0]}"):
         dm.setup("fit")
     second = _run(root, cache, corpus)

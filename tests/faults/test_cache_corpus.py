@@ -16,8 +16,9 @@ import pytest
 
 from cfnsr.data import cache as cache_mod
 from cfnsr.data.cache import CacheError, load_meta
-from cfnsr.data.datamodule import RavdessDataModule
+from cfnsr.data.datamodule import EmotionDataModule
 from cfnsr.data.folds import Split
+from cfnsr.data.prepare import prepare_corpus
 from cfnsr.data.preprocess import default_corpus, preprocess_corpus
 from cfnsr.data.settings import PreprocessSettings
 from cfnsr.data.synthetic import generate_corpus
@@ -31,9 +32,9 @@ def _run(root: Path, cache: Path, **kwargs) -> dict:
     return preprocess_corpus(root, cache, SMALL, **{"workers": 0, "progress": False, **kwargs})
 
 
-def _datamodule(root: Path, cache: Path, **kwargs) -> RavdessDataModule:
-    return RavdessDataModule(root=root, cache_dir=cache, settings=SMALL, split=SPLIT, batch_size=2, augment=None,
-                             preprocess_workers=0, allow_missing_clips=True, corpus=default_corpus(), **kwargs)
+def _datamodule(root: Path, cache: Path) -> EmotionDataModule:
+    return EmotionDataModule(root=root, cache_dir=cache, settings=SMALL, split=SPLIT, batch_size=2, augment=None,
+                             allow_missing_clips=True, corpus=default_corpus(), eval_batch_size=None, num_workers=0, pin_memory=False, storage="mmap", seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +78,10 @@ def test_another_corpus_with_the_same_clip_names_is_refused(built):
     assert _stems(b)[0] in text  # names the differing clips
     # nothing was rebuilt or rebound: the cache still holds A's entries, bound to A's files
     assert {s: load_meta(cache, s)["files"]["frames.npy"]["sha256"] for s in cache_mod.cached_clips(cache)} == before
-    # what evaluate.py data.root=B does: the data module prepares, then serves; both refuse
+    # what evaluate.py data.root=B does: the task's prepare step (prepare_corpus), then the data module serves;
+    # both refuse
     with pytest.raises(CacheError, match="fingerprint"):
-        _datamodule(b, cache).prepare_data()
+        prepare_corpus(b, cache, SMALL, default_corpus(), workers=0, verbose=False)
     with pytest.raises(CacheError, match=r"not made from\s+the files now under data.root"):
         _datamodule(b, cache).setup("test")  # a process that skipped preparing never serves A's clips for B
 
@@ -179,31 +181,17 @@ def test_old_entries_without_source_identity_are_reidentified_here_and_refused_e
     assert all("no source identity" in r["reason"] for r in report["rebuilt"])
 
 
-def test_a_non_zero_rank_never_writes_the_cache(corpora, tmp_path, monkeypatch):
+def test_the_data_module_never_writes_the_cache(corpora, tmp_path):
+    """Making the cache is the task's prepare step (tests/tasks/test_prepare.py), on global rank 0 only; the data
+    module reads: Lightning's prepare_data hook (which a trainer calls on rank 0) and setup write nothing."""
     a, _, _ = corpora
     cache = tmp_path / "cache"
-
-    class Stub:
-        global_rank = 1
-
     dm = _datamodule(a, cache)
-    dm.trainer = Stub()
     dm.prepare_data()
     assert not cache.exists()
-    # Lightning calls prepare_data on global rank 0 only (not on local rank 0 of every node), all others wait
-    from pytorch_lightning.profilers import PassThroughProfiler
-    from pytorch_lightning.trainer.connectors.data_connector import _DataConnector
-
-    calls = []
-    monkeypatch.setattr(RavdessDataModule, "prepare_data", lambda self: calls.append(1))
-    for node_rank, expected in ((1, []), (0, [1])):
-        trainer = type("T", (), {"local_rank": 0, "node_rank": node_rank, "datamodule": _datamodule(a, cache),
-                                 "lightning_module": None,
-                                 "profiler": PassThroughProfiler()})()
-        trainer.datamodule.trainer = trainer
-        calls.clear()
-        _DataConnector(trainer).prepare_data()
-        assert calls == expected, node_rank
+    with pytest.raises(CacheError, match=str(cache)):
+        dm.setup("fit")
+    assert not cache.exists()
 
 
 # ---------------------------------------------------------------- the corpus is part of what a run is

@@ -221,15 +221,15 @@ def test_nan_in_a_cache_entry_fails_the_run_naming_the_clip(tiny_data_dir, tmp_p
 
 
 def test_non_finite_loss_fails_naming_the_batch_clips(tiny_data_dir, tmp_path, monkeypatch):
-    from cfnsr.data.datamodule import RavdessDataModule
+    from cfnsr.data.datamodule import EmotionDataModule
 
-    original = RavdessDataModule.on_after_batch_transfer
+    original = EmotionDataModule.on_after_batch_transfer
 
     def poisoned(self, batch, dataloader_idx):
         batch = original(self, batch, dataloader_idx)
         return {**batch, "audio": batch["audio"] * float("nan")} if self.trainer.training else batch
 
-    monkeypatch.setattr(RavdessDataModule, "on_after_batch_transfer", poisoned)
+    monkeypatch.setattr(EmotionDataModule, "on_after_batch_transfer", poisoned)
     with pytest.raises(Exception, match=r"non-finite loss.*\d\d-\d\d-\d\d-\d\d-\d\d-\d\d-\d\d"):
         train(compose_train([*FAST, "trainer.max_epochs=1"], tiny_data_dir, tmp_path / "out"))
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["status"] == "failed"

@@ -231,7 +231,7 @@ def test_document_csv_and_figure(tmp_path):
 # ---------------------------------------------------------------------------------------------------- modality dropout
 
 def test_modality_dropout_off_draws_nothing_on_drops_one_modality_with_the_missing_policy():
-    from cfnsr.data.datamodule import RavdessDataModule
+    from cfnsr.data.datamodule import EmotionDataModule
 
     assert make("augment", "default").modality_dropout == 0.0
     torch.manual_seed(0)
@@ -241,8 +241,9 @@ def test_modality_dropout_off_draws_nothing_on_drops_one_modality_with_the_missi
     with pytest.raises(ValueError, match="modality_dropout"):
         make("augment", "default", modality_dropout=1.5)
 
-    dm = RavdessDataModule(root="unused", cache_dir="unused", settings=SETTINGS, split=None, batch_size=2,
-                           augment=make("augment", "default", modality_dropout=1.0, scale=(1, 1), flip=0.0))
+    dm = EmotionDataModule(root="unused", cache_dir="unused", settings=SETTINGS, split=None, batch_size=2,
+                           augment=make("augment", "default", modality_dropout=1.0, scale=(1, 1), flip=0.0),
+                           corpus=None, eval_batch_size=None, num_workers=0, pin_memory=False, storage="mmap", seed=0, allow_missing_clips=False)
     batch = {"video": torch.randint(0, 256, (64, 2, 8, 8, 3), dtype=torch.uint8),
              "audio": torch.randn(64, 13, 20) + 5, "label": torch.zeros(64, dtype=torch.long)}
     dm.trainer = SimpleNamespace(training=True)
