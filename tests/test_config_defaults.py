@@ -15,7 +15,10 @@ from tests_helpers import CONF_DIR, SEARCHPATH, fusions
 # Arguments the code passes when it instantiates a config (cfnsr.models.build.build_model): never in the YAML.
 PASSED_BY_CODE = {"video", "audio", "num_classes"}
 # Objects built from their own config nodes and passed per class (cfnsr.builders.objects.build_datamodule).
-PASSED_BY_CODE_TO = {"cfnsr.data.datamodule.EmotionDataModule": {"settings", "corpus", "split", "augment"}}
+PASSED_BY_CODE_TO = {
+    "cfnsr.data.datamodule.EmotionDataModule": {"settings", "corpus", "split", "augment"},  # builders.objects
+    "cfnsr.callbacks.run_checkpoints.RunCheckpoints": {"dirpath", "run_id"},  # the run's own, tasks.train
+}
 
 
 def _targets(node: object, where: str) -> Iterator[tuple[str, DictConfig]]:

@@ -121,12 +121,22 @@ def written_statuses() -> set[str]:
                         found |= values(node.value)
             elif isinstance(node, ast.keyword) and node.arg == "status":  # write(..., status="finished")
                 found |= values(node.value)
+            elif isinstance(node, ast.arguments):  # def finish(self, status: str = "finished", ...)
+                named = [*node.posonlyargs, *node.args]
+                for arg, default in zip(named[len(named) - len(node.defaults):], node.defaults, strict=True):
+                    if arg.arg == "status":
+                        found |= values(default)
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "finish"
+                  and node.args):  # record.finish("debug" if debug else "finished", ...)
+                found |= values(node.args[0])
     return found
 
 
 def string_constants(top: Path) -> set[str]:
-    return {n.value for p in top.rglob("*.py") for n in ast.walk(ast.parse(p.read_text()))
-            if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    """String literals under ``top``, and keyword-argument names of calls (``record.update(world_size=...)``)."""
+    nodes = [n for p in top.rglob("*.py") for n in ast.walk(ast.parse(p.read_text()))]
+    return ({n.value for n in nodes if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+            | {n.arg for n in nodes if isinstance(n, ast.keyword) and n.arg})
 
 
 def module_names(path: Path) -> set[str]:
