@@ -30,27 +30,6 @@ def require_module(name: str, extra: str) -> Any:
         unavailable(f"{name} not importable ({exc}); pip install -e '.[{extra}]'")
 
 
-def extract_old_code(commit: str, dest: Path) -> None:
-    """The repository at ``commit`` (``git archive``) extracted into ``dest``, for tests of old runs and names.
-
-    A shallow clone lacks old commits: that is a skip, even under ``CI=true`` (``.ci/run`` unshallows first where
-    it can); a full clone always has them, so there a failure to read one fails the test.
-    """
-    import subprocess
-    import tarfile
-    from io import BytesIO
-
-    repo = Path(__file__).resolve().parents[1]
-    done = subprocess.run(["git", "archive", commit], cwd=repo, capture_output=True)
-    if done.returncode != 0:
-        shallow = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=repo, capture_output=True,
-                                 text=True).stdout.strip() == "true"
-        reason = f"commit {commit} not in this clone: {done.stderr.decode(errors='replace').strip()}"
-        pytest.skip(reason) if shallow else unavailable(reason)
-    with tarfile.open(fileobj=BytesIO(done.stdout)) as tar:
-        tar.extractall(dest, filter="data")
-
-
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
