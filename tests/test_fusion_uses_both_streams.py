@@ -12,7 +12,7 @@ mixes features before its classifier can reach 100 %. So, on the test actors:
   clips; 13 or more right by luck: p = 1 %) and above chance on the redundant pair (corpus: all four pairs,
   tests_helpers.INTERACTIONS_DATA, 6 training actors).
 
-One late and one early fusion run by default, every other fusion under ``slow``. Every fusion on the search path has
+Every one trains, so all run under ``slow`` (``pytest -m slow``). Every fusion on the search path has
 an expectation here; a new one fails until it gets one.
 """
 
@@ -97,6 +97,7 @@ def _check_synergy(fusion: str, data_dir: Path, out: Path) -> None:
         assert acc["synergy"] > 0.90, f"{fusion} did not learn the synergy pair in {EPOCHS} epochs: {acc}"
 
 
+@pytest.mark.slow  # trains 20 epochs per fusion (~30 s with the corpus): the end-to-end set
 @pytest.mark.parametrize("fusion", FAST)
 def test_synergy_separates_late_from_early_fusion(fusion: str, synergy_data_dir: Path, tmp_path: Path):
     _check_synergy(fusion, synergy_data_dir, tmp_path)

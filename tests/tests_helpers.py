@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,34 +30,23 @@ def require_module(name: str, extra: str) -> Any:
         unavailable(f"{name} not importable ({exc}); pip install -e '.[{extra}]'")
 
 
-def extract_old_code(commit: str, dest: Path) -> None:
-    """The repository at ``commit`` (``git archive``) extracted into ``dest``, for tests of old runs and names.
-
-    A shallow clone lacks old commits: that is a skip, even under ``CI=true`` (``.ci/run`` unshallows first where
-    it can); a full clone always has them, so there a failure to read one fails the test.
-    """
-    import subprocess
-    import tarfile
-    from io import BytesIO
-
-    repo = Path(__file__).resolve().parents[1]
-    done = subprocess.run(["git", "archive", commit], cwd=repo, capture_output=True)
-    if done.returncode != 0:
-        shallow = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=repo, capture_output=True,
-                                 text=True).stdout.strip() == "true"
-        reason = f"commit {commit} not in this clone: {done.stderr.decode(errors='replace').strip()}"
-        pytest.skip(reason) if shallow else unavailable(reason)
-    with tarfile.open(fileobj=BytesIO(done.stdout)) as tar:
-        tar.extractall(dest, filter="data")
-
-
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
-# Extra config folders for the whole suite, e.g. CFNSR_TEST_SEARCHPATH=file:///my/conf: the fusions in their
-# fusion/*.yaml are then tested like the shipped ones (tests/test_add_fusion.py does this with a toy fusion).
-SEARCHPATH = [p for p in os.environ.get("CFNSR_TEST_SEARCHPATH", "").split(",") if p]
+# Extra config folders for the whole suite: the fusions in their fusion/*.yaml are tested like the shipped ones (every
+# test parametrised over fusions() runs over them). By default the README's example fusion, committed as a user would
+# write it outside the package (tests/fixtures/user_fusion: code/gated_sum.py, conf/fusion/gated_sum.yaml), so plain
+# `pytest` checks that adding a fusion needs no other edit; CFNSR_TEST_SEARCHPATH=file:///my/conf[,...] replaces it
+# with a user's folders (their code on PYTHONPATH).
+USER_FUSION_DIR = Path(__file__).resolve().parent / "fixtures" / "user_fusion"
+if "CFNSR_TEST_SEARCHPATH" in os.environ:
+    SEARCHPATH = [p for p in os.environ["CFNSR_TEST_SEARCHPATH"].split(",") if p]
+else:
+    SEARCHPATH = [f"file://{USER_FUSION_DIR / 'conf'}"]
+    # its module is importable like a user's on PYTHONPATH (Hydra instantiates ``gated_sum.GatedSum``)
+    if str(USER_FUSION_DIR / "code") not in sys.path:
+        sys.path.append(str(USER_FUSION_DIR / "code"))
 SEARCHPATH_OVERRIDE = searchpath_override(SEARCHPATH)
 
 

@@ -1,4 +1,5 @@
-"""Aggregation, ordering, skipping, mixing, duplicates and the protocol gap, against hand-computed numbers."""
+"""Aggregation, ordering, skipping, mixing, duplicates and the protocol gap, against hand-computed numbers (on the
+report's data; the Markdown rendering of it is tested once, in test_report_output.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pytest
 from report_fixtures import CORRECT, N_TEST, make_record
 
 from cfnsr.models.fusion.registry import fusion_facts
-from cfnsr.report import ReportError, build_report, collect_runs, format_markdown
-from cfnsr.report.collect import DUPLICATE_RULE
+from cfnsr.report import ReportError, build_report, collect_runs
+from cfnsr.report.collect import decision_time, duplicate_basis
 from cfnsr.runs.record import write_record
 
 
@@ -45,12 +46,8 @@ def test_table_numbers_match_hand_computation(sweep: Path) -> None:
     assert msaf.war_mean == pytest.approx(statistics.mean(wars("msaf")))
     assert msaf.war_std == pytest.approx(statistics.stdev(wars("msaf")))
     assert msaf.per_fold_war == pytest.approx({1: pct(176), 2: pct(168), 3: pct(185)})
-    # The markdown shows % with 2 decimals, per-fold in fold order, and the WAR label from `selection`.
-    md = format_markdown(report)
-    assert f"{statistics.mean(wars('cfnsr')):.2f} ± {statistics.stdev(wars('cfnsr')):.2f}" in md
-    assert "1: 75.83, 2: 71.25, 3: 78.33" in md
-    assert "WAR (%), best test epoch (paper protocol): mean ± std" in md
-    assert "| CFN-SR | Model | 6 (3 folds × 2 seeds) |" in md
+    assert list(cfnsr.per_fold_war) == [1, 2, 3] and cfnsr.stage == "Model" and cfnsr.label == "CFN-SR"
+    assert group.selection == "best test epoch (paper protocol)"  # the WAR column's label
 
 
 def test_rows_follow_the_yaml_order_then_alphabetical(write_run) -> None:
@@ -66,8 +63,9 @@ def test_rows_follow_the_yaml_order_then_alphabetical(write_run) -> None:
     assert models[2:] == [fusion_facts(f).display for f in order[2:7]] + ["alpha_custom", "zeta_custom"]
     # These runs used backbone=tiny: the unimodal rows must not claim the paper's networks.
     assert models[:2] == ["tiny backbone (video only)", "tiny backbone (audio only)"]
-    # A single run per fusion has no sample std: shown with its n instead of a made-up number.
-    assert "62.50 (n=1)" in format_markdown(report)
+    # A single run per fusion has no sample std (the table shows its n instead of a made-up number).
+    mcbp = report.groups[0].row("mcbp")
+    assert (mcbp.n_runs, mcbp.war_mean, mcbp.war_std) == (1, pytest.approx(62.5), None)
 
 
 def test_a_fusion_outside_conf_takes_its_label_and_place_from_its_records(write_run, tmp_path: Path) -> None:
@@ -79,9 +77,8 @@ def test_a_fusion_outside_conf_takes_its_label_and_place_from_its_records(write_
     gated.write_text(json.dumps({**record, "fusion_display": "Gated sum", "fusion_order": 35}))
     runs, _ = collect_runs([gated.parents[1]])
     rows = build_report(runs).groups[0].rows
-    assert [(r.fusion, r.model) for r in rows] == [("averaging", "Averaging"), ("gated_sum", "Gated sum"),
-                                                   ("mcbp", "MCBP")]
-    assert "| Gated sum | Early |" in format_markdown(build_report(runs))
+    assert [(r.fusion, r.label, r.stage) for r in rows] == [
+        ("averaging", "Averaging", "Late"), ("gated_sum", "Gated sum", "Early"), ("mcbp", "MCBP", "Early")]
 
 
 def test_unimodal_rows_name_the_backbone_the_runs_used(write_run) -> None:
@@ -91,10 +88,7 @@ def test_unimodal_rows_name_the_backbone_the_runs_used(write_run) -> None:
         paths = [write_run(f, 1, 1, 150, backbone=backbone, root=backbone) for f in ("video_only", "audio_only", "cfnsr")]
         runs, _ = collect_runs([paths[0].parents[1]])
         report = build_report(runs)
-        assert [r.model for r in report.groups[0].rows] == names
-        md = format_markdown(report)
-        assert all(f"| {n} |" in md for n in names)
-        assert ("ResNeXt-50" in md) == (backbone == "paper")
+        assert [r.model for r in report.groups[0].rows] == [r.label for r in report.groups[0].rows] == names
 
 
 def test_skipped_runs_are_listed_with_reasons(sweep: Path) -> None:
@@ -107,12 +101,10 @@ def test_skipped_runs_are_listed_with_reasons(sweep: Path) -> None:
     assert len(runs) == len(CORRECT)
     reasons = {s.path.parent.name: s.reason for s in skipped}
     assert reasons["failed"] == "failed: CUDA out of memory"
-    assert reasons["running"].startswith("running")
+    assert reasons["running"].startswith("running / unfinished")
     assert reasons["garbage"].startswith("unreadable")
     assert reasons["incomplete"] == "incomplete record: missing test"
-    md = format_markdown(build_report(runs, skipped=skipped))
-    assert "## Skipped runs (4)" in md
-    assert "failed: CUDA out of memory" in md and "running / unfinished" in md
+    assert [s.reason for s in build_report(runs, skipped=skipped).skipped] == [s.reason for s in skipped]
 
 
 @pytest.mark.parametrize(("field", "other"), [("protocol", "clean"), ("dataset", "ravdess"), ("backbone", "paper")])
@@ -162,12 +154,9 @@ def test_split_gives_tables_and_protocol_gap(write_run) -> None:
     assert cf.paper_minus_last == pytest.approx(5.0)
     ms = rows["msaf"]
     assert ms.paper_minus_clean == pytest.approx(pct(181) - pct(168)) and (ms.n_paper, ms.n_clean) == (2, 1)
-    md = format_markdown(report)
-    assert "## Protocol gap: dataset=synthetic, backbone=tiny" in md
-    assert (
-        f"| CFN-SR | {pct(185):.2f} | {pct(168):.2f} | {pct(185) - 5:.2f} | {pct(185) - pct(168):+.2f} | +5.00 |" in md
-    )
-    assert "Methods cover different folds" in md  # the clean table's msaf has fold 1 only
+    assert gap.title == "dataset=synthetic, backbone=tiny" and cf.label == "CFN-SR" and (cf.n_paper, cf.n_clean) == (2, 2)
+    # the clean table's msaf has fold 1 only
+    assert any(n.startswith("Methods cover different folds") for n in report.groups[0].notes)
 
 
 def test_duplicates_keep_the_latest_finished_at_not_the_newest_file(write_run) -> None:
@@ -180,13 +169,10 @@ def test_duplicates_keep_the_latest_finished_at_not_the_newest_file(write_run) -
     report = build_report(runs)
     row = report.groups[0].row("cfnsr")
     assert row.n_runs == 2 and row.war_mean == pytest.approx((pct(180) + pct(170)) / 2)
-    ((dropped, kept),) = report.duplicates
-    assert dropped.path == old.resolve() and kept.path == new.resolve()
-    md = format_markdown(report)
-    assert DUPLICATE_RULE in md and "latest `finished_at`" in md
-    assert f"dropped `{old.resolve()}` (finished_at 2024-05-01T10:00:00+00:00" in md
-    assert f"kept `{new.resolve()}` (finished_at 2024-05-01T11:00:00Z" in md and "decided by finished_at" in md
-    assert str(other_seed.resolve()) not in md  # a different seed is not a duplicate
+    ((dropped, kept),) = report.duplicates  # a different seed (other_seed) is not a duplicate
+    assert dropped.path == old.resolve() and kept.path == new.resolve() != other_seed.resolve()
+    assert (dropped.finished_at, kept.finished_at) == ("2024-05-01T10:00:00+00:00", "2024-05-01T11:00:00Z")
+    assert duplicate_basis(dropped, kept) == "finished_at"
 
 
 def test_duplicates_with_equal_finished_at_break_ties_by_run_id(write_run) -> None:
@@ -206,9 +192,8 @@ def test_old_duplicates_without_finished_at_fall_back_to_mtime_and_say_so(write_
     report = build_report(collect_runs([old.parents[1]])[0])
     ((dropped, kept),) = report.duplicates
     assert dropped.path == old.resolve() and kept.path == new.resolve()
-    md = format_markdown(report)
-    assert "no finished_at, file mtime 1970-01-12T13:46:40+00:00" in md
-    assert "decided by file mtime, because a record lacks finished_at" in md
+    assert decision_time(dropped) == (1_000_000, "file mtime") and decision_time(kept) == (2_000_000, "file mtime")
+    assert duplicate_basis(dropped, kept) == "file mtime"
 
 
 def test_comparison_against_cfnsr_in_report(sweep: Path) -> None:
@@ -219,10 +204,9 @@ def test_comparison_against_cfnsr_in_report(sweep: Path) -> None:
     assert comp["folds"] == [1, 2, 3]
     assert comp["diffs"] == pytest.approx([-6 / 2.4, -3 / 2.4, -3 / 2.4])
     assert comp["mean_diff"] == pytest.approx(-12 / 2.4 / 3)
-    assert group.row("cfnsr").comparison is None
-    md = format_markdown(build_report(runs))
-    assert "Paired comparison against CFN-SR" in md and "2/8 = 0.25 for n=3" in md
-    assert "not independent" in md
+    assert group.row("cfnsr").comparison is None and group.has_comparison
+    # every difference negative: the exact two-sided Wilcoxon p is its floor for n=3, 2/2^3
+    assert comp["n"] == 3 and comp["wilcoxon_p"] == pytest.approx(0.25) and comp["reference"] == "CFN-SR"
 
 
 def test_no_comparison_without_cfnsr(write_run) -> None:
@@ -230,4 +214,4 @@ def test_no_comparison_without_cfnsr(write_run) -> None:
     runs, _ = collect_runs([write_run("averaging", 1, 1, 160).parents[1]])
     report = build_report(runs)
     assert not report.groups[0].has_comparison
-    assert "Paired comparison" not in format_markdown(report)
+    assert all(r.comparison is None for r in report.groups[0].rows)

@@ -10,7 +10,7 @@ import pytest
 from report_fixtures import make_record
 
 from cfnsr.report import build_report, collect_runs, write_report
-from cfnsr.report.diagnostics import diagnostics_rows, format_diagnostics
+from cfnsr.report.diagnostics import diagnostics_rows
 from cfnsr.runs.record import write_record
 
 # Synergy accuracy per (fusion, fold): the known numbers.
@@ -38,17 +38,17 @@ def test_table_has_mean_and_std_per_type(tmp_path: Path):
     assert rows["averaging"].mean["synergy"] == pytest.approx(statistics.mean(late))
     assert rows["averaging"].std["synergy"] == pytest.approx(statistics.stdev(late))
     assert rows["cfnsr"].mean["redundant"] == 100.0 and rows["cfnsr"].std["redundant"] == 0.0
-    text = format_diagnostics(group)
-    assert "### Fusion diagnostics" in text and "75 %" in text
-    assert f"| CFN-SR | Model | 3 | 100.0 ± 0.0 | 87.5 ± 0.0 | 93.8 ± 0.0 | {statistics.mean([100, 93.75, 100]):.1f} ± " \
-           f"{statistics.stdev([100, 93.75, 100]):.1f} |" in text
+    cfnsr = rows["cfnsr"]
+    assert (cfnsr.mean["video_unique"], cfnsr.mean["audio_unique"]) == (87.5, 93.75)
+    assert cfnsr.mean["synergy"] == pytest.approx(statistics.mean([100, 93.75, 100]))
+    assert cfnsr.std["synergy"] == pytest.approx(statistics.stdev([100, 93.75, 100]))
 
 
 def test_report_writes_the_section_and_figure_only_with_types(tmp_path: Path):
     runs, skipped = collect_runs([_write(tmp_path)])
     paths = write_report(build_report(runs, skipped=skipped), tmp_path / "out")
     assert paths["fusion_diagnostics"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "Fusion diagnostics" in paths["markdown"].read_text()
     plain, skipped = collect_runs([_write(tmp_path / "plain", with_types=False)])
-    paths = write_report(build_report(plain, skipped=skipped), tmp_path / "out2")
-    assert "fusion_diagnostics" not in paths and "Fusion diagnostics" not in paths["markdown"].read_text()
+    report = build_report(plain, skipped=skipped)
+    assert diagnostics_rows(report.groups[0]) == []  # no section, no figure
+    assert "fusion_diagnostics" not in write_report(report, tmp_path / "out2")

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from report_fixtures import N_TEST
 
-from cfnsr.report import TABLE_RULE, build_report, collect_runs, format_markdown, main, write_report
+from cfnsr.report import TABLE_RULE, build_report, collect_runs, main, write_report
+from cfnsr.report.build import NO_RECIPE_NOTE
 
 
 def pct(correct: int) -> float:
@@ -32,9 +33,7 @@ def test_one_fusion_with_two_configs_gives_two_labelled_rows(write_run) -> None:
     assert table.row("msaf").label == "MSAF"
     # Two CFN-SR rows with MSAF's initialisation: no single reference, so no paired test, and the notes say why.
     assert table.row("msaf").comparison is None
-    md = format_markdown(report)
-    assert "| CFN-SR (fusion.model.num_layers=2) | Model |" in md
-    assert "several CFN-SR rows share its initialisation" in md
+    assert any(n.startswith("MSAF: no paired test, several CFN-SR rows share its initialisation") for n in table.notes)
     assert not report.recipe_hint  # one table: nothing split
 
 
@@ -72,9 +71,9 @@ def test_records_without_a_recipe_get_their_own_table_with_a_note(write_run) -> 
     assert not old.has_recipe and old.title.endswith("| recipe not recorded")
     assert [r.fusion for r in old.rows] == ["msaf", "cfnsr"]
     assert old.row("msaf").comparison is not None  # compared by (protocol, dataset, backbone), as before
-    assert any("Recipe not recorded" in n for n in old.notes)
+    assert NO_RECIPE_NOTE in old.notes
     assert report.recipe_split_unrecorded and "no recorded recipe" in report.recipe_hint
-    assert TABLE_RULE in format_markdown(report)
+    assert report.notes == [f"Note: {report.recipe_hint}. {TABLE_RULE}"]
 
 
 def test_mixing_protocols_still_needs_split_and_recipe_tables_pair_up_for_the_gap(write_run) -> None:
@@ -127,6 +126,6 @@ def test_duplicates_show_the_jobs_overrides(write_run) -> None:
     (a.parent / ".hydra").mkdir()
     (a.parent / ".hydra" / "overrides.yaml").write_text("- fold=1\n- fusion=cfnsr\n")
     os.utime(a, (2_000_000, 2_000_000))
-    md = format_markdown(build_report(collect_runs([a.parents[1]])[0]))
-    assert "overrides: fold=1 fusion=cfnsr" in md
-    assert f"kept `{b.resolve()}`" in md
+    ((dropped, kept),) = build_report(collect_runs([a.parents[1]])[0]).duplicates
+    assert dropped.path == a.resolve() and kept.path == b.resolve()
+    assert dropped.overrides == ["fold=1", "fusion=cfnsr"] and kept.overrides is None

@@ -1,4 +1,5 @@
-"""The report's robustness block: the measures computed by hand on small files."""
+"""The report's robustness block: the measures computed by hand on small files; the CLI test is the one rendering
+test of its Markdown (robustness.md)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from report_fixtures import RunWriter, make_record
 
-from cfnsr.report import SearchTrial, build_report, collect_runs, format_markdown
+from cfnsr.report import SearchTrial, build_report, collect_runs
 from cfnsr.runs.record import write_record
 
 
@@ -36,10 +36,10 @@ def test_trials_are_listed_apart_and_tuned_runs_say_how_they_were_chosen(tmp_pat
     assert sum(r.n_runs for r in table.rows) == 2
     assert f"CFN-SR: hyperparameters chosen by a nested search per outer fold (fold 1: {how})." in table.notes
     assert "MSAF: hyperparameters set in the config (not tuned)." in table.notes
-    text = format_markdown(report)
-    assert "## Hyperparameter-search trials (2, not in the comparison)" in text
-    assert "| 1 | finished | 55.00 | [9, 10, 11, 12] |" in text
-    assert "## Skipped runs (0)" in text
+    by_number = {t.trial: t for t in report.skipped if isinstance(t, SearchTrial)}
+    assert by_number[1].objective == 0.55 and by_number[1].study == "demo-cfnsr-paper-fold1"
+    assert by_number[1].record["val_actors"] == [9, 10, 11, 12]
+    assert [s for s in report.skipped if not isinstance(s, SearchTrial)] == []  # no skipped run besides the trials
 
 
 def test_untuned_tables_get_no_hyperparameter_note(write_run: RunWriter, tmp_path: Path):
