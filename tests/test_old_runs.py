@@ -25,7 +25,7 @@ RUN, CACHE, CKPT = OLD / "run", OLD / "cache", OLD / "run" / "checkpoints" / "be
 # The old run's command beyond tests_helpers.TINY_DATA/TINY_FOLDS (a backbone and Transformer small enough to commit,
 # an 8 kHz audio window for a small cache entry); tests/fixtures/README.md has the whole command.
 OLD_OVERRIDES = [
-    "fold=1", "protocol=clean", "trainer.max_epochs=1", "complexity=false", "logger=csv",
+    "fold=1", "protocol=clean", "trainer.max_epochs=1", "measure_gflops=false", "logger=csv",
     "preprocess.sample_rate=8000", "backbone.video.stem_channels=4", "backbone.video.base_planes=2",
     "backbone.video.cardinality=2", "backbone.audio.channels=[4,4,8]", "fusion.model.num_layers=1",
     "fusion.model.ffn_multiplier=1",
