@@ -22,7 +22,7 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from cfnsr.runs.identity import RunIdentity
+from cfnsr.runs.checkpoint_files import RunIdentity
 
 
 def _metrics(num_classes: int) -> MetricCollection:
@@ -51,7 +51,7 @@ class EmotionModule(pl.LightningModule):
         optimizer: factory ``params -> torch.optim.Optimizer`` (a Hydra ``_partial_`` target).
         seed: the global RNG is reseeded from (seed, epoch, rank) at each epoch start, so dropout and augmentation
             draws of an epoch do not depend on whether the run was resumed.
-        identity: what every checkpoint says about the run (``cfnsr.runs.identity``): written by
+        identity: what every checkpoint says about the run (``cfnsr.runs.checkpoint_files.RunIdentity``): written by
             ``on_save_checkpoint``; None (evaluation, tests) writes no cfnsr keys.
         compile: run the forward through ``torch.compile``; the uncompiled module stays the registered child, so
             checkpoints keep their plain keys.

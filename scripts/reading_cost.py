@@ -5,8 +5,8 @@
 Runs ``train.py <overrides>`` in this process (on a warm cache: run it twice, the first run prepares the corpus) with
 a profile hook and prints:
 
-* the project's Python files one of whose functions ran (module bodies run by an import do not count), with their
-  line counts;
+* the project's Python files one of whose functions ran (module and class bodies run by an import do not count),
+  with their line counts;
 * the project's Python files imported (executed or not) and the YAML files of the composed config (Hydra's defaults
   list, the project's own configs only);
 * the longest functions of the package (``cfnsr/``) by source lines.
@@ -17,6 +17,7 @@ The figures are for the closing note of a refactor ("files crossed", "longest fu
 from __future__ import annotations
 
 import ast
+import inspect
 import os
 import sys
 import tempfile
@@ -68,8 +69,11 @@ def main() -> None:
     seen: dict[str, Path | None] = {}  # co_filename -> project file (the hook runs on every call: cache the test)
 
     def profile(frame, event, arg):  # noqa: ANN001 - sys.setprofile's signature
-        if event == "call" and frame.f_code.co_name != "<module>":  # a function ran, not just an import
-            name = frame.f_code.co_filename
+        code = frame.f_code
+        # a function ran: not a module or class body run by an import (no CO_OPTIMIZED), nor a comprehension
+        if event == "call" and code.co_flags & inspect.CO_OPTIMIZED and (
+                not code.co_name.startswith("<") or code.co_name == "<lambda>"):
+            name = code.co_filename
             if name not in seen:
                 seen[name] = _project_file(name)
             if seen[name] is not None:

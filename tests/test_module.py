@@ -14,9 +14,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from cfnsr.builders.objects import build_module, clip_shapes
 from cfnsr.module import EmotionModule
-from cfnsr.runs.checkpoint_files import CHECKPOINT_FORMAT
+from cfnsr.runs.checkpoint_files import CHECKPOINT_FORMAT, RunIdentity
 from cfnsr.runs.corpus_check import CORPUS_KEY
-from cfnsr.runs.identity import RunIdentity
 from cfnsr.runs.provenance import code_version
 from cfnsr.tester import ResultFile, run_test
 

@@ -23,7 +23,7 @@ from cfnsr.data.settings import PreprocessSettings, settings_from_config
 from cfnsr.models.build import build_model, load_backbone_weights, load_kinetics_resnext, load_model_weights
 from cfnsr.models.fusion.registry import CONF_DIR
 from cfnsr.module import EmotionModule
-from cfnsr.runs.identity import RunIdentity
+from cfnsr.runs.checkpoint_files import RunIdentity
 
 # The data module's wiring, for run configs that do not carry it (datamodule_node).
 DATAMODULE_CONF = CONF_DIR / "datamodule" / "default.yaml"

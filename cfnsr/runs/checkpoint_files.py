@@ -8,6 +8,9 @@ A cfnsr training checkpoint is a Lightning checkpoint plus these plain entries:
 * ``cfnsr_split``: the run's ``train_actors``, ``val_actors`` and ``test_actors``, checked before its weights
   initialise another run (``cfnsr.builders.init_checks``; absent in checkpoints written before it);
 * ``cfnsr_code_version``: the code that wrote it (``cfnsr.runs.provenance.code_version``);
+* ``cfnsr_corpus``: the corpus and cache the run trained on (``cfnsr.runs.corpus_check``);
+
+all of them written from the run's ``RunIdentity`` (below), which the Lightning module is built with;
 * the ``RunCheckpoints`` callback state (``cfnsr.callbacks.run_checkpoints``): best validation score and its epoch (numbers, never paths).
 
 Every checkpoint is read with ``torch.load(weights_only=True)``: a file that needs arbitrary unpickling (and so could
@@ -17,15 +20,54 @@ id inside each file, never from state restored out of a checkpoint.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cfnsr.runs.corpus_check import CORPUS_KEY
+from cfnsr.runs.provenance import code_version
 from cfnsr.runs.renames import current_config
 from cfnsr.weights_only import WeightsFileError, read_weights_only
 
 CHECKPOINT_FORMAT = 1
 LAST_NAME = "last.ckpt"
 CHECKPOINT_DIR = "checkpoints"  # a run's checkpoints: <run_dir>/checkpoints/
+
+
+@dataclass
+class RunIdentity:
+    """What a run writes into every checkpoint about itself, handed to the Lightning module when it is built.
+
+    Resume (``cfnsr.runs.folder``), the initialisation checks (``cfnsr.builders.init_checks``) and evaluate read
+    these keys back. Plain Python values only: the object travels to the ddp_spawn children inside the pickled
+    module, and checkpoints must load with ``torch.load(weights_only=True)``.
+
+    Attributes:
+        run_id: the run id (``cfnsr.runs.folder``), kept across resumes.
+        config: the resolved run config (a plain dict); evaluate rebuilds the run from it.
+        split: ``{"train_actors", "val_actors", "test_actors"}``: who may be initialised from these weights.
+        corpus: the corpus fingerprint and cache the run trains on (``cfnsr.runs.corpus_check``); None until the
+            training job has prepared its data, and absent from checkpoints while None.
+    """
+
+    run_id: str
+    config: dict[str, Any]
+    split: dict[str, list[Any]] | None
+    corpus: dict[str, Any] | None = None
+
+    def checkpoint_fields(self) -> dict[str, Any]:
+        """The checkpoint keys: ``cfnsr_config``, ``cfnsr_format``, ``cfnsr_run_id``, ``cfnsr_split``,
+        ``cfnsr_code_version`` (the code that saved it, now) and, once known, ``cfnsr_corpus``."""
+        fields: dict[str, Any] = {
+            "cfnsr_config": self.config,
+            "cfnsr_format": CHECKPOINT_FORMAT,
+            "cfnsr_run_id": self.run_id,
+            "cfnsr_split": self.split,
+            "cfnsr_code_version": code_version(),
+        }
+        if self.corpus is not None:
+            fields[CORPUS_KEY] = dict(self.corpus)
+        return fields
 
 
 class CheckpointError(ValueError):

@@ -1,7 +1,7 @@
 """The corpus and cache a run trained on, as evidence for resuming it: saved in every checkpoint, compared on resume.
 
 The training job computes them on global rank 0 once the corpus and cache are prepared (``cfnsr.tasks.train``); the
-Lightning module writes them into every checkpoint under :data:`CORPUS_KEY` (``cfnsr.runs.identity``), and the
+Lightning module writes them into every checkpoint under :data:`CORPUS_KEY` (``cfnsr.runs.checkpoint_files.RunIdentity``), and the
 training job into ``metrics.json`` (``corpus_fingerprint``, ``cache_dir``). Standard library only: the report reads records with it.
 """
 

@@ -41,7 +41,7 @@ from cfnsr.console import print_config_tree, progress_bars
 from cfnsr.data.source_identity import run_corpus_identity
 from cfnsr.models.complexity import count_params, gflops_per_clip
 from cfnsr.module import EmotionModule
-from cfnsr.runs.checkpoint_files import CHECKPOINT_DIR, callback_state, run_checkpoints
+from cfnsr.runs.checkpoint_files import CHECKPOINT_DIR, RunIdentity, callback_state, run_checkpoints
 from cfnsr.runs.corpus_check import record_fields as corpus_record_fields
 from cfnsr.runs.diagnostics import MANIFEST_FILE, by_interaction, read_manifest
 from cfnsr.runs.distributed import from_rank0
@@ -54,7 +54,6 @@ from cfnsr.runs.folder import (
     read_own_record,
     requeued_checkpoint,
 )
-from cfnsr.runs.identity import RunIdentity
 from cfnsr.runs.interrupt import (
     interrupt_handlers,
     interrupted_checkpoint,

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from tests_helpers import compose_train
 
-from cfnsr.builders.config_checks import ConfigError, check_train_config
-from cfnsr.builders.config_values import source_key
+from cfnsr.builders.config_checks import ConfigError, check_train_config, source_key
 
 
 @pytest.mark.parametrize(("override", "named"), [
