@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from cfnsr.builders.checkpoint_config import data_paths
 from cfnsr.builders.objects import fold_split
@@ -124,6 +124,45 @@ def _spread(stems: list[str], n: int) -> list[str]:
     return [stems[int(i)] for i in np.linspace(0, len(stems) - 1, n).round()]
 
 
+class _Predictions:
+    """Batches of model inputs per crop variant, predicted ``batch_size`` clips at a time."""
+
+    def __init__(self, predictor: Any, batch_size: int) -> None:
+        self.predictor, self.batch_size = predictor, batch_size
+        self.preds: dict[str, list[int]] = {v: [] for v in VARIANTS}
+        self.batch: dict[str, list[tuple[np.ndarray, np.ndarray, bool]]] = {v: [] for v in VARIANTS}
+
+    def add(self, inputs: dict[str, tuple[np.ndarray, np.ndarray, bool]]) -> None:
+        """One clip's (video uint8 (T, S, S, 3), MFCC (n_mfcc, L), video missing) per variant."""
+        for variant, item in inputs.items():
+            self.batch[variant].append(item)
+        if len(self.batch[VARIANTS[0]]) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        for variant, items in self.batch.items():
+            if items:
+                video, audio, drop = zip(*items, strict=True)
+                probs = self.predictor.predict(np.stack(video), np.stack(audio), np.array(drop),
+                                               np.zeros(len(drop), bool))
+                self.preds[variant].extend(np.argmax(probs, axis=1).tolist())
+                self.batch[variant] = []
+
+
+def _fold_clips(run_cfg: DictConfig, cache_dir: Path, limit: int, calib_clips: int) -> tuple[list[str], list[str]]:
+    """(the test actors' clips, up to ``limit``; ``calib_clips`` clips spread over the training actors) from the
+    cache, by the speaker each entry's meta.json records (not the file name)."""
+    split = fold_split(run_cfg)
+    stems = cached_clips(cache_dir)
+    speaker: dict[str, Speaker] = {s: meta_label_speaker(load_meta(cache_dir, s), s)[1] for s in stems}
+    test = [s for s in stems if speaker[s] in set(split.test_actors)]
+    if not test:
+        raise FileNotFoundError(f"{cache_dir}: no cache entry of the test actors {list(split.test_actors)} of fold "
+                                f"{run_cfg.fold} (data.cache_dir=<cache> if it moved)")
+    train = _spread([s for s in stems if speaker[s] in set(split.train_actors)], calib_clips)
+    return (test[:limit] if limit else test), train
+
+
 def detector_gap(ckpt_path: str | Path, root: str | None = None, cache_dir: str | None = None, device: str = "cpu",
                  batch_size: int = 16, smooth: int = 5, calib_clips: int = 48,
                  box_shift: tuple[float, float] = (0.0, 0.0), box_scale: float = 1.0, limit: int = 0,
@@ -138,32 +177,12 @@ def detector_gap(ckpt_path: str | Path, root: str | None = None, cache_dir: str 
     # Paths come from the command or the dataset's defaults, never from the checkpoint (checkpoint_config).
     root, cache_dir = (Path(p) for p in data_paths(str(run_cfg.data.name), root, cache_dir,
                                                      source=str(ckpt_path), generate=run_cfg.data.get("generate")))
-    split = fold_split(run_cfg)
-    stems = cached_clips(cache_dir)
-    # speakers from each entry's meta.json (written by the corpus), not from the file name
-    speaker: dict[str, Speaker] = {s: meta_label_speaker(load_meta(cache_dir, s), s)[1] for s in stems}
-    test = [s for s in stems if speaker[s] in set(split.test_actors)]
-    if not test:
-        raise FileNotFoundError(f"{cache_dir}: no cache entry of the test actors {list(split.test_actors)} of fold "
-                                f"{run_cfg.fold} (data.cache_dir=<cache> if it moved)")
-    test = test[:limit] if limit else test
-    train = _spread([s for s in stems if speaker[s] in set(split.train_actors)], calib_clips)
+    test, train = _fold_clips(run_cfg, cache_dir, limit, calib_clips)
     calibration = calibrate(predictor, root, cache_dir, train, smooth) if calib_clips > 0 else None
-    s = predictor.settings
     given = (tuple(float(v) for v in box_shift), float(box_scale))
     fitted = (tuple(calibration["box_shift"]), calibration["box_scale"]) if calibration else None
 
-    preds: dict[str, list[int]] = {v: [] for v in VARIANTS}
-    batch: dict[str, list[tuple[np.ndarray, np.ndarray, bool]]] = {v: [] for v in VARIANTS}
-
-    def flush() -> None:
-        for variant, items in batch.items():
-            if items:
-                video, audio, drop = zip(*items, strict=True)
-                probs = predictor.predict(np.stack(video), np.stack(audio), np.array(drop), np.zeros(len(drop), bool))
-                preds[variant].extend(np.argmax(probs, axis=1).tolist())
-                batch[variant] = []
-
+    predictions = _Predictions(predictor, batch_size)
     labels: list[int] = []
     face_frames: list[int] = []
     no_face: list[str] = []
@@ -181,21 +200,20 @@ def detector_gap(ckpt_path: str | Path, root: str | None = None, cache_dir: str 
         if smoothed is None:
             no_face.append(stem)
         detector = _crops(predictor, raw.frames, smoothed, given, frames_cache)
+        recalibrated = _crops(predictor, raw.frames, smoothed, fitted, frames_cache) if fitted else detector
         mfcc_own = predictor.mfcc(raw.audio) if raw.audio is not None else np.zeros_like(mfcc_cache)
         labels.append(int(meta["label"]))
-        batch[VARIANTS[0]].append((frames_cache, mfcc_cache, False))
-        batch[VARIANTS[1]].append((detector, mfcc_cache, smoothed is None))
-        batch[VARIANTS[2]].append((_crops(predictor, raw.frames, smoothed, fitted, frames_cache) if fitted else detector, mfcc_cache, smoothed is None))
-        batch[VARIANTS[3]].append((detector, mfcc_own, smoothed is None))
-        if len(batch[VARIANTS[0]]) >= batch_size:
-            flush()
-    flush()
-    y = np.array(labels)
-    k = len(predictor.class_names)
+        predictions.add(dict(zip(VARIANTS, [(frames_cache, mfcc_cache, False),
+                                            (detector, mfcc_cache, smoothed is None),
+                                            (recalibrated, mfcc_cache, smoothed is None),
+                                            (detector, mfcc_own, smoothed is None)], strict=True)))
+    predictions.flush()
+    preds, y, k = predictions.preds, np.array(labels), len(predictor.class_names)
     scores = {v: war_uar(np.array(preds[v]), y, k) for v in VARIANTS}
     if fitted is None:
         scores.pop(VARIANTS[2])
     base = scores[VARIANTS[0]]
+    split, s = fold_split(run_cfg), predictor.settings
     return {
         "ckpt": str(ckpt_path), "fold": int(run_cfg.fold), "test_actors": list(split.test_actors),
         "clips": len(test), "fusion": predictor.fusion, "backbone": predictor.backbone,
