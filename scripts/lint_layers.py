@@ -6,7 +6,7 @@ a contract can name ``entry.preprocess`` and so on, then runs ``lint-imports <co
 checkout and that package. Exit status: lint-imports'.
 
     python scripts/lint_layers.py docs/importlinter-entry.toml                      # this checkout
-    python scripts/lint_layers.py docs/importlinter-before.toml --repo /tmp/old     # e.g. a worktree of 89d6ea0
+    python scripts/lint_layers.py docs/importlinter-entry.toml --repo /tmp/other    # another checkout (a worktree)
 """
 
 from __future__ import annotations
