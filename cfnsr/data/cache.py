@@ -347,7 +347,7 @@ def clean_stale_temps(cache_dir: str | Path) -> list[str]:
 
     Returns the names removed. A temp of this host is abandoned when its pid is gone; one of another host (the cache
     on a shared filesystem) only when it was not written for ``STALE_TEMP_SECONDS``, since that host's pids cannot
-    be checked from here. Only global rank 0 prepares the cache in a run (``cfnsr.tasks.prepare.prepare_data``).
+    be checked from here. Only global rank 0 prepares the cache in a run (``cfnsr.builders.corpus.prepare_data``).
     """
     removed = []
     now = time.time()

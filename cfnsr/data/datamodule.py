@@ -124,7 +124,7 @@ class EmotionDataModule(pl.LightningDataModule):
 
     Built from config (``conf/datamodule/default.yaml``, instantiated by ``cfnsr.builders.objects.build_datamodule``,
     which passes the objects: ``settings``, ``corpus``, ``split``, ``augment``). It only reads: making the corpus and
-    the cache is a step the task runs before fit (``cfnsr.tasks.prepare.prepare_data``, on global rank 0 only; who
+    the cache is a step the task runs before fit (``cfnsr.builders.corpus.prepare_data``, on global rank 0 only; who
     writes is defined in docs/trust.md), so Lightning's ``prepare_data`` hook is not used. The cache must be
     on a filesystem every rank sees; a rank that does not see it stops in ``setup`` naming the cache.
     ``setup`` serves only the clips the corpus discovers under ``root`` now whose cache entry was made from exactly

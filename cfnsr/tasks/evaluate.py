@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cfnsr.builders.checkpoint_config import evaluation_config, hydra_searchpath
 from cfnsr.builders.config_checks import check_evaluate_config
+from cfnsr.builders.corpus import prepare_data
 from cfnsr.builders.objects import build_datamodule, build_module
 from cfnsr.builders.run_metadata import run_metadata
 from cfnsr.console import progress_bars
@@ -32,7 +33,6 @@ from cfnsr.runs.corpus_check import record_fields as corpus_record_fields
 from cfnsr.runs.diagnostics import MANIFEST_FILE, by_interaction, read_manifest
 from cfnsr.runs.folder import JobLock, RunFolderError, global_rank_from_env
 from cfnsr.runs.summary import format_run_summary
-from cfnsr.tasks.prepare import prepare_data
 from cfnsr.tester import run_test
 
 RECORD_FILE = "evaluation.json"  # evaluate's record: what was tested, on what, whether partial

@@ -2,7 +2,7 @@
 
 A CPU job: it imports the data layer only (no Lightning, no models; checked by import-linter, see
 docs/architecture.md). The training and evaluation tasks run the same ``prepare_corpus`` before a run
-(``cfnsr.tasks.prepare``).
+(``cfnsr.builders.corpus.prepare_data``).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from cfnsr.builders.config_checks import check_train_config
-from cfnsr.builders.corpus import build_corpus
+from cfnsr.builders.corpus import build_corpus, prepare_data
 from cfnsr.builders.init_checks import split_dict
 from cfnsr.builders.objects import (
     build_datamodule,
@@ -62,7 +62,6 @@ from cfnsr.runs.interrupt import (
 from cfnsr.runs.provenance import code_version
 from cfnsr.runs.run_record import RunRecord
 from cfnsr.runs.summary import format_run_summary
-from cfnsr.tasks.prepare import prepare_data
 from cfnsr.tester import run_test
 
 RUN_ID_ENV = "CFNSR_RUN_ID"
@@ -184,7 +183,7 @@ def _metadata(cfg: DictConfig, module: EmotionModule) -> dict[str, Any]:
 
 
 def _prepare_data(cfg: DictConfig, place: Place) -> dict[str, Any] | None:
-    """Rank 0 makes the corpus and its cache (``cfnsr.tasks.prepare``: before any other rank reads them, they wait
+    """Rank 0 makes the corpus and its cache (``cfnsr.builders.corpus.prepare_data``: before any other rank reads them, they wait
     in the process group's set-up inside ``fit``, or were not spawned yet) and returns their identity
     (``cfnsr.runs.corpus_check``); None on other ranks, which write no checkpoint."""
     if not place.rank0:

@@ -1,4 +1,5 @@
-"""cfnsr.tasks.prepare: the task's prepare step makes the corpus and the cache, on global rank 0 of the job only."""
+"""cfnsr.builders.corpus.prepare_data: the run's prepare step makes the corpus and the cache, on global rank 0 of
+the job only."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import pytest
 from omegaconf import OmegaConf, open_dict
 from tests_helpers import compose_train
 
+from cfnsr.builders.corpus import prepare_data
 from cfnsr.builders.objects import build_datamodule
 from cfnsr.data.cache import cached_clips
-from cfnsr.tasks.prepare import prepare_data
 
 # Three actors of two clips each (fold 1: test actor 1, validation 2, training 3): the synthetic corpus and its cache are made in a few seconds.
 SMALL = ["data.generate.preset=interactions", "data.generate.actors=3", "data.generate.clips_per_actor=2",
