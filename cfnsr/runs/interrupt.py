@@ -21,6 +21,7 @@ import shlex
 import signal
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +34,10 @@ from cfnsr.runs.record import FILENAME as RECORD_FILE
 
 INTERRUPTED = "interrupted"
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# The same signal again within this many seconds is the same request delivered twice (``timeout`` forwarding a
+# SIGTERM that ``kill``/``pkill`` also sent to the job, a scheduler signalling the step and the process group), not
+# a user who insists: it is ignored, so the first one's record gets written.
+DUPLICATE_WINDOW_S = 2.0
 
 
 class Interrupted(BaseException):  # noqa: N818 - a signal, like KeyboardInterrupt, not an error
@@ -59,19 +64,24 @@ def _owned(signum: int) -> bool:
 @contextmanager
 def interrupt_handlers() -> Iterator[None]:
     """While inside, SIGTERM and SIGINT raise :class:`Interrupted`; a second signal ends the process the default way
-    (the first one's record may then be missing). Outside the main thread, or where a launcher handles a signal, nothing
-    changes for that signal."""
+    (the first one's record may then be missing), unless it repeats the first within ``DUPLICATE_WINDOW_S`` (one
+    request delivered twice: ignored). Outside the main thread, or where a launcher handles a signal, nothing changes
+    for that signal."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    fired: list[int] = []
+    fired: list[tuple[int, float]] = []  # the first signal and when it came
 
     def handler(signum: int, _frame: FrameType | None) -> None:
-        if fired:  # a second signal while the record is written: the user insists, stop the hard way
+        if fired:
+            first, at = fired[0]
+            if signum == first and time.monotonic() - at < DUPLICATE_WINDOW_S:
+                return  # the same request again: the first one's Interrupted is already on its way
+            # a second signal while the record is written: the user insists, stop the hard way
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
-        fired.append(signum)
+        fired.append((signum, time.monotonic()))
         raise Interrupted(signum)
 
     previous = {s: signal.getsignal(s) for s in SIGNALS if _owned(s)}
