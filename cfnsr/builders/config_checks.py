@@ -43,12 +43,40 @@ def check_train_config(cfg: DictConfig) -> None:
     _int(cfg.trainer.max_epochs, "trainer.max_epochs", 1)  # -1 would train forever, 0 not at all
 
     check_values(cfg)  # batch size, learning rate, frames, workers, ...: named at the key the user set
+    check_wiring(cfg)
     if cfg.ckpt_path is not None and not isinstance(cfg.ckpt_path, str):
         raise ConfigError(f"ckpt_path={cfg.ckpt_path!r}: expected a file path")
     if cfg.protocol.name == SEARCH_PROTOCOL and cfg.get("test_after_fit"):
         raise ConfigError("protocol=search with test_after_fit=true: a search trial never evaluates the test fold "
                           "(set test_after_fit=false, as hparams_search=optuna does)")
     check_tuned_fold(cfg)
+
+
+# Nodes that only wire user-facing keys into an object (every value an interpolation of the key it names). A value set
+# on one of them directly would reach the object while the record, the recipe and the effective batch still show the
+# key it should come from (``datamodule.batch_size=64`` trained with 64 and recorded 16).
+WIRING_NODES = ("datamodule",)
+
+
+def check_wiring(cfg: DictConfig) -> None:
+    """``ConfigError`` for a wiring node value that is not an interpolation, naming the key to set instead (the
+    shipped option's, ``conf/<node>/default.yaml``, when it has one)."""
+    from cfnsr.models.fusion.registry import CONF_DIR  # the shipped configs
+
+    for name in WIRING_NODES:
+        node = cfg.get(name)
+        if node is None:
+            continue
+        shipped = OmegaConf.to_container(OmegaConf.load(CONF_DIR / name / "default.yaml"), resolve=False)
+        for key, raw in OmegaConf.to_container(node, resolve=False).items():
+            if key.startswith("_") or (isinstance(raw, str) and raw.startswith("${") and raw.endswith("}")):
+                continue
+            wanted = shipped.get(key)
+            hint = (f"set {wanted[2:-1]} instead" if isinstance(wanted, str) and wanted.startswith("${")
+                    else "give the value a key of its own and interpolate it here")
+            raise ConfigError(f"{name}.{key}={raw!r}: the {name} node only wires other keys into its object "
+                              f"(conf/{name}/default.yaml: {key}: {wanted}); {hint}, so that the record and the "
+                              f"recipe show the value that is used")
 
 
 def check_tuned_fold(cfg: DictConfig) -> None:

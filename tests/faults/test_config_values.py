@@ -56,3 +56,19 @@ def test_train_stops_before_touching_data_or_folder(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"data\.batch_size=0"):
         train(cfg)
     assert not (tmp_path / "out").exists() and not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(("override", "named"), [
+    # before: trained with batch 64 while the record's effective_batch and the recipe said 16
+    ("datamodule.batch_size=64", r"^datamodule\.batch_size=64: .*; set data\.batch_size instead"),
+    ("datamodule.storage=memory", r"^datamodule\.storage='memory': .*; set data\.storage instead"),
+    ("+datamodule.extra=1", r"^datamodule\.extra=1: .*give the value a key of its own"),
+])
+def test_a_value_set_on_the_wiring_node_is_refused_naming_the_key_to_set(tmp_path: Path, override: str,
+                                                                          named: str) -> None:
+    cfg = compose_train([override], tmp_path / "data", tmp_path / "out")
+    with pytest.raises(ConfigError, match=named):
+        check_train_config(cfg)
+    # an interpolation is wiring: accepted
+    check_train_config(compose_train(["datamodule.eval_batch_size=${data.batch_size}"], tmp_path / "data",
+                                     tmp_path / "out"))
