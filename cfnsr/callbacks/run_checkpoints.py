@@ -103,7 +103,9 @@ class RunCheckpoints(pl.Callback):
         self.best_score: float | None = None
         self.best_epoch: int | None = None
         self.best_tie: float | None = None
-        self.ties = 0  # epochs whose monitor equalled the best at that point (reported in the run's record)
+        # epochs after the first that reached the current best score and equalled it (reported in the run's record);
+        # back to 0 when a strictly better score arrives, so it always counts ties of the score that was selected
+        self.ties = 0
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:  # a user's own plugin is left alone
@@ -134,7 +136,10 @@ class RunCheckpoints(pl.Callback):
         if score == self.best_score:
             self.ties += 1
             return tie is not None and self.best_tie is not None and tie < self.best_tie
-        return score > self.best_score if self.mode == "max" else score < self.best_score
+        better = score > self.best_score if self.mode == "max" else score < self.best_score
+        if better:
+            self.ties = 0  # an earlier best's ties say nothing about how this one was chosen
+        return better
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or trainer.fast_dev_run:  # as Lightning's own: a 1-batch run is no checkpoint

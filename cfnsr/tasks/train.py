@@ -320,7 +320,7 @@ def _chosen_checkpoints(cfg: DictConfig, ckpt_dir: Path, run_id: str,
 
 def selection_facts(state: dict[str, Any]) -> dict[str, Any]:
     """What decided the selected epoch, from the ``RunCheckpoints`` state of the last checkpoint: the monitored
-    metric's best value (``val_best``), how many later epochs equalled the best when they ran (``val_ties``) and
+    metric's best value (``val_best``), how many later epochs equalled the selected score (``val_ties``) and
     the rule among ties (``selection_ties``). Empty for a checkpoint without that state."""
     if not state.get("monitor"):
         return {}

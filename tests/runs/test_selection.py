@@ -50,6 +50,17 @@ def test_ties_go_to_the_lower_validation_loss_then_the_earlier_epoch(monkeypatch
     assert _select(first, SATURATED, monkeypatch) == 1  # without a tie break: the first epoch to reach the best
 
 
+def test_ties_count_only_the_selected_score(monkeypatch: pytest.MonkeyPatch):
+    """Ties of an earlier best that a later epoch beat say nothing about the selection (before: a demo run whose best
+    epoch was unique printed "1 later epoch(s) equalled the best", counting a tie of a superseded best)."""
+    cb = make("callbacks", "default", "run_checkpoints", **RUN)
+    epochs = [(0.5, 1.0), (0.8, 0.5), (0.8, 0.6), (0.9, 0.4), (0.85, 0.3)]  # 0.8 tied once, then 0.9 alone
+    assert _select(cb, epochs, monkeypatch) == 3
+    assert cb.ties == 0 and selection_facts(cb.state_dict())["val_ties"] == 0
+    again = make("callbacks", "default", "run_checkpoints", **RUN)
+    assert _select(again, [*epochs, (0.9, 0.5)], monkeypatch) == 3 and again.ties == 1  # a tie of the selected score
+
+
 def test_selection_facts_and_saturation_warning(monkeypatch: pytest.MonkeyPatch):
     cb = make("callbacks", "default", "run_checkpoints", **RUN)
     _select(cb, SATURATED, monkeypatch)
