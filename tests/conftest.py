@@ -24,3 +24,15 @@ def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     prepare_corpus(cfg.data.root, cfg.data.cache_dir, preprocess_settings(cfg), generate=dict(cfg.data.generate),
                    workers=2, verbose=False)
     return data_dir
+
+
+@pytest.fixture(scope="session")
+def late_ckpt(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Averaging (late fusion) trained for one epoch on the tiny corpus (8 frames of 32x32, audio 0.5 + 2.45 s): the
+    checkpoint the predict tests read, trained once per session."""
+    from cfnsr.tasks.train import train
+
+    out = tmp_path_factory.mktemp("late")
+    record = train(compose_train(["fusion=averaging", "trainer.max_epochs=1", "measure_gflops=false", "logger=csv"],
+                                 tiny_data_dir, out))
+    return Path(record["best_ckpt"])

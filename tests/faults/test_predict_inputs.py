@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 from media_factory import write_clip  # noqa: E402
 from test_audio_layouts import _write as write_layout  # noqa: E402
-from tests_helpers import CONF_DIR, compose_train  # noqa: E402
+from tests_helpers import CONF_DIR  # noqa: E402
 
 from cfnsr.predict.decode_check import KILL_CHECK_ENV  # noqa: E402
 from cfnsr.predict.probe import probe  # noqa: E402
@@ -134,16 +134,6 @@ def test_a_name_with_non_ascii_and_newline_passes_with_the_documented_quoting(tm
 
 
 # --------------------------------------------------------------------------------------------------- end to end
-
-@pytest.fixture(scope="module")
-def late_ckpt(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from cfnsr.tasks.train import train
-
-    out = tmp_path_factory.mktemp("late")
-    record = train(compose_train(["fusion=averaging", "trainer.max_epochs=1", "measure_gflops=false", "logger=csv"],
-                                 tiny_data_dir, out))
-    return Path(record["best_ckpt"])
-
 
 @pytest.mark.slow
 def test_a_folder_run_survives_a_file_that_kills_its_decoder(late_ckpt: Path, tmp_path: Path,

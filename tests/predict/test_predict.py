@@ -334,17 +334,6 @@ def test_expand_inputs_file_folder_glob(tmp_path: Path):
 # --------------------------------------------------------------------------------------------------- end to end
 
 @pytest.fixture(scope="module")
-def late_ckpt(tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Averaging (late fusion) trained for one epoch on the tiny corpus: 8 frames of 32x32, audio 0.5 + 2.45 s."""
-    from cfnsr.tasks.train import train
-
-    out = tmp_path_factory.mktemp("late")
-    record = train(compose_train(["fusion=averaging", "trainer.max_epochs=1", "measure_gflops=false", "logger=csv"],
-                                 tiny_data_dir, out))
-    return Path(record["best_ckpt"])
-
-
-@pytest.fixture(scope="module")
 def model_level_ckpt(late_ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same run's config with CFN-SR (model-level fusion, no video-only path) and fresh weights."""
     ckpt = torch.load(late_ckpt, map_location="cpu", weights_only=True)
