@@ -48,8 +48,7 @@ def longest_functions(top: int = 5) -> list[tuple[int, str]]:
 
 def yaml_files(overrides: list[str]) -> list[str]:
     """The project's config files in the composed defaults list of ``train`` with ``overrides``."""
-    from hydra import compose, initialize_config_dir
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl  # noqa: F401  (Hydra's loader backs compose)
+    from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
@@ -57,9 +56,8 @@ def yaml_files(overrides: list[str]) -> list[str]:
         gh = GlobalHydra.instance()
         loader = gh.config_loader()
         defaults = loader.compute_defaults_list("train", overrides, run_mode=None)  # type: ignore[attr-defined]
-        compose("train", overrides=overrides)
-    paths = [d.config_path for d in defaults.defaults if d.config_path and not d.config_path.startswith("hydra/")
-             or d.config_path == "hydra/default"]
+    # Hydra's own hydra/* options live in its package; the project's hydra/default.yaml is in conf/
+    paths = [d.config_path for d in defaults.defaults if d.config_path]
     return [p for p in paths if (ROOT / "conf" / f"{p}.yaml").is_file()]
 
 
