@@ -47,3 +47,12 @@ def test_overfit_trains_on_a_few_batches_to_the_end(tiny_data_dir: Path, tmp_pat
     assert record["status"] == "debug" and record["debug"] == ["trainer.overfit_batches=3"]
     assert record["epochs"] == 2 and Path(record["last_ckpt"]).is_file() and record["test"]["n"] == 120
     assert "val/war" in record["final_metrics"]
+
+
+@pytest.mark.parametrize(("override", "flag"), [
+    ("+trainer.limit_train_batches=1", "trainer.limit_train_batches=1"),  # an int: one batch (before: not flagged)
+    ("+trainer.limit_val_batches=0.5", "trainer.limit_val_batches=0.5"),
+])
+def test_a_limit_to_part_of_the_data_makes_a_debug_run(tmp_path: Path, override: str, flag: str):
+    assert debug_flags(compose_train([override], tmp_path, tmp_path / "run")) == [flag]
+    assert debug_flags(compose_train(["+trainer.limit_train_batches=1.0"], tmp_path, tmp_path / "run")) == []

@@ -69,3 +69,16 @@ def run_metadata(cfg: DictConfig, params: int, gflops: float | None) -> dict[str
         "code_version": code_version(),
         **provenance(cfg),
     }
+
+
+def part_of_data_flags(trainer_cfg: Any, limits: tuple[str, ...]) -> list[str]:
+    """The trainer settings that make a job see only part of its data: ``fast_dev_run``, ``overfit_batches`` and
+    each ``limits`` key (``limit_test_batches``, ...) not covering its whole split. A limit that is an int counts
+    batches (``1`` is one batch), a float is a fraction (``1.0`` is the whole split)."""
+    t = trainer_cfg or {}
+    flags = [f"trainer.{k}={t[k]}" for k in ("fast_dev_run", "overfit_batches") if t.get(k)]
+    for key in limits:
+        limit = t.get(key)
+        if limit is not None and (isinstance(limit, int) or limit != 1.0):
+            flags.append(f"trainer.{key}={limit}")
+    return flags

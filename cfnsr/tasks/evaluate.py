@@ -16,7 +16,7 @@ from cfnsr.builders.checkpoint_config import evaluation_config, hydra_searchpath
 from cfnsr.builders.config_checks import check_evaluate_config
 from cfnsr.builders.corpus import prepare_data
 from cfnsr.builders.objects import build_datamodule, build_module
-from cfnsr.builders.run_metadata import run_metadata
+from cfnsr.builders.run_metadata import part_of_data_flags, run_metadata
 from cfnsr.console import progress_bars
 from cfnsr.files import write_text_atomic
 from cfnsr.models.complexity import count_params
@@ -41,13 +41,7 @@ RESULT_FILE = "test.json"
 
 def partial_flags(trainer_cfg: Any) -> list[str]:
     """The trainer settings that make an evaluation see only part of its test split (``limit_test_batches``, ...)."""
-    t = trainer_cfg or {}
-    flags = [f"trainer.{k}={t[k]}" for k in ("fast_dev_run", "overfit_batches") if t.get(k)]
-    limit = t.get("limit_test_batches")
-    # an int counts batches (1 is one batch), a float a fraction (1.0 is the whole split)
-    if limit is not None and (isinstance(limit, int) or limit != 1.0):
-        flags.append(f"trainer.limit_test_batches={limit}")
-    return flags
+    return part_of_data_flags(trainer_cfg, ("limit_test_batches",))
 
 
 def partial_reason(flags: list[str], result: dict[str, Any]) -> str | None:

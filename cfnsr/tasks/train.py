@@ -32,7 +32,7 @@ from cfnsr.builders.objects import (
     fold_split,
     preprocess_settings,
 )
-from cfnsr.builders.run_metadata import provenance, run_metadata
+from cfnsr.builders.run_metadata import part_of_data_flags, provenance, run_metadata
 from cfnsr.callbacks import run_end
 from cfnsr.callbacks.run_checkpoints import RunCheckpoints
 from cfnsr.callbacks.trial_report import TrialPruned
@@ -342,11 +342,7 @@ def with_interactions(result: dict[str, Any], cfg: DictConfig) -> dict[str, Any]
 
 def debug_flags(cfg: DictConfig) -> list[str]:
     """The trainer settings that make this a debugging run, not a result: it sees only part of the data."""
-    t = cfg.trainer
-    flags = [f"trainer.{k}={t[k]}" for k in ("fast_dev_run", "overfit_batches") if t.get(k)]
-    flags += [f"trainer.{k}={t[k]}" for k in ("limit_train_batches", "limit_val_batches", "limit_test_batches")
-              if t.get(k) is not None and t[k] != 1.0]
-    return flags
+    return part_of_data_flags(cfg.trainer, ("limit_train_batches", "limit_val_batches", "limit_test_batches"))
 
 
 def _logged_metrics(trainer: pl.Trainer) -> dict[str, float]:
