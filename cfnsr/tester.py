@@ -75,6 +75,7 @@ def run_test(make_trainer: TrainerFactory, module: EmotionModule, datamodule: pl
     path = Path(result_file)
     if global_rank_from_env() == 0:  # never read a result an earlier test left there
         path.unlink(missing_ok=True)
+    module.test_result = None  # set again by this test's on_test_epoch_end; never the previous test's
     handshake = ResultFile(path)
     make_trainer([handshake]).test(module, datamodule=datamodule, verbose=False)
     return handshake.read()

@@ -71,3 +71,12 @@ def by_interaction(confusion: Sequence[Sequence[int]], manifest: dict[str, Any],
         right = sum(int(confusion[k][k]) for k in rows)
         out[kind] = {"acc": right / n, "n": n}
     return out
+
+
+def with_interactions(result: dict[str, Any], root: str | Path) -> dict[str, Any]:
+    """A test ``result`` plus ``by_interaction`` (accuracy per interaction type) when the corpus at ``root`` has an
+    interactions manifest; unchanged otherwise (training and evaluate both record it this way)."""
+    manifest = read_manifest(root)
+    if manifest is None or "confusion" not in result:
+        return result
+    return {**result, "by_interaction": by_interaction(result["confusion"], manifest, str(Path(root) / MANIFEST_FILE))}

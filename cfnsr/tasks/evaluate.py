@@ -30,13 +30,16 @@ from cfnsr.robustness.suite import (
 )
 from cfnsr.runs.checkpoint_files import load_checkpoint
 from cfnsr.runs.corpus_check import record_fields as corpus_record_fields
-from cfnsr.runs.diagnostics import MANIFEST_FILE, by_interaction, read_manifest
+from cfnsr.runs.diagnostics import read_manifest, with_interactions
 from cfnsr.runs.folder import JobLock, RunFolderError, global_rank_from_env
 from cfnsr.runs.summary import format_run_summary
 from cfnsr.tester import run_test
 
 RECORD_FILE = "evaluation.json"  # evaluate's record: what was tested, on what, whether partial
 RESULT_FILE = "test.json"
+# where the test's own result comes back under ddp_spawn (cfnsr.tester); removed once test.json names the checkpoint,
+# so a kill in between never leaves a bare result looking like the evaluation's
+HANDSHAKE_FILE = ".test.handshake.json"
 
 
 def partial_flags(trainer_cfg: Any) -> list[str]:
@@ -104,14 +107,11 @@ def _evaluate_in(cfg: DictConfig, out: Path) -> dict[str, Any]:
     datamodule = build_datamodule(run_cfg)
     rank0 = global_rank_from_env() == 0
     tester = functools.partial(_tester, cfg.trainer, out)
-    result = run_test(tester, module, datamodule, out / RESULT_FILE, weights=lambda: state_dict)
+    result = run_test(tester, module, datamodule, out / HANDSHAKE_FILE, weights=lambda: state_dict)
     checkpoint = {"path": str(Path(cfg.ckpt_path).resolve()), "run_id": ckpt.get("cfnsr_run_id"),
                   "epoch": ckpt.get("epoch")}
-    result = {**result, "checkpoint": checkpoint}
-    manifest = read_manifest(run_cfg.data.root)  # a corpus with declared interaction types (docs/diagnostics.md)
-    if manifest is not None:
-        result["by_interaction"] = by_interaction(result["confusion"], manifest,
-                                                  str(Path(run_cfg.data.root) / MANIFEST_FILE))
+    # by_interaction: accuracy per interaction type, for a corpus that declares them (docs/diagnostics.md)
+    result = with_interactions({**result, "checkpoint": checkpoint}, run_cfg.data.root)
     partial = partial_reason(partial_flags(cfg.trainer), result)
     result["partial"] = partial
     record = {**run_metadata(run_cfg, count_params(module.model), None), "test": result,
@@ -120,10 +120,11 @@ def _evaluate_in(cfg: DictConfig, out: Path) -> dict[str, Any]:
               "checkpoint": checkpoint, "partial": partial,
               "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               **corpus_record_fields(datamodule.corpus_identity)}
-    if rank0:  # the test wrote the bare result; this one names the checkpoint
+    if rank0:
         write_text_atomic(out / RESULT_FILE, json.dumps(result))
+        (out / HANDSHAKE_FILE).unlink(missing_ok=True)
     if suite is not None:
-        rows = run_suite(suite, tester, module, datamodule, out, manifest)
+        rows = run_suite(suite, tester, module, datamodule, out, read_manifest(run_cfg.data.root))
         if rank0:
             meta = {**checkpoint_meta(ckpt, cfg.ckpt_path, suite), "partial": partial}
             doc = robustness_document(meta, result, rows)

@@ -43,7 +43,7 @@ from cfnsr.models.complexity import count_params, gflops_per_clip
 from cfnsr.module import EmotionModule
 from cfnsr.runs.checkpoint_files import CHECKPOINT_DIR, RunIdentity, callback_state, run_checkpoints
 from cfnsr.runs.corpus_check import record_fields as corpus_record_fields
-from cfnsr.runs.diagnostics import MANIFEST_FILE, by_interaction, read_manifest
+from cfnsr.runs.diagnostics import with_interactions
 from cfnsr.runs.distributed import from_rank0
 from cfnsr.runs.folder import (
     JobLock,
@@ -214,7 +214,7 @@ def _test_checkpoints(cfg: DictConfig, place: Place, module: EmotionModule, data
     for tag in TESTS:
         result = run_test(partial(_tester, cfg, place.run_dir), module, datamodule,
                           place.run_dir / RESULTS_DIR / f"{tag}.json", weights=partial(states.pop, tag))
-        record.update(**{tag: with_interactions({**result, **chosen["tests"][tag]}, cfg)})
+        record.update(**{tag: with_interactions({**result, **chosen["tests"][tag]}, cfg.data.root)})
 
 
 def _test_fast_dev_run(cfg: DictConfig, place: Place, module: EmotionModule, datamodule: pl.LightningDataModule,
@@ -225,7 +225,7 @@ def _test_fast_dev_run(cfg: DictConfig, place: Place, module: EmotionModule, dat
     if cfg.test_after_fit:
         result = run_test(partial(_tester, cfg, place.run_dir), module, datamodule,
                           place.run_dir / RESULTS_DIR / "test.json")
-        record.update(test=with_interactions(result, cfg))
+        record.update(test=with_interactions(result, cfg.data.root))
     record.finish("debug", epochs=1)
 
 
@@ -328,16 +328,6 @@ def selection_facts(state: dict[str, Any]) -> dict[str, Any]:
     rule = f"lower {tie}, then the earlier epoch" if tie else "the earlier epoch"
     return {"val_monitor": state["monitor"], "val_best": state.get("best_score"),
             "val_ties": int(state.get("ties") or 0), "selection_ties": rule}
-
-
-def with_interactions(result: dict[str, Any], cfg: DictConfig) -> dict[str, Any]:
-    """``result`` plus ``by_interaction`` (test accuracy per interaction type) when the corpus at ``cfg.data.root``
-    has an interactions manifest (``cfnsr.runs.diagnostics``); unchanged otherwise."""
-    manifest = read_manifest(cfg.data.root)
-    if manifest is None or "confusion" not in result:
-        return result
-    where = str(Path(cfg.data.root) / MANIFEST_FILE)
-    return {**result, "by_interaction": by_interaction(result["confusion"], manifest, where)}
 
 
 def debug_flags(cfg: DictConfig) -> list[str]:
