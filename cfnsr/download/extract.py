@@ -16,6 +16,7 @@ import glob
 import re
 import shutil
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -98,8 +99,8 @@ def extract_members(archive: Path, root: Path, rules: list[ExtractRule]) -> dict
         for info, rel in planned_members(zf, rules, archive.name):
             dest = root / rel
             outputs[rel] = info.file_size
-            if dest.is_file() and dest.stat().st_size == info.file_size:
-                continue
+            if dest.is_file() and dest.stat().st_size == info.file_size and _crc32(dest) == info.CRC:
+                continue  # extracted before with the same bytes (a same-size file with other bytes is replaced)
             dest.parent.mkdir(parents=True, exist_ok=True)
             for stale in dest.parent.glob(f".{glob.escape(dest.name)}{TMP_MARK}*"):  # left by a killed extraction
                 stale.unlink(missing_ok=True)
@@ -112,3 +113,12 @@ def extract_members(archive: Path, root: Path, rules: list[ExtractRule]) -> dict
             except zipfile.BadZipFile as exc:
                 raise DownloadError(f"{archive.name}: entry {info.filename!r} is corrupt ({exc})") from exc
     return outputs
+
+
+def _crc32(path: Path) -> int:
+    """The CRC-32 of a file, as a zip directory records it for each member."""
+    crc = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            crc = zlib.crc32(chunk, crc)
+    return crc
