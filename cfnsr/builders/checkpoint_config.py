@@ -268,6 +268,9 @@ def evaluation_config(saved: Mapping[str, Any], command: Mapping[str, Any], sour
         str(data.get("name")), cmd_data.get("root"), cmd_data.get("cache_dir"),
         (command.get("paths") or {}).get("data_dir"), searchpath, source, data.get("generate"))
     data["generate"] = checked_generate(data["root"], data.get("generate"), source)
+    # An evaluation covers its whole test split or stops naming the missing clips: a training run's permission to
+    # go on without some clips would make a result on part of the split look like one on all of it.
+    data["allow_missing_clips"] = False
     run["data"] = data
     run["preprocess"] = {**dict(run.get("preprocess") or {}), **preprocess_run_options(searchpath)}
     return run
