@@ -21,7 +21,6 @@ same video content (or the same cached frames) are listed in the report (``dupli
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import signal
 import sys
@@ -415,14 +414,6 @@ def _same_inputs(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return all(a.get(k) == b.get(k) for k in _INPUT_KEYS)
 
 
-def _read_report(cache_dir: Path) -> dict[str, Any] | None:
-    try:
-        report = json.loads((cache_dir / REPORT_FILE).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return report if isinstance(report, dict) else None
-
-
 def _previous_failures(previous: dict[str, Any] | None, settings: PreprocessSettings) -> dict[str, dict[str, Any]]:
     """file -> skip entry of the clips that failed in the run that wrote ``previous`` (with the same settings)."""
     if previous is None or previous.get("settings_hash") != settings.hash:
@@ -624,7 +615,7 @@ def _preprocess_corpus(root: str | Path, cache_dir: str | Path, settings: Prepro
     cache_dir.mkdir(parents=True, exist_ok=True)
     _prepare_cache(cache_dir, settings, force)
     cache.clean_stale_temps(cache_dir)
-    previous = _read_report(cache_dir)
+    previous = identity.read_report(cache_dir)
 
     plan = _plan(candidates, root, cache_dir, previous, full=verify == "full")
     _refuse_foreign(plan, cache_dir, root, previous)

@@ -29,7 +29,6 @@ from cfnsr.download.sources import RemoteFile, Source
 from cfnsr.files import write_text_atomic
 
 STATE_DIR = ".download"
-GIB = 1 << 30
 
 
 class _State:
@@ -171,7 +170,7 @@ def download(cfg: DictConfig, out: Any = print) -> dict[str, dict[str, int]]:
     sources = {name: instantiate(node) for name, node in dl.sources.items()}
     root.mkdir(parents=True, exist_ok=True)
     return {name: download_source(client, root, src, workers=dl.workers, keep_archives=dl.keep_archives,
-                                  reserve=int(dl.reserve_gib * GIB), out=out)
+                                  reserve=int(dl.reserve_gib * disk.GIB), out=out)
             for name, src in sources.items()}
 
 

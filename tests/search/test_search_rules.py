@@ -115,7 +115,7 @@ def test_a_trial_left_running_by_a_dead_worker_is_failed_and_replaced(tmp_path: 
 
 
 def test_the_search_space_in_hydra_syntax_becomes_optuna_distributions():
-    optuna = require_module("optuna", "optuna")
+    require_module("optuna", "optuna")
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     from cfnsr.search.space import override_value, parse_space
@@ -137,7 +137,6 @@ def test_the_search_space_in_hydra_syntax_becomes_optuna_distributions():
     for value in (1.2345e-05, 16, "adam", "1e-3", True):
         (o,) = OverridesParser.create().parse_overrides([f"k={override_value(value)}"])
         assert o.value() == value and type(o.value()) is type(value), value
-    assert optuna.__version__.split(".")[0] in ("4", "5")
 
 
 def test_a_search_on_the_wrong_protocol_is_refused_before_any_trial(tmp_path: Path):
