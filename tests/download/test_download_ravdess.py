@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "faults"))
+from disk_helpers import fill, small_disk  # noqa: E402
 from loopback_server import Server, serving, zip_bytes
 from tests_helpers import CONF_DIR
 
@@ -190,44 +193,27 @@ def test_zip_entry_with_path_traversal_is_refused_naming_it(tmp_path: Path):
         assert not (tmp_path / "01-01-05-01-01-01-01.mp4").exists() and not (root / "Actor_01").exists()
 
 
-def _mount_tmpfs(where: Path, size: str) -> bool:
-    if os.geteuid() != 0:
-        return False
-    where.mkdir()
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                          capture_output=True).returncode == 0
-
-
 def test_a_disk_filling_up_mid_download_is_named_and_leaves_nothing_looking_complete(tmp_path: Path):
-    disk = tmp_path / "small"
-    if not _mount_tmpfs(disk, "2m"):
-        pytest.skip("mounting a tmpfs needs root and mount permission (the free-space pre-check is tested above)")
-    try:
+    # a real 2 MiB tmpfs (needs root: under CI=true its absence fails the test, elsewhere it skips)
+    with small_disk(tmp_path / "small", "2m") as disk:
         root = disk / "RAVDESS"
         actors = [1]
         with serving() as srv:
             paths = publish(srv, actors)
-            filler = disk / "filler"
             path = paths["Video_Speech_Actor_01.zip"]
-
-            def fill_disk() -> None:  # after the pre-check passed, something else takes the space
-                free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
-                filler.write_bytes(b"\0" * (free - 40_000))
-
-            srv.faults.before_body[path] = fill_disk
+            # after the pre-check passed, something else takes the space
+            srv.faults.before_body[path] = lambda: fill(disk, leave=40_000)
             with pytest.raises(DownloadError, match=r"disk full while writing .*Video_Speech_Actor_01\.zip\.part"):
                 download(config(root, srv, actors, "download.workers=1"))
             assert not (root / ".download" / "Video_Speech_Actor_01.zip").exists()
             assert not (root / "Actor_01").exists()
 
             del srv.faults.before_body[path]
-            filler.unlink()
+            (disk / ".ballast").unlink()
             srv.log.clear()
             download(config(root, srv, actors))
             assert srv.requests_for(path)[0].headers["Range"].startswith("bytes=")  # resumed the partial file
             assert extracted(root) == expected_layout(actors)
-    finally:
-        subprocess.run(["umount", str(disk)], check=False)
 
 
 def test_entry_point_prints_the_licence_and_exits_2_with_the_reason(tmp_path: Path):
