@@ -40,9 +40,8 @@ def check_train_config(cfg: DictConfig) -> None:
     n_folds = len(fold_test_speakers(cfg))
     _int(cfg.fold, "fold", 1, n_folds)
     _int(cfg.seed, "seed", 0)
-    _int(cfg.trainer.max_epochs, "trainer.max_epochs", 1)  # -1 would train forever, 0 not at all
 
-    check_values(cfg)  # batch size, learning rate, frames, workers, ...: named at the key the user set
+    check_values(cfg)  # epochs, batch size, learning rate, frames, workers...: named at the key the user set
     check_wiring(cfg)
     if cfg.ckpt_path is not None and not isinstance(cfg.ckpt_path, str):
         raise ConfigError(f"ckpt_path={cfg.ckpt_path!r}: expected a file path")
