@@ -399,6 +399,8 @@ def predict_paths(paths: list[Path], predictor: Predictor, opts: PredictOptions,
     out.mkdir(parents=True, exist_ok=True)
     batcher = _Batcher(predictor, opts.batch_size)
     results: list[FileResult] = []
+    rows: list[dict[str, Any]] = []
+    csv_path: Path | None = None
     taken: set[str] = set()
     bar_files = tqdm(paths, desc="files", unit="file", disable=not opts.progress, position=0, dynamic_ncols=True)
     bar_windows = tqdm(total=0, desc="windows", unit="window", disable=not opts.progress, position=1, leave=False,
@@ -426,13 +428,13 @@ def predict_paths(paths: list[Path], predictor: Predictor, opts: PredictOptions,
                                                result.info.duration if result.info else None)
             results.append(result)
             # after every file (atomically): a run that dies later keeps the files done so far
-            rows = [row for r in results for row in (*r.windows, r.summary)]
+            rows.extend((*result.windows, result.summary))
             csv_path = write_csv(out / "predictions.csv", rows, predictor.class_names)
     finally:
         bar_windows.close()
         bar_files.close()
-    rows = [row for r in results for row in (*r.windows, r.summary)]
-    csv_path = write_csv(out / "predictions.csv", rows, predictor.class_names)
+    if csv_path is None:  # no file at all: the header alone
+        csv_path = write_csv(out / "predictions.csv", rows, predictor.class_names)
     return {"csv": csv_path, "results": results, "rows": rows,
             "timelines": [r.timeline for r in results if r.timeline is not None]}
 
