@@ -72,6 +72,8 @@ def stages(log_lines: list[str], started: float, ended: float) -> dict[str, floa
     out: dict[str, float] = {}
     if first is not None:
         out["start-up"] = first - started
+    if first is not None and gen is not None:
+        out["config and folders"] = gen - first  # from the first log line to the corpus generation
     if gen is not None and prep_end is not None and prep_s is not None:
         out["generation"] = max(0.0, prep_end - prep_s - gen)
     if prep_s is not None:

@@ -30,8 +30,9 @@ LOG = """[2026-12-04 10:00:05,000][stdout][INFO] - ├── data
 def test_stages_from_the_log():
     started = datetime(2026, 12, 4, 10, 0, 0).timestamp()
     out = _bench().stages(LOG.splitlines(), started, started + 95.0)
-    assert out == pytest.approx({"start-up": 5.0, "generation": 30.0, "preprocessing": 14.0, "training": 40.5,
-                                 "test + summary": 4.5, "total": 95.0})
+    assert out == pytest.approx({"start-up": 5.0, "config and folders": 1.0, "generation": 30.0,
+                                 "preprocessing": 14.0, "training": 40.5, "test + summary": 4.5, "total": 95.0})
+    assert sum(v for k, v in out.items() if k != "total") == pytest.approx(out["total"])  # the stages add up
 
 
 def test_a_corpus_that_existed_has_no_generation_stage():
