@@ -54,10 +54,11 @@ def saved_split(ckpt: Any) -> dict[str, list[int | str]] | None:
     return {k: _sorted_ids(split[k]) for k in SPLIT_KEYS}
 
 
-def init_source(path: str | Path) -> dict[str, Any]:
+def init_source(path: str | Path, ckpt: Any = None) -> dict[str, Any]:
     """What a record says about one initialisation checkpoint: its path, run id, recipe hash and split (None for
-    what it does not carry)."""
-    ckpt = read_weights_only(path)  # FileNotFoundError / WeightsFileError (a ValueError) naming the file
+    what it does not carry). ``ckpt``: the file's contents when already read."""
+    if ckpt is None:
+        ckpt = read_weights_only(path)  # FileNotFoundError / WeightsFileError (a ValueError) naming the file
     cfg = ckpt.get("cfnsr_config") if isinstance(ckpt, Mapping) else None
     return {
         "path": str(Path(path).resolve()),

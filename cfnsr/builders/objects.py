@@ -24,6 +24,7 @@ from cfnsr.models.build import build_model, load_backbone_weights, load_kinetics
 from cfnsr.models.fusion.registry import CONF_DIR
 from cfnsr.module import EmotionModule
 from cfnsr.runs.checkpoint_files import RunIdentity
+from cfnsr.weights_only import read_weights_only
 
 # The data module's wiring, for run configs that do not carry it (datamodule_node).
 DATAMODULE_CONF = CONF_DIR / "datamodule" / "default.yaml"
@@ -84,17 +85,20 @@ def build_module(cfg: DictConfig, identity: RunIdentity | None = None,
             load_kinetics_resnext(model.video, init.kinetics)
         video = video if "video" in model.modalities else None  # e.g. from_runs found both for a unimodal run
         audio = audio if "audio" in model.modalities else None
-        # Every cfnsr checkpoint that initialises the run is checked against its split before its weights load.
+        # Every cfnsr checkpoint that initialises the run is checked against its split before its weights load;
+        # each file is read once, so the weights loaded are the bytes whose split was checked.
+        loaded: dict[str, Any] = {}
         for part, path, key in (("video", video, keys["video"]), ("audio", audio, keys["audio"]),
                                 ("weights", init.get("weights"), "init.weights")):
             if path:
-                init_sources[part] = init_source(path)
+                loaded.setdefault(str(path), read_weights_only(path))
+                init_sources[part] = init_source(path, loaded[str(path)])
                 check_init_source(init_sources[part], key, split, cfg.protocol.name,
                                   bool(init.get("allow_unknown_split", False)))
         if video or audio:
-            load_backbone_weights(model, video=video, audio=audio)
+            load_backbone_weights(model, video=video, audio=audio, loaded=loaded)
         if init.get("weights"):  # a whole model of the same architecture, e.g. a finished run to train further
-            load_model_weights(model, init.weights)
+            load_model_weights(model, init.weights, loaded=loaded)
     speed = cfg.get("speed") or {}  # absent from configs saved before model.compile existed: both off
     module = EmotionModule(
         model=model,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
@@ -31,19 +32,20 @@ def build_model(backbone_cfg: DictConfig, fusion_cfg: DictConfig, num_classes: i
 
 
 def load_backbone_weights(model: FusionModel, video: str | Path | None = None,
-                          audio: str | Path | None = None) -> None:
+                          audio: str | Path | None = None, loaded: Mapping[str, Any] | None = None) -> None:
     """Load each backbone from a unimodal checkpoint, leaving every fusion-specific weight as it is.
 
     A checkpoint is a Lightning ``.ckpt`` (keys ``model.video.*`` / ``model.audio.*`` under ``state_dict``)
     or a plain state dict (keys ``video.*`` of a whole model, or the backbone's own keys). Head weights are
     skipped when the fusion model has dropped that backbone's head. Raises ValueError listing the
-    missing, unexpected and mis-shaped keys if the checkpoint does not fit.
+    missing, unexpected and mis-shaped keys if the checkpoint does not fit. ``loaded``: checkpoints already read,
+    by path (the ones whose split was checked: the weights loaded are those very bytes, read once).
     """
     for modality, path in (("video", video), ("audio", audio)):
         if path is None:
             continue
         backbone: Backbone = getattr(model, modality)
-        state = _strip_prefix(_read_state_dict(path), (f"model.{modality}.", f"{modality}."))
+        state = _strip_prefix(_read_state_dict(path, loaded), (f"model.{modality}.", f"{modality}."))
         if backbone.head is None:
             state = {k: v for k, v in state.items() if not k.startswith(f"{backbone.head_name}.")}
         _load_exactly(backbone, state, f"{modality} weights from {path}")
@@ -65,19 +67,23 @@ def load_kinetics_resnext(backbone: Backbone, path: str | Path) -> None:
     _load_exactly(backbone, state, f"Kinetics weights from {path}")
 
 
-def load_model_weights(model: FusionModel, path: str | Path) -> None:
+def load_model_weights(model: FusionModel, path: str | Path, loaded: Mapping[str, Any] | None = None) -> None:
     """Load every weight of ``model`` from a cfnsr checkpoint (``model.*`` keys) or a plain state dict of the model.
 
     The optimiser state is not restored: this starts a new run from trained weights. Raises ValueError listing the
-    keys that do not fit (another backbone or fusion).
+    keys that do not fit (another backbone or fusion). ``loaded``: as for :func:`load_backbone_weights`.
     """
-    state = _strip_prefix(_read_state_dict(path), ("model.",))
+    state = _strip_prefix(_read_state_dict(path, loaded), ("model.",))
     _load_exactly(model, state, f"model weights from {path}")
 
 
-def _read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """A state dict from a plain ``torch.save`` of one, or from the ``state_dict`` entry of a checkpoint."""
-    checkpoint = read_weights_only(path)  # FileNotFoundError / WeightsFileError (a ValueError) naming the file
+def _read_state_dict(path: str | Path, loaded: Mapping[str, Any] | None = None) -> dict[str, Tensor]:
+    """A state dict from a plain ``torch.save`` of one, or from the ``state_dict`` entry of a checkpoint (taken
+    from ``loaded`` when the file was read already)."""
+    if loaded is not None and str(path) in loaded:
+        checkpoint = loaded[str(path)]
+    else:
+        checkpoint = read_weights_only(path)  # FileNotFoundError / WeightsFileError (a ValueError) naming the file
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{path}: not a state dict or checkpoint (found {type(checkpoint).__name__})")
     return dict(checkpoint.get("state_dict", checkpoint))
